@@ -1,0 +1,7 @@
+"""Datasets: the one ``Dataset`` type, built-in sets, readers for user files, splits."""
+
+from poisonlab.data.builtin import DATASETS
+from poisonlab.data.dataset import Dataset, train_test_split
+from poisonlab.data.readers import load_dataset, write_npz
+
+__all__ = ["DATASETS", "Dataset", "load_dataset", "train_test_split", "write_npz"]

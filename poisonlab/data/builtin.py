@@ -1,0 +1,59 @@
+"""Built-in datasets: shipped with scikit-learn or generated, so no network is needed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poisonlab.data.dataset import Dataset
+from poisonlab.registry import Registry
+
+DATASETS: Registry[Dataset] = Registry("dataset")
+
+
+@DATASETS.register("digits", "8×8 greyscale handwritten digits, 10 classes, 1,797 images (scikit-learn)")
+def digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    X = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
+    return Dataset.from_arrays(X, bunch.target, name="digits")
+
+
+@DATASETS.register("breast_cancer", "Wisconsin breast cancer, 30 features, 2 classes, 569 rows (scikit-learn)")
+def breast_cancer() -> Dataset:
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer()
+    return Dataset.from_arrays(bunch.data.astype(np.float32), bunch.target, name="breast_cancer")
+
+
+@DATASETS.register("wine", "Wine cultivars, 13 features, 3 classes, 178 rows (scikit-learn)")
+def wine() -> Dataset:
+    from sklearn.datasets import load_wine
+
+    bunch = load_wine()
+    return Dataset.from_arrays(bunch.data.astype(np.float32), bunch.target, name="wine")
+
+
+@DATASETS.register("synthetic", "Seeded make_classification tabular set (sizes configurable)")
+def synthetic(
+    *,
+    n_samples: int = 2000,
+    n_features: int = 20,
+    n_informative: int = 10,
+    n_classes: int = 2,
+    class_sep: float = 1.0,
+    random_state: int = 0,
+) -> Dataset:
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=n_informative,
+        n_redundant=min(2, n_features - n_informative),
+        n_classes=n_classes,
+        class_sep=class_sep,
+        random_state=random_state,
+    )
+    return Dataset.from_arrays(X.astype(np.float32), y, name="synthetic")

@@ -1,0 +1,159 @@
+"""Readers for user data: ``.npz`` (never unpickled), ``.csv``, ``.parquet``, image folders."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from poisonlab.data.builtin import DATASETS
+from poisonlab.data.dataset import Dataset
+from poisonlab.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
+
+
+def load_dataset(
+    spec: str,
+    *,
+    label_col: str | None = None,
+    id_col: str | None = None,
+    source_col: str | None = None,
+    **params: object,
+) -> Dataset:
+    """Load a registered dataset by name, or a user file/folder by path."""
+    if spec in DATASETS:
+        return DATASETS.create(spec, **params)
+    path = Path(spec)
+    if params:
+        raise DataError(f"{spec}: parameters {sorted(params)} only apply to built-in datasets")
+    if not path.exists():
+        if path.suffix or "/" in spec:
+            raise DataError(f"{spec}: no such file or folder")
+        known = ", ".join(DATASETS.names())
+        raise DataError(f"unknown dataset {spec!r}; built-in: {known}; or give a path to a file")
+    if path.is_dir():
+        return read_image_folder(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return read_npz(path)
+    if suffix in TABLE_SUFFIXES:
+        return read_table(path, label_col=label_col, id_col=id_col, source_col=source_col)
+    raise DataError(f"{spec}: unsupported file type {suffix!r} (use .npz, .csv, .parquet or a folder)")
+
+
+def read_npz(path: Path) -> Dataset:
+    """Arrays ``X``, ``y`` and optional ``ids``, ``source``; loaded with ``allow_pickle=False``."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = set(archive.files)
+            missing = {"X", "y"} - names
+            if missing:
+                raise DataError(f"{path}: npz lacks array(s) {sorted(missing)}; found {sorted(names)}")
+            arrays = {k: archive[k] for k in ("X", "y", "ids", "source") if k in names}
+    except DataError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise DataError(f"{path}: npz holds object arrays, which poisonlab never unpickles") from exc
+        raise DataError(f"{path}: malformed npz: {exc}") from exc
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: malformed npz: {exc}") from exc
+    return Dataset.from_arrays(
+        arrays["X"], arrays["y"], ids=arrays.get("ids"), source=arrays.get("source"), name=path.stem
+    )
+
+
+def read_table(
+    path: Path,
+    *,
+    label_col: str | None,
+    id_col: str | None = None,
+    source_col: str | None = None,
+) -> Dataset:
+    """A CSV or Parquet table; every column but label/id/source must be numeric."""
+    import pandas as pd
+
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path)
+        else:
+            frame = pd.read_parquet(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: malformed table: {str(exc).splitlines()[0]}") from exc
+    except (OSError, ValueError, ImportError) as exc:
+        raise DataError(f"{path}: cannot read table: {str(exc).splitlines()[0]}") from exc
+    if label_col is None:
+        raise DataError(f"{path}: give the label column (--label-col); columns: {list(frame.columns)[:20]}")
+    for role, col in (("label", label_col), ("id", id_col), ("source", source_col)):
+        if col is not None and col not in frame.columns:
+            raise DataError(f"{path}: no {role} column {col!r}; columns: {list(frame.columns)[:20]}")
+    used = [c for c in (label_col, id_col, source_col) if c is not None]
+    features = frame.drop(columns=used)
+    if features.shape[1] == 0:
+        raise DataError(f"{path}: no feature columns besides {used}")
+    non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if non_numeric:
+        raise DataError(f"{path}: feature column(s) {non_numeric[:5]} are not numeric")
+    labels = frame[label_col]
+    if labels.isna().any():
+        raise DataError(f"{path}: label column {label_col!r} has missing values")
+    if not pd.api.types.is_numeric_dtype(labels):
+        raise DataError(
+            f"{path}: label column {label_col!r} must hold integers, found {labels.iloc[0]!r}"
+        )
+    return Dataset.from_arrays(
+        features.to_numpy(dtype=np.float32),
+        labels.to_numpy(),
+        ids=None if id_col is None else frame[id_col].to_numpy().astype(str),
+        source=None if source_col is None else frame[source_col].to_numpy().astype(str),
+        name=path.stem,
+    )
+
+
+def read_image_folder(path: Path, *, size: tuple[int, int] | None = None) -> Dataset:
+    """One subfolder per class; images are resized to the first image's size, values in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    class_dirs = sorted(p for p in path.iterdir() if p.is_dir())
+    if len(class_dirs) < 2:
+        raise DataError(f"{path}: an image folder needs one subfolder per class (at least two)")
+    files: list[tuple[Path, int]] = []
+    for k, class_dir in enumerate(class_dirs):
+        files += [
+            (f, k) for f in sorted(class_dir.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES
+        ]
+    if not files:
+        raise DataError(f"{path}: no images found in its class subfolders")
+    images = []
+    for f, _ in files:
+        try:
+            with Image.open(f) as img:
+                images.append(img.copy())
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"{f}: not a readable image ({exc})") from exc
+    mode = "L" if all(img.mode in ("L", "1", "I", "I;16") for img in images) else "RGB"
+    size = size or images[0].size
+    arrays = [np.asarray(img.convert(mode).resize(size), dtype=np.float32) / 255.0 for img in images]
+    X = np.stack(arrays)
+    X = X[:, None] if mode == "L" else X.transpose(0, 3, 1, 2)
+    labels = np.array([k for _, k in files])
+    ids = np.array([str(f.relative_to(path)) for f, _ in files])
+    dataset = Dataset.from_arrays(X, labels, ids=ids, name=path.name)
+    return dataset
+
+
+def write_npz(path: Path, dataset: Dataset, **extra: np.ndarray) -> None:
+    """Write a dataset (labels in the user's label space) plus extra arrays, without pickle."""
+    arrays: dict[str, np.ndarray] = {
+        "X": dataset.X,
+        "y": dataset.original_labels(),
+        "ids": dataset.ids,
+    }
+    if dataset.source is not None:
+        arrays["source"] = dataset.source
+    arrays.update(extra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]

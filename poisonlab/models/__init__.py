@@ -1,0 +1,67 @@
+"""Models: the fast PyTorch trainer and scikit-learn classifiers, all by name.
+
+Every model has ``fit(X, y) -> self`` and ``predict(X)``; the torch models also
+have ``predict_proba`` and ``representations`` (penultimate layer).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+from poisonlab.models.sklearn_models import FlatClassifier, sklearn_classifier
+from poisonlab.models.torch_models import MLP, SmallCNN, TorchClassifier
+from poisonlab.registry import Registry
+
+
+class Classifier(Protocol):
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Any: ...
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+
+MODELS: Registry[Classifier] = Registry("model")
+
+
+@MODELS.register("cnn", "Small PyTorch CNN for images (2 conv layers), 30 epochs of Adam")
+def cnn(
+    *, epochs: int = 30, batch_size: int = 128, lr: float = 3e-3, width: int = 16,
+    weight_decay: float = 0.0, random_state: int = 0,
+) -> TorchClassifier:
+    return TorchClassifier(
+        arch="cnn", epochs=epochs, batch_size=batch_size, lr=lr, width=width,
+        weight_decay=weight_decay, random_state=random_state,
+    )
+
+
+@MODELS.register("mlp", "PyTorch MLP (2 hidden layers) on standardised, flattened features")
+def mlp(
+    *, epochs: int = 30, batch_size: int = 64, lr: float = 3e-3, width: int = 32,
+    weight_decay: float = 0.0, random_state: int = 0,
+) -> TorchClassifier:
+    return TorchClassifier(
+        arch="mlp", epochs=epochs, batch_size=batch_size, lr=lr, width=width,
+        weight_decay=weight_decay, random_state=random_state,
+    )
+
+
+_SKLEARN = [
+    ("logreg", LogisticRegression, True, {"max_iter": 2000}, "scikit-learn logistic regression"),
+    ("svm", SVC, True, {}, "scikit-learn SVC (RBF kernel)"),
+    ("linear_svm", SVC, True, {"kernel": "linear"}, "scikit-learn SVC with a linear kernel"),
+    ("random_forest", RandomForestClassifier, False, {"n_estimators": 100}, "scikit-learn random forest"),
+    ("gradient_boosting", GradientBoostingClassifier, False, {}, "scikit-learn gradient boosting"),
+    ("decision_tree", DecisionTreeClassifier, False, {}, "scikit-learn decision tree"),
+    ("knn", KNeighborsClassifier, True, {"n_neighbors": 5}, "scikit-learn k-nearest neighbours"),
+    ("naive_bayes", GaussianNB, False, {}, "scikit-learn Gaussian naive Bayes"),
+]
+for _name, _cls, _scale, _defaults, _desc in _SKLEARN:
+    MODELS.add(_name, sklearn_classifier(_cls, scale=_scale, **_defaults), _desc)
+
+__all__ = ["MLP", "MODELS", "Classifier", "FlatClassifier", "SmallCNN", "TorchClassifier"]

@@ -1,0 +1,52 @@
+"""Any scikit-learn classifier, by name, behind the same fit/predict surface.
+
+Inputs are flattened (so images work too) and, for scale-sensitive learners,
+standardised inside a pipeline fitted on the training data only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+class FlatClassifier:
+    """Wraps a scikit-learn estimator; flattens ``N×…`` inputs to ``N×d``."""
+
+    def __init__(self, estimator: BaseEstimator, *, scale: bool) -> None:
+        self.estimator = estimator
+        self.scale = scale
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> FlatClassifier:
+        model = clone(self.estimator)
+        self.model_ = make_pipeline(StandardScaler(), model) if self.scale else model
+        self.model_.fit(_flat(X), np.asarray(y))
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model_.predict(_flat(X)))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model_.predict_proba(_flat(X)))
+
+
+def _flat(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    return X.reshape(X.shape[0], -1)
+
+
+def sklearn_classifier(estimator_cls: type[ClassifierMixin], *, scale: bool, **defaults: Any) -> Any:
+    """A registry factory building ``estimator_cls`` with user parameters over ``defaults``."""
+
+    def factory(*, random_state: int = 0, **params: Any) -> FlatClassifier:
+        kwargs = {**defaults, **params}
+        if "random_state" in estimator_cls().get_params():
+            kwargs["random_state"] = random_state
+        return FlatClassifier(estimator_cls(**kwargs), scale=scale)
+
+    factory.__name__ = estimator_cls.__name__
+    return factory
