@@ -39,9 +39,7 @@ class Entry(Generic[T]):
         unknown = sorted(set(params) - set(known))
         if unknown and not takes_any:
             listed = ", ".join(sorted(known)) or "none"
-            raise ConfigError(
-                f"{self.name!r} has no parameter {unknown[0]!r}; its parameters are: {listed}"
-            )
+            raise ConfigError(f"{self.name!r} has no parameter {unknown[0]!r}; its parameters are: {listed}")
         try:
             return self.factory(**params)
         except (TypeError, ValueError) as exc:
@@ -55,9 +53,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(
-        self, name: str, description: str
-    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(self, name: str, description: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator registering ``factory`` under ``name``."""
 
         def decorate(factory: Callable[..., T]) -> Callable[..., T]:

@@ -101,9 +101,7 @@ def read_table(
     if labels.isna().any():
         raise DataError(f"{path}: label column {label_col!r} has missing values")
     if not pd.api.types.is_numeric_dtype(labels):
-        raise DataError(
-            f"{path}: label column {label_col!r} must hold integers, found {labels.iloc[0]!r}"
-        )
+        raise DataError(f"{path}: label column {label_col!r} must hold integers, found {labels.iloc[0]!r}")
     return Dataset.from_arrays(
         features.to_numpy(dtype=np.float32),
         labels.to_numpy(),
@@ -122,9 +120,7 @@ def read_image_folder(path: Path, *, size: tuple[int, int] | None = None) -> Dat
         raise DataError(f"{path}: an image folder needs one subfolder per class (at least two)")
     files: list[tuple[Path, int]] = []
     for k, class_dir in enumerate(class_dirs):
-        files += [
-            (f, k) for f in sorted(class_dir.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES
-        ]
+        files += [(f, k) for f in sorted(class_dir.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise DataError(f"{path}: no images found in its class subfolders")
     images = []

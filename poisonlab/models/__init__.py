@@ -31,23 +31,43 @@ MODELS: Registry[Classifier] = Registry("model")
 
 @MODELS.register("cnn", "Small PyTorch CNN for images (2 conv layers), 30 epochs of Adam")
 def cnn(
-    *, epochs: int = 30, batch_size: int = 128, lr: float = 3e-3, width: int = 16,
-    weight_decay: float = 0.0, random_state: int = 0,
+    *,
+    epochs: int = 30,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    width: int = 16,
+    weight_decay: float = 0.0,
+    random_state: int = 0,
 ) -> TorchClassifier:
     return TorchClassifier(
-        arch="cnn", epochs=epochs, batch_size=batch_size, lr=lr, width=width,
-        weight_decay=weight_decay, random_state=random_state,
+        arch="cnn",
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        width=width,
+        weight_decay=weight_decay,
+        random_state=random_state,
     )
 
 
 @MODELS.register("mlp", "PyTorch MLP (2 hidden layers) on standardised, flattened features")
 def mlp(
-    *, epochs: int = 30, batch_size: int = 64, lr: float = 3e-3, width: int = 32,
-    weight_decay: float = 0.0, random_state: int = 0,
+    *,
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    width: int = 32,
+    weight_decay: float = 0.0,
+    random_state: int = 0,
 ) -> TorchClassifier:
     return TorchClassifier(
-        arch="mlp", epochs=epochs, batch_size=batch_size, lr=lr, width=width,
-        weight_decay=weight_decay, random_state=random_state,
+        arch="mlp",
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        width=width,
+        weight_decay=weight_decay,
+        random_state=random_state,
     )
 
 

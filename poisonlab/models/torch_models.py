@@ -109,9 +109,7 @@ class TorchClassifier:
             self.scale_ = flat.std(axis=0) + 1e-6
             self.net_ = MLP(flat.shape[1], self.n_classes_, 4 * self.width)
         inputs, targets = self._inputs(X), torch.from_numpy(y.copy())
-        optimiser = torch.optim.Adam(
-            self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay
-        )
+        optimiser = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         loss_fn = nn.CrossEntropyLoss()
         generator = torch.Generator().manual_seed(self.random_state)
         n = inputs.shape[0]

@@ -1,0 +1,37 @@
+"""Attacks on the training data, one module per family, resolved by name through ``ATTACKS``."""
+
+from poisonlab.attacks.backdoor import BadNets, Blended, FeatureTrigger
+from poisonlab.attacks.base import Attack, PoisonResult, Trigger, resolve_budget
+from poisonlab.attacks.label_flip import FarthestFirstLabelFlip, RandomLabelFlip, TargetedLabelFlip
+from poisonlab.attacks.none import NoAttack
+from poisonlab.registry import Registry
+
+ATTACKS: Registry[Attack] = Registry("attack")
+ATTACKS.add("none", NoAttack, "No poisoning: the clean baseline every grid compares against")
+ATTACKS.add("label_flip", RandomLabelFlip, "Random label flipping: chosen samples get a random other class")
+ATTACKS.add(
+    "targeted_flip", TargetedLabelFlip, "Targeted label flipping: source-class samples relabelled as target"
+)
+ATTACKS.add(
+    "farthest_flip",
+    FarthestFirstLabelFlip,
+    "Model-aware flipping: relabel the samples a clean surrogate is most sure of (Xiao et al. 2015)",
+)
+ATTACKS.add("badnets", BadNets, "BadNets patch-trigger backdoor on images (Gu et al. 2017)")
+ATTACKS.add("blended", Blended, "Blended backdoor: alpha-blended key pattern on images (Chen et al. 2017)")
+ATTACKS.add("feature_trigger", FeatureTrigger, "Tabular backdoor: chosen features set to rare values")
+
+__all__ = [
+    "ATTACKS",
+    "Attack",
+    "BadNets",
+    "Blended",
+    "FarthestFirstLabelFlip",
+    "FeatureTrigger",
+    "NoAttack",
+    "PoisonResult",
+    "RandomLabelFlip",
+    "TargetedLabelFlip",
+    "Trigger",
+    "resolve_budget",
+]

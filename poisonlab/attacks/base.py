@@ -1,0 +1,116 @@
+"""The attack contract: ``poison(dataset, budget, rng) -> PoisonResult``.
+
+An attack is built from its hyperparameters only (keyword-only). ``poison`` never
+mutates its input, poisons at most ``budget`` samples, is deterministic given its
+seed, and returns the poisoned copy with the exact boolean mask of the rows it
+changed (``True`` = poisoned). Backdoor attacks also return the :class:`Trigger`
+that turns a clean test input into a triggered one.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from poisonlab.data.dataset import Dataset
+from poisonlab.errors import ConfigError
+
+Budget = float | int
+Seed = int | np.random.Generator | None
+
+
+class Trigger(ABC):
+    """Maps clean inputs to triggered inputs; pure and vectorised over rows."""
+
+    @abstractmethod
+    def apply(self, X: np.ndarray) -> np.ndarray:
+        """Return a triggered copy of ``X`` (same shape and dtype)."""
+
+
+@dataclass(frozen=True, eq=False)
+class PoisonResult:
+    """A poisoned training set and the exact mask of poisoned rows.
+
+    ``target_class`` is the class index the attacker wants inputs sent to (backdoor
+    target, or target of a targeted flip); ``source_class`` is set by attacks that
+    aim at one class only.
+    """
+
+    dataset: Dataset
+    poison_mask: np.ndarray
+    trigger: Trigger | None = None
+    target_class: int | None = None
+    source_class: int | None = None
+
+    @property
+    def n_poison(self) -> int:
+        return int(self.poison_mask.sum())
+
+
+class Attack(ABC):
+    """Base class: subclasses implement :meth:`_poison` and declare what data they accept."""
+
+    #: Modalities the attack can poison.
+    modalities: ClassVar[tuple[str, ...]] = ("image", "tabular")
+
+    def poison(self, dataset: Dataset, budget: Budget, rng: Seed = None) -> PoisonResult:
+        """Poison at most ``budget`` samples of ``dataset`` (a fraction in (0, 1] or a count)."""
+        if dataset.modality not in self.modalities:
+            raise ConfigError(
+                f"attack {type(self).__name__} works on {' or '.join(self.modalities)} data, "
+                f"not on {dataset.modality} data ({dataset.name})"
+            )
+        n_poison = resolve_budget(budget, len(dataset))
+        result = self._poison(dataset, n_poison, np.random.default_rng(rng))
+        if result.n_poison > n_poison:  # a broken attack is a bug, not a user error
+            raise RuntimeError(f"{type(self).__name__} poisoned {result.n_poison} > budget {n_poison}")
+        return result
+
+    @abstractmethod
+    def _poison(self, dataset: Dataset, n_poison: int, rng: np.random.Generator) -> PoisonResult:
+        """Poison exactly ``n_poison`` rows (or fewer where the attack says why)."""
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
+        return f"{type(self).__name__}({params})"
+
+
+def resolve_budget(budget: Budget, n_samples: int) -> int:
+    """Number of samples a budget allows: ``floor(rate * n)`` for a rate, or a count."""
+    if isinstance(budget, bool) or not isinstance(budget, int | float | np.integer | np.floating):
+        raise ConfigError(f"poison budget must be a rate in (0, 1] or a count, got {budget!r}")
+    if isinstance(budget, int | np.integer):
+        if not 0 < budget <= n_samples:
+            raise ConfigError(f"poison count must lie in 1..{n_samples}, got {budget}")
+        return int(budget)
+    if not (math.isfinite(budget) and 0.0 < budget <= 1.0):
+        raise ConfigError(f"poison rate must lie in (0, 1], got {budget}")
+    return int(math.floor(budget * n_samples + 1e-9))
+
+
+def choose(pool: np.ndarray, n: int, rng: np.random.Generator, what: str) -> np.ndarray:
+    """``n`` distinct indices drawn from ``pool``, or a clear error when the pool is too small."""
+    if n > pool.shape[0]:
+        raise ConfigError(f"budget of {n} samples exceeds the {pool.shape[0]} {what}")
+    return np.sort(rng.choice(pool, size=n, replace=False))
+
+
+def mask_of(index: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[index] = True
+    return mask
+
+
+def class_index(label: int, dataset: Dataset, role: str) -> int:
+    """Class index of a label given in the user's label space (``dataset.classes``)."""
+    if isinstance(label, bool) or not isinstance(label, int | np.integer):
+        raise ConfigError(f"{role} class must be an integer label, got {label!r}")
+    if int(label) not in dataset.classes:
+        raise ConfigError(
+            f"{role} class {label} does not exist in {dataset.name} (labels: {list(dataset.classes)})"
+        )
+    return dataset.classes.index(int(label))
