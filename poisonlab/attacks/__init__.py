@@ -8,9 +8,9 @@ from poisonlab.registry import Registry
 
 ATTACKS: Registry[Attack] = Registry("attack")
 ATTACKS.add("none", NoAttack, "No poisoning: the clean baseline every grid compares against")
-ATTACKS.add("label_flip", RandomLabelFlip, "Random label flipping: chosen samples get a random other class")
+ATTACKS.add("label_flip", RandomLabelFlip, "Random label flipping: chosen samples get another class")
 ATTACKS.add(
-    "targeted_flip", TargetedLabelFlip, "Targeted label flipping: source-class samples relabelled as target"
+    "targeted_flip", TargetedLabelFlip, "Targeted flipping: source-class samples relabelled as the target"
 )
 ATTACKS.add(
     "farthest_flip",

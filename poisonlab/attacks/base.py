@@ -89,7 +89,7 @@ def resolve_budget(budget: Budget, n_samples: int) -> int:
         return int(budget)
     if not (math.isfinite(budget) and 0.0 < budget <= 1.0):
         raise ConfigError(f"poison rate must lie in (0, 1], got {budget}")
-    return int(math.floor(budget * n_samples + 1e-9))
+    return math.floor(float(budget) * n_samples + 1e-9)
 
 
 def choose(pool: np.ndarray, n: int, rng: np.random.Generator, what: str) -> np.ndarray:

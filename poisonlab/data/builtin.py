@@ -19,9 +19,7 @@ def digits() -> Dataset:
     return Dataset.from_arrays(X, bunch.target, name="digits")
 
 
-@DATASETS.register(
-    "breast_cancer", "Wisconsin breast cancer, 30 features, 2 classes, 569 rows (scikit-learn)"
-)
+@DATASETS.register("breast_cancer", "Wisconsin breast cancer, 30 features, 2 classes, 569 rows")
 def breast_cancer() -> Dataset:
     from sklearn.datasets import load_breast_cancer
 
