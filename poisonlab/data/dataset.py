@@ -76,7 +76,9 @@ class Dataset:
         if self.source is not None:
             source = np.asarray(self.source).astype(str)
             if source.shape != (n,):
-                raise DataError(f"{self.name}: {source.shape[0]} source entries for {n} rows")
+                raise DataError(
+                    f"{self.name}: {source.shape[0] if source.ndim else 0} source entries for {n} rows"
+                )
             object.__setattr__(self, "source", _frozen(source))
         object.__setattr__(self, "X", _frozen(X))
         object.__setattr__(self, "y", _frozen(y))
@@ -167,9 +169,14 @@ def _integer_labels(y: np.ndarray, name: str) -> np.ndarray:
         if finite.all() and np.array_equal(y, np.round(y)):
             return y.astype(np.int64)
         bad = y[~finite] if not finite.all() else y[y != np.round(y)]
-        raise DataError(f"{name}: labels must be integers, found {bad[0]!r}")
-    sample = y.ravel()[0] if y.size else None
+        raise DataError(f"{name}: labels must be integers, found {_plain(bad[0])!r}")
+    sample = _plain(y.ravel()[0]) if y.size else None
     raise DataError(f"{name}: labels must be integers, found {sample!r} (dtype {y.dtype})")
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value (so messages read ``0.5``, not ``np.float64(0.5)``)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def train_test_split(

@@ -46,13 +46,19 @@ def load_dataset(
 
 def read_npz(path: Path) -> Dataset:
     """Arrays ``X``, ``y`` and optional ``ids``, ``source``; loaded with ``allow_pickle=False``."""
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: malformed npz: not a zip archive of arrays")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Open the file ourselves: np.load leaks its handle when the zip is corrupt.
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             names = set(archive.files)
             missing = {"X", "y"} - names
             if missing:
                 raise DataError(f"{path}: npz lacks array(s) {sorted(missing)}; found {sorted(names)}")
             arrays = {k: archive[k] for k in ("X", "y", "ids", "source") if k in names}
+            not_arrays = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
+            if not_arrays:
+                raise DataError(f"{path}: malformed npz: {not_arrays} are not .npy arrays")
     except DataError:
         raise
     except ValueError as exc:
@@ -85,6 +91,8 @@ def read_table(
         raise DataError(f"{path}: malformed table: {str(exc).splitlines()[0]}") from exc
     except (OSError, ValueError, ImportError) as exc:
         raise DataError(f"{path}: cannot read table: {str(exc).splitlines()[0]}") from exc
+    if frame.shape[0] == 0:
+        raise DataError(f"{path}: the table has no rows")
     if label_col is None:
         raise DataError(f"{path}: give the label column (--label-col); columns: {list(frame.columns)[:20]}")
     for role, col in (("label", label_col), ("id", id_col), ("source", source_col)):

@@ -1,0 +1,3 @@
+from poisonlab.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,191 @@
+"""The ``poisonlab`` command line: parses, calls the library, formats output. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from poisonlab.errors import ConfigError, PoisonlabError
+
+console = Console()
+err_console = Console(stderr=True)
+if not console.is_terminal:  # a pipe or file: don't squeeze tables into 80 columns
+    console.width = max(console.width, 120)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
+        err_console.print(f"poisonlab: error: {message} (see {self.prog} --help)", highlight=False)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="poisonlab", description="Red-team and defend ML training data against poisoning.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run an experiment grid (built-in quick benchmark without CONFIG)")
+    run.add_argument("config", nargs="?", help="TOML experiment config")
+    run.add_argument("--out", help="output folder (default: runs/<time stamp>)")
+    run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes")
+    run.add_argument("--resume", action="store_true", help="skip runs already finished in --out")
+
+    attack = sub.add_parser("attack", help="write a poisoned copy of a dataset with its poison mask")
+    attack.add_argument("name", help="attack name (see poisonlab list)")
+    attack.add_argument("data", help="built-in dataset name or a .npz/.csv/.parquet file or image folder")
+    budget = attack.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--rate", type=float, help="fraction of samples to poison, in (0, 1]")
+    budget.add_argument("--count", type=int, help="number of samples to poison")
+    attack.add_argument("--out", required=True, help="output .npz (X, y, ids, poison_mask, ...)")
+    attack.add_argument("--seed", type=int, default=0)
+    attack.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="attack parameter, value in TOML syntax (repeatable)")
+    _data_options(attack)
+
+    sub.add_parser("list", help="list registered datasets, models, attacks and defenses")
+    return parser
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--label-col", help="label column of a CSV/Parquet file")
+    parser.add_argument("--id-col", help="id column of a CSV/Parquet file")
+    parser.add_argument("--source-col", help="source column of a CSV/Parquet file")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "attack": cmd_attack, "list": cmd_list}[args.command](args)
+    except PoisonlabError as exc:
+        err_console.print(f"poisonlab: error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("poisonlab: interrupted; finished runs are kept in the results store")
+        return 130
+
+
+# -- run ---------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from poisonlab.experiments import DEFAULT_CONFIG, aggregate, load_config, parse_config, run_grid
+    from poisonlab.experiments.runner import pending_runs
+
+    experiment = load_config(args.config) if args.config else parse_config(DEFAULT_CONFIG)
+    out = Path(args.out) if args.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    todo, skipped = pending_runs(experiment, out, resume=args.resume)
+    if skipped:
+        console.print(f"resuming: {skipped} finished runs kept, {len(todo)} to go")
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, transient=False,
+    ) as progress:
+        task = progress.add_task("runs", total=len(todo))
+
+        def on_result(record: dict[str, Any]) -> None:
+            progress.advance(task)
+            if record["status"] != "ok":
+                progress.console.print(
+                    f"[red]failed[/red] {record['attack']} rate={record['poison_rate']} "
+                    f"seed={record['seed']}: {record['error']}", highlight=False,
+                )
+
+        outcome = run_grid(experiment, out, jobs=args.jobs, resume=args.resume, on_result=on_result)
+    console.print(_summary_table(aggregate(outcome.records)))
+    console.print(f"results: {out / 'summary.json'}, {out / 'results.csv'}, {out / 'results.sqlite'}")
+    if outcome.n_failed:
+        err_console.print(f"poisonlab: {outcome.n_failed} run(s) failed; see 'error' in summary.json")
+        return 1
+    return 0
+
+
+def _summary_table(rows: list[dict[str, Any]]) -> Table:
+    """Mean ± std per cell; columns with a single value across the grid move to the title."""
+    keys = ("dataset", "model", "defense")
+    constant = [k for k in keys if len({r[k] for r in rows}) == 1] if rows else []
+    title = "mean ± std over seeds, accuracies in %"
+    if constant:
+        title += " — " + ", ".join(f"{k}: {rows[0][k]}" for k in constant)
+    table = Table(title=title)
+    shown = [k for k in keys if k not in constant]
+    for col in (*shown, "attack", "rate", "seeds", "n_poison", "C-ACC", "ASR", "RA", "ΔACC"):
+        table.add_column(col, no_wrap=True, justify="left" if col in (*keys, "attack") else "right")
+    for r in rows:
+        rate = "—" if r["poison_rate"] is None else f"{100 * r['poison_rate']:g}%"
+        table.add_row(
+            *(r[k] for k in shown), r["attack"], rate, str(r["n_seeds"]), f"{r['n_poison']:.0f}",
+            *(_pm(r[m]) for m in ("clean_acc", "asr", "ra", "acc_drop")),
+        )
+    return table
+
+
+def _pm(value: tuple[float, float] | None) -> str:
+    return "—" if value is None else f"{100 * value[0]:.1f}±{100 * value[1]:.1f}"
+
+
+# -- attack ------------------------------------------------------------------
+def cmd_attack(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from poisonlab.attacks import ATTACKS
+    from poisonlab.data import load_dataset, write_npz
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out must name a .npz file, got {args.out}")
+    attack = ATTACKS.create(args.name, **_parse_params(args.param))
+    data = load_dataset(args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col)
+    budget = args.rate if args.rate is not None else args.count
+    result = attack.poison(data, budget, args.seed)
+    extra: dict[str, np.ndarray] = {"poison_mask": result.poison_mask}
+    if result.target_class is not None:
+        extra["target"] = np.asarray(data.classes[result.target_class])
+    write_npz(out, result.dataset, **extra)
+    console.print(
+        f"{args.name}: poisoned {result.n_poison} of {len(data)} samples of {data.name} → {out}",
+        highlight=False,
+    )
+    return 0
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param wants KEY=VALUE, got {item!r}")
+        try:
+            params[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            params[key.strip()] = value  # a bare word is a string
+    return params
+
+
+# -- list --------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    from poisonlab.attacks import ATTACKS
+    from poisonlab.data import DATASETS
+    from poisonlab.defenses import DEFENSES
+    from poisonlab.models import MODELS
+
+    for title, registry in (("datasets", DATASETS), ("models", MODELS), ("attacks", ATTACKS),
+                            ("defenses", DEFENSES)):
+        table = Table(title=title, title_justify="left")
+        table.add_column("name")
+        table.add_column("description")
+        for entry in registry:
+            table.add_row(entry.name, entry.description)
+        console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny image and tabular datasets, and helpers to pick one per attack.
+
+The datasets are built once per session (``functools.cache``) and are immutable, so
+sharing them between tests is safe; tests that must not see shared state take copies.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pytest
+
+from poisonlab.data import Dataset, load_dataset
+from poisonlab.registry import Entry
+
+
+@functools.cache
+def tiny_image() -> Dataset:
+    """The first 300 digits (≈30 per class): 300×1×8×8 float32 in [0, 1], 10 classes."""
+    return load_dataset("digits").subset(np.arange(300))
+
+
+@functools.cache
+def tiny_tabular() -> Dataset:
+    """A seeded, well-separated 3-class tabular set: 200×8 float32."""
+    return load_dataset(
+        "synthetic", n_samples=200, n_features=8, n_informative=4, n_classes=3, class_sep=2.0
+    )
+
+
+@pytest.fixture(scope="session")
+def image_data() -> Dataset:
+    return tiny_image()
+
+
+@pytest.fixture(scope="session")
+def tabular_data() -> Dataset:
+    return tiny_tabular()
+
+
+def modalities_of(entry: Entry[Any]) -> tuple[str, ...]:
+    """The modalities an attack entry declares (its factory's ``modalities`` class attribute)."""
+    return tuple(entry.factory.modalities)  # type: ignore[attr-defined]
+
+
+def dataset_for(entry: Entry[Any], modality: str | None = None) -> Dataset:
+    """A tiny dataset the attack accepts: ``modality`` if given, else images when allowed."""
+    allowed = modalities_of(entry)
+    if modality is None:
+        modality = "image" if "image" in allowed else allowed[0]
+    if modality not in allowed:
+        raise ValueError(f"{entry.name} does not accept {modality} data")
+    return tiny_image() if modality == "image" else tiny_tabular()
+
+
+def attack_params(entry: Entry[Any], dataset: Dataset) -> dict[str, Any]:
+    """Parameters making an attack valid on ``dataset``: class labels it lacks are replaced.
+
+    Attacks take class labels (``source``, ``target``) in the data's label space with
+    defaults such as ``source=1, target=7``; on a dataset without those labels we pick
+    distinct labels that exist, keeping the defaults wherever they already fit.
+    """
+    defaults = entry.parameters()
+    params: dict[str, Any] = {}
+    labels = list(dataset.classes)
+    taken: set[int] = set()
+    for role in ("target", "source"):
+        if role not in defaults:
+            continue
+        default = defaults[role]
+        if default in labels and default not in taken:
+            value = default
+        else:
+            value = next(c for c in labels if c not in taken)
+            params[role] = value
+        taken.add(value)
+    return params
