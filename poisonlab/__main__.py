@@ -1,3 +1,5 @@
-from poisonlab.cli import main
 import sys
+
+from poisonlab.cli import main
+
 sys.exit(main())

@@ -24,8 +24,13 @@ if not console.is_terminal:  # a pipe or file: don't squeeze tables into 80 colu
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not usage + message
-        err_console.print(f"poisonlab: error: {message} (see {self.prog} --help)", highlight=False)
+        _error(f"{message} (see {self.prog} --help)")
         sys.exit(2)
+
+
+def _error(message: str) -> None:
+    """One plain line on stderr: never wrapped, so scripts and CI logs can grep it."""
+    sys.stderr.write(f"poisonlab: error: {' '.join(message.split())}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--count", type=int, help="number of samples to poison")
     attack.add_argument("--out", required=True, help="output .npz (X, y, ids, poison_mask, ...)")
     attack.add_argument("--seed", type=int, default=0)
-    attack.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="attack parameter, value in TOML syntax (repeatable)")
+    attack.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="attack parameter, value in TOML syntax (repeatable)",
+    )
     _data_options(attack)
 
     sub.add_parser("list", help="list registered datasets, models, attacks and defenses")
@@ -65,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": cmd_run, "attack": cmd_attack, "list": cmd_list}[args.command](args)
     except PoisonlabError as exc:
-        err_console.print(f"poisonlab: error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        _error(str(exc))
         return 2
     except KeyboardInterrupt:
-        err_console.print("poisonlab: interrupted; finished runs are kept in the results store")
+        _error("interrupted; finished runs are kept in the results store")
         return 130
 
 
@@ -85,8 +95,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if skipped:
         console.print(f"resuming: {skipped} finished runs kept, {len(todo)} to go")
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
     ) as progress:
         task = progress.add_task("runs", total=len(todo))
 
@@ -95,14 +109,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             if record["status"] != "ok":
                 progress.console.print(
                     f"[red]failed[/red] {record['attack']} rate={record['poison_rate']} "
-                    f"seed={record['seed']}: {record['error']}", highlight=False,
+                    f"seed={record['seed']}: {record['error']}",
+                    highlight=False,
                 )
 
         outcome = run_grid(experiment, out, jobs=args.jobs, resume=args.resume, on_result=on_result)
     console.print(_summary_table(aggregate(outcome.records)))
     console.print(f"results: {out / 'summary.json'}, {out / 'results.csv'}, {out / 'results.sqlite'}")
     if outcome.n_failed:
-        err_console.print(f"poisonlab: {outcome.n_failed} run(s) failed; see 'error' in summary.json")
+        _error(f"{outcome.n_failed} run(s) failed; see 'error' in {out / 'summary.json'}")
         return 1
     return 0
 
@@ -121,7 +136,11 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:
     for r in rows:
         rate = "—" if r["poison_rate"] is None else f"{100 * r['poison_rate']:g}%"
         table.add_row(
-            *(r[k] for k in shown), r["attack"], rate, str(r["n_seeds"]), f"{r['n_poison']:.0f}",
+            *(r[k] for k in shown),
+            r["attack"],
+            rate,
+            str(r["n_seeds"]),
+            f"{r['n_poison']:.0f}",
             *(_pm(r[m]) for m in ("clean_acc", "asr", "ra", "acc_drop")),
         )
     return table
@@ -176,8 +195,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     from poisonlab.defenses import DEFENSES
     from poisonlab.models import MODELS
 
-    for title, registry in (("datasets", DATASETS), ("models", MODELS), ("attacks", ATTACKS),
-                            ("defenses", DEFENSES)):
+    for title, registry in (
+        ("datasets", DATASETS),
+        ("models", MODELS),
+        ("attacks", ATTACKS),
+        ("defenses", DEFENSES),
+    ):
         table = Table(title=title, title_justify="left")
         table.add_column("name")
         table.add_column("description")

@@ -57,7 +57,7 @@ class Attack(ABC):
     #: Modalities the attack can poison.
     modalities: ClassVar[tuple[str, ...]] = ("image", "tabular")
 
-    def poison(self, dataset: Dataset, budget: Budget, rng: Seed = None) -> PoisonResult:
+    def poison(self, dataset: Dataset, budget: Budget | None, rng: Seed = None) -> PoisonResult:
         """Poison at most ``budget`` samples of ``dataset`` (a fraction in (0, 1] or a count)."""
         if dataset.modality not in self.modalities:
             raise ConfigError(
@@ -79,7 +79,7 @@ class Attack(ABC):
         return f"{type(self).__name__}({params})"
 
 
-def resolve_budget(budget: Budget, n_samples: int) -> int:
+def resolve_budget(budget: Budget | None, n_samples: int) -> int:
     """Number of samples a budget allows: ``floor(rate * n)`` for a rate, or a count."""
     if isinstance(budget, bool) or not isinstance(budget, int | float | np.integer | np.floating):
         raise ConfigError(f"poison budget must be a rate in (0, 1] or a count, got {budget!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -10,14 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from poisonlab.attacks import ATTACKS
+from poisonlab.data.dataset import Dataset
 from poisonlab.data.readers import load_dataset
 from poisonlab.defenses import DEFENSES
-from poisonlab.data.dataset import Dataset
 from poisonlab.errors import ConfigError
 from poisonlab.models import MODELS
 
 TOP_LEVEL_KEYS = {
-    "datasets", "models", "attacks", "defenses", "poison_rates", "seeds", "test_size", "baseline",
+    "datasets",
+    "models",
+    "attacks",
+    "defenses",
+    "poison_rates",
+    "seeds",
+    "test_size",
+    "baseline",
 }
 DATASET_FILE_KEYS = {"path", "label_col", "id_col", "source_col"}
 
@@ -33,7 +41,8 @@ class Component:
     def label(self) -> str:
         if not self.params:
             return self.name
-        inner = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()) if k != "path")
+        # where a data file is and how it is read do not name the dataset
+        inner = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()) if k not in DATASET_FILE_KEYS)
         return f"{self.name}[{inner}]" if inner else self.name
 
 
@@ -123,15 +132,13 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Experi
                     f"attack {attack.name!r} works on {' or '.join(allowed)} data; "
                     f"dataset {data_comp.label!r} is {modality}"
                 )
-        for model in models:
-            for defense in defenses:
-                for attack in attacks:
-                    attack_rates: list[float | None] = [None] if attack.name == "none" else list(rates)
-                    for rate in attack_rates:
-                        for seed in seeds:
-                            runs.append(
-                                RunSpec(data_comp, model, attack, rate, defense, seed, float(test_size), digest)
-                            )
+        for model, defense, attack in itertools.product(models, defenses, attacks):
+            # The clean baseline has no rate: one run per seed, not one per rate.
+            attack_rates: list[float | None] = [None] if attack.name == "none" else list(rates)
+            runs += [
+                RunSpec(data_comp, model, attack, rate, defense, seed, float(test_size), digest)
+                for rate, seed in itertools.product(attack_rates, seeds)
+            ]
     return Experiment(tuple(runs))
 
 

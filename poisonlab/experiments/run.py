@@ -17,8 +17,21 @@ from poisonlab.models import MODELS
 
 #: Columns of summary.json / results.csv, in order.
 RECORD_FIELDS = (
-    "run_id", "dataset", "model", "attack", "poison_rate", "defense", "seed", "n_poison",
-    "clean_acc", "asr", "ra", "acc_drop", "seconds", "status", "error",
+    "run_id",
+    "dataset",
+    "model",
+    "attack",
+    "poison_rate",
+    "defense",
+    "seed",
+    "n_poison",
+    "clean_acc",
+    "asr",
+    "ra",
+    "acc_drop",
+    "seconds",
+    "status",
+    "error",
 )
 
 
@@ -67,7 +80,7 @@ def _evaluate(spec: RunSpec) -> dict[str, Any]:
     train, test = train_test_split(data, test_size=spec.test_size, random_state=spec.seed)
     attack = ATTACKS.create(spec.attack.name, **spec.attack.params)
     rng = np.random.default_rng([spec.seed, 1])
-    poisoned = attack.poison(train, spec.poison_rate, rng) if spec.poison_rate else attack.poison(train)
+    poisoned = attack.poison(train, spec.poison_rate, rng)
     defense = DEFENSES.create(spec.defense.name, **spec.defense.params)
     defended = defense.apply(poisoned.dataset, np.random.default_rng([spec.seed, 2]))
     model = MODELS.create(spec.model.name, random_state=spec.seed, **spec.model.params)

@@ -147,11 +147,7 @@ def _cell(record: dict[str, Any]) -> tuple[Any, ...]:
 
 def add_accuracy_drop(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fill ``acc_drop`` = clean baseline C-ACC − this run's C-ACC, per (dataset, model, defense, seed)."""
-    baselines = {
-        _cell(r): r["clean_acc"]
-        for r in records
-        if r["attack"] == "none" and r["status"] == "ok"
-    }
+    baselines = {_cell(r): r["clean_acc"] for r in records if r["attack"] == "none" and r["status"] == "ok"}
     out = []
     for r in records:
         base = baselines.get(_cell(r))
@@ -191,8 +187,12 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (dataset, model, attack, rate, defense), group in groups.items():
         row: dict[str, Any] = {
-            "dataset": dataset, "model": model, "attack": attack, "poison_rate": rate,
-            "defense": defense, "n_seeds": len(group),
+            "dataset": dataset,
+            "model": model,
+            "attack": attack,
+            "poison_rate": rate,
+            "defense": defense,
+            "n_seeds": len(group),
             "n_poison": float(np.mean([g["n_poison"] for g in group])),
         }
         for metric in AGG_METRICS:

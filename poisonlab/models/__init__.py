@@ -71,7 +71,7 @@ def mlp(
     )
 
 
-_SKLEARN = [
+_SKLEARN: list[tuple[str, type, bool, dict[str, Any], str]] = [
     ("logreg", LogisticRegression, True, {"max_iter": 2000}, "scikit-learn logistic regression"),
     ("svm", SVC, True, {}, "scikit-learn SVC (RBF kernel)"),
     ("linear_svm", SVC, True, {"kernel": "linear"}, "scikit-learn SVC with a linear kernel"),

@@ -1,0 +1,36 @@
+# Quick start:  make run   (set up, then the default experiment)
+#               make test  (set up, then lint, type-check and the whole test suite)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup run test lint bench clean
+
+setup: $(VENV)/.installed
+
+# CPU PyTorch is pinned explicitly: an unpinned torch pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "poisonlab needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: setup
+	$(BIN)/poisonlab run
+
+lint: setup
+	$(BIN)/ruff check poisonlab tests benchmarks
+	$(BIN)/ruff format --check poisonlab tests benchmarks
+	$(BIN)/mypy poisonlab
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/bench_default_run.py
+	$(BIN)/python benchmarks/bench_attack_bars.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
