@@ -25,9 +25,7 @@ def tiny_image() -> Dataset:
 @functools.cache
 def tiny_tabular() -> Dataset:
     """A seeded, well-separated 3-class tabular set: 200×8 float32."""
-    return load_dataset(
-        "synthetic", n_samples=200, n_features=8, n_informative=4, n_classes=3, class_sep=2.0
-    )
+    return load_dataset("synthetic", n_samples=200, n_features=8, n_informative=4, n_classes=3, class_sep=2.0)
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,9 @@ def test_list_shows_every_registered_name(capsys: pytest.CaptureFixture[str]) ->
 
 def test_attack_writes_a_poisoned_copy_with_its_mask(tmp_path: Path) -> None:
     out = tmp_path / "poisoned.npz"
-    assert main(["attack", "badnets", "digits", "--rate", "0.05", "--out", str(out), "--param", "target=3"]) == 0
+    assert (
+        main(["attack", "badnets", "digits", "--rate", "0.05", "--out", str(out), "--param", "target=3"]) == 0
+    )
     clean = load_dataset("digits")
     with np.load(out, allow_pickle=False) as f:
         X, y, mask, ids = f["X"], f["y"], f["poison_mask"], f["ids"]
@@ -51,7 +53,10 @@ def test_attack_on_a_csv_keeps_the_users_labels(tmp_path: Path) -> None:
     data = tmp_path / "d.csv"
     data.write_text("f1,f2,cls\n" + "\n".join(f"{i},{i % 3},{10 if i % 2 else 20}" for i in range(50)))
     out = tmp_path / "p.npz"
-    assert main(["attack", "label_flip", str(data), "--label-col", "cls", "--count", "5", "--out", str(out)]) == 0
+    assert (
+        main(["attack", "label_flip", str(data), "--label-col", "cls", "--count", "5", "--out", str(out)])
+        == 0
+    )
     with np.load(out, allow_pickle=False) as f:
         assert set(np.unique(f["y"])) == {10, 20}
         assert f["poison_mask"].sum() == 5
@@ -106,7 +111,10 @@ BAD_INPUTS = [
     (["attack", "label_flip", "{floaty}", "--rate", "0.1", "--out", "o.npz"], "labels must be integers"),
     (["attack", "label_flip", "{mismatch}", "--rate", "0.1", "--out", "o.npz"], "rows but y has"),
     (["attack", "label_flip", "{csv}", "--rate", "0.1", "--out", "o.npz"], "label column"),
-    (["attack", "label_flip", "{csv}", "--label-col", "zz", "--rate", "0.1", "--out", "o.npz"], "no label column"),
+    (
+        ["attack", "label_flip", "{csv}", "--label-col", "zz", "--rate", "0.1", "--out", "o.npz"],
+        "no label column",
+    ),
     (["run", "missing.toml"], "no such config file"),
     (["run", "{badtoml}"], "invalid TOML"),
     (["run", "--jobs", "0"], "--jobs must be >= 1"),
@@ -115,7 +123,9 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("argv", "message"), BAD_INPUTS)
-def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(tmp_path: Path, argv: list[str], message: str) -> None:
+def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
     files = {
         "garbage": _write(tmp_path, "garbage.npz", b"\x00not a zip at all"),
         "csv": _write(tmp_path, "t.csv", "a,b,label\n1,2,0\n3,4,1\n"),

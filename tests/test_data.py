@@ -346,7 +346,7 @@ def test_csv_fractional_labels(tmp_path):
     path = tmp_path / "t.csv"
     frame = _frame().drop(columns=["uid", "origin"]).assign(label=[0.0, 1.0, 0.5, 1.0, 0.0, 1.0])
     frame.to_csv(path, index=False)
-    with pytest.raises(DataError, match="labels must be integers, found 0.5"):
+    with pytest.raises(DataError, match=r"labels must be integers, found 0\.5"):
         load_dataset(str(path), label_col="label")
 
 
@@ -492,7 +492,7 @@ def test_registry_lookup_of_unknown_dataset():
 def test_unsupported_file_type(tmp_path):
     path = tmp_path / "data.json"
     path.write_text("{}")
-    with pytest.raises(DataError, match="unsupported file type '.json'"):
+    with pytest.raises(DataError, match=r"unsupported file type '\.json'"):
         load_dataset(str(path))
 
 
@@ -636,7 +636,7 @@ def test_split_is_stratified_on_imbalanced_data():
 def test_split_is_seeded(tabular_data):
     a_train, a_test = train_test_split(tabular_data, random_state=0)
     b_train, b_test = train_test_split(tabular_data, random_state=0)
-    c_train, c_test = train_test_split(tabular_data, random_state=1)
+    _, c_test = train_test_split(tabular_data, random_state=1)
     assert np.array_equal(a_test.ids, b_test.ids)
     assert np.array_equal(a_train.ids, b_train.ids)
     assert not np.array_equal(a_test.ids, c_test.ids)
