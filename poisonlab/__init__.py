@@ -5,12 +5,38 @@ The flow: a :class:`Dataset` goes through an attack (``ATTACKS``) to a
 the runner (:func:`run_grid`) measures C-ACC, ASR and RA for every cell of a grid.
 """
 
-from poisonlab.attacks import ATTACKS, Attack, PoisonResult, Trigger
-from poisonlab.data import DATASETS, Dataset, load_dataset, train_test_split
-from poisonlab.defenses import DEFENSES
-from poisonlab.errors import ConfigError, DataError, PoisonlabError, UnknownNameError
-from poisonlab.experiments import load_config, parse_config, run_experiment, run_grid
-from poisonlab.models import MODELS
+from importlib import import_module
+from typing import Any
+
+# Public names and the module each lives in. Imported on first use, so that the
+# command line starts without loading PyTorch until a command needs it.
+_EXPORTS = {
+    "ATTACKS": "poisonlab.attacks",
+    "Attack": "poisonlab.attacks",
+    "PoisonResult": "poisonlab.attacks",
+    "Trigger": "poisonlab.attacks",
+    "DATASETS": "poisonlab.data",
+    "Dataset": "poisonlab.data",
+    "load_dataset": "poisonlab.data",
+    "train_test_split": "poisonlab.data",
+    "DEFENSES": "poisonlab.defenses",
+    "MODELS": "poisonlab.models",
+    "ConfigError": "poisonlab.errors",
+    "DataError": "poisonlab.errors",
+    "PoisonlabError": "poisonlab.errors",
+    "UnknownNameError": "poisonlab.errors",
+    "load_config": "poisonlab.experiments",
+    "parse_config": "poisonlab.experiments",
+    "run_experiment": "poisonlab.experiments",
+    "run_grid": "poisonlab.experiments",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'poisonlab' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

@@ -6,19 +6,15 @@ have ``predict_proba`` and ``representations`` (penultimate layer).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.naive_bayes import GaussianNB
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.svm import SVC
-from sklearn.tree import DecisionTreeClassifier
 
 from poisonlab.models.sklearn_models import FlatClassifier, sklearn_classifier
-from poisonlab.models.torch_models import MLP, SmallCNN, TorchClassifier
 from poisonlab.registry import Registry
+
+if TYPE_CHECKING:
+    from poisonlab.models.torch_models import TorchClassifier
 
 
 class Classifier(Protocol):
@@ -39,6 +35,8 @@ def cnn(
     weight_decay: float = 0.0,
     random_state: int = 0,
 ) -> TorchClassifier:
+    from poisonlab.models.torch_models import TorchClassifier  # PyTorch loads on first use
+
     return TorchClassifier(
         arch="cnn",
         epochs=epochs,
@@ -60,6 +58,8 @@ def mlp(
     weight_decay: float = 0.0,
     random_state: int = 0,
 ) -> TorchClassifier:
+    from poisonlab.models.torch_models import TorchClassifier
+
     return TorchClassifier(
         arch="mlp",
         epochs=epochs,
@@ -71,17 +71,54 @@ def mlp(
     )
 
 
-_SKLEARN: list[tuple[str, type, bool, dict[str, Any], str]] = [
-    ("logreg", LogisticRegression, True, {"max_iter": 2000}, "scikit-learn logistic regression"),
-    ("svm", SVC, True, {}, "scikit-learn SVC (RBF kernel)"),
-    ("linear_svm", SVC, True, {"kernel": "linear"}, "scikit-learn SVC with a linear kernel"),
-    ("random_forest", RandomForestClassifier, False, {"n_estimators": 100}, "scikit-learn random forest"),
-    ("gradient_boosting", GradientBoostingClassifier, False, {}, "scikit-learn gradient boosting"),
-    ("decision_tree", DecisionTreeClassifier, False, {}, "scikit-learn decision tree"),
-    ("knn", KNeighborsClassifier, True, {"n_neighbors": 5}, "scikit-learn k-nearest neighbours"),
-    ("naive_bayes", GaussianNB, False, {}, "scikit-learn Gaussian naive Bayes"),
+_SKLEARN: list[tuple[str, str, str, bool, dict[str, Any], str]] = [
+    (
+        "logreg",
+        "sklearn.linear_model",
+        "LogisticRegression",
+        True,
+        {"max_iter": 2000},
+        "scikit-learn logistic regression",
+    ),
+    ("svm", "sklearn.svm", "SVC", True, {}, "scikit-learn SVC (RBF kernel)"),
+    ("linear_svm", "sklearn.svm", "SVC", True, {"kernel": "linear"}, "scikit-learn SVC with a linear kernel"),
+    (
+        "random_forest",
+        "sklearn.ensemble",
+        "RandomForestClassifier",
+        False,
+        {"n_estimators": 100},
+        "scikit-learn random forest",
+    ),
+    (
+        "gradient_boosting",
+        "sklearn.ensemble",
+        "GradientBoostingClassifier",
+        False,
+        {},
+        "scikit-learn gradient boosting",
+    ),
+    ("decision_tree", "sklearn.tree", "DecisionTreeClassifier", False, {}, "scikit-learn decision tree"),
+    (
+        "knn",
+        "sklearn.neighbors",
+        "KNeighborsClassifier",
+        True,
+        {"n_neighbors": 5},
+        "scikit-learn k-nearest neighbours",
+    ),
+    ("naive_bayes", "sklearn.naive_bayes", "GaussianNB", False, {}, "scikit-learn Gaussian naive Bayes"),
 ]
-for _name, _cls, _scale, _defaults, _desc in _SKLEARN:
-    MODELS.add(_name, sklearn_classifier(_cls, scale=_scale, **_defaults), _desc)
+for _name, _module, _cls, _scale, _defaults, _desc in _SKLEARN:
+    MODELS.add(_name, sklearn_classifier(_module, _cls, scale=_scale, **_defaults), _desc)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("MLP", "SmallCNN", "TorchClassifier"):
+        from poisonlab.models import torch_models
+
+        return getattr(torch_models, name)
+    raise AttributeError(f"module 'poisonlab.models' has no attribute {name!r}")
+
 
 __all__ = ["MLP", "MODELS", "Classifier", "FlatClassifier", "SmallCNN", "TorchClassifier"]

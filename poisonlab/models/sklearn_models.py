@@ -6,22 +6,24 @@ standardised inside a pipeline fitted on the training data only.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 
 class FlatClassifier:
     """Wraps a scikit-learn estimator; flattens ``N×…`` inputs to ``N×d``."""
 
-    def __init__(self, estimator: BaseEstimator, *, scale: bool) -> None:
+    def __init__(self, estimator: Any, *, scale: bool) -> None:
         self.estimator = estimator
         self.scale = scale
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> FlatClassifier:
+        from sklearn.base import clone
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         model = clone(self.estimator)
         self.model_ = make_pipeline(StandardScaler(), model) if self.scale else model
         self.model_.fit(_flat(X), np.asarray(y))
@@ -39,14 +41,18 @@ def _flat(X: np.ndarray) -> np.ndarray:
     return X.reshape(X.shape[0], -1)
 
 
-def sklearn_classifier(estimator_cls: type[ClassifierMixin], *, scale: bool, **defaults: Any) -> Any:
-    """A registry factory building ``estimator_cls`` with user parameters over ``defaults``."""
+def sklearn_classifier(module: str, class_name: str, *, scale: bool, **defaults: Any) -> Any:
+    """A registry factory building ``module.class_name`` with user parameters over ``defaults``.
+
+    The class is imported when a model is built, so listing models stays fast.
+    """
 
     def factory(*, random_state: int = 0, **params: Any) -> FlatClassifier:
+        estimator_cls = getattr(import_module(module), class_name)
         kwargs = {**defaults, **params}
         if "random_state" in estimator_cls().get_params():
             kwargs["random_state"] = random_state
         return FlatClassifier(estimator_cls(**kwargs), scale=scale)
 
-    factory.__name__ = estimator_cls.__name__
+    factory.__name__ = class_name
     return factory

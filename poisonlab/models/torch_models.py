@@ -72,6 +72,7 @@ class TorchClassifier:
         weight_decay: float = 0.0,
         width: int = 16,
         n_classes: int | None = None,
+        track_losses: bool = False,
         random_state: int = 0,
     ) -> None:
         if arch not in ("cnn", "mlp"):
@@ -85,6 +86,7 @@ class TorchClassifier:
         self.weight_decay = weight_decay
         self.width = width
         self.n_classes = n_classes
+        self.track_losses = track_losses
         self.random_state = random_state
 
     def _inputs(self, X: np.ndarray) -> torch.Tensor:
@@ -113,6 +115,7 @@ class TorchClassifier:
         loss_fn = nn.CrossEntropyLoss()
         generator = torch.Generator().manual_seed(self.random_state)
         n = inputs.shape[0]
+        history = []
         self.net_.train()
         for _ in range(self.epochs):
             order = torch.randperm(n, generator=generator)
@@ -122,8 +125,19 @@ class TorchClassifier:
                 loss = loss_fn(self.net_(inputs[batch]), targets[batch])
                 loss.backward()
                 optimiser.step()
+            if self.track_losses:
+                history.append(self._per_sample_loss(inputs, targets))
         self.net_.eval()
+        if self.track_losses:
+            self.loss_history_ = np.stack(history, axis=1)  # N × epochs
         return self
+
+    @torch.no_grad()
+    def _per_sample_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+        self.net_.eval()
+        losses = nn.functional.cross_entropy(self.net_(inputs), targets, reduction="none")
+        self.net_.train()
+        return losses.numpy()
 
     @torch.no_grad()
     def _forward(self, X: np.ndarray, layer: str) -> np.ndarray:
