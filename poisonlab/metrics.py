@@ -54,3 +54,41 @@ def targeted_flip_success(y_true: np.ndarray, y_pred: np.ndarray, source: int, t
 
 def accuracy_drop(clean_baseline: float, poisoned: float) -> float:
     return float(clean_baseline - poisoned)
+
+
+def detection_scores(poison_mask: np.ndarray, flags: np.ndarray, scores: np.ndarray | None = None) -> dict:
+    """TPR (recall), FPR, precision, F1 of ``flags`` against the true poison mask, and AUROC of ``scores``.
+
+    Undefined quantities (precision with nothing flagged, TPR with no poisons, AUROC
+    with a single class) are ``None`` rather than a made-up 0 or 1.
+    """
+    poison_mask = np.asarray(poison_mask, dtype=bool)
+    flags = np.asarray(flags, dtype=bool)
+    tp = int(np.sum(flags & poison_mask))
+    n_pos, n_neg, n_flag = int(poison_mask.sum()), int((~poison_mask).sum()), int(flags.sum())
+    tpr = tp / n_pos if n_pos else None
+    precision = tp / n_flag if n_flag else None
+    f1 = None
+    if tpr is not None and precision is not None:
+        f1 = 0.0 if tp == 0 else 2 * precision * tpr / (precision + tpr)
+    auroc = None
+    if scores is not None and n_pos and n_neg:
+        from sklearn.metrics import roc_auc_score
+
+        auroc = float(roc_auc_score(poison_mask, scores))
+    return {
+        "tpr": tpr,
+        "fpr": int(np.sum(flags & ~poison_mask)) / n_neg if n_neg else None,
+        "precision": precision,
+        "f1": f1,
+        "auroc": auroc,
+    }
+
+
+def defense_effectiveness_rating(
+    asr_undefended: float, asr_defended: float, acc_undefended: float, acc_defended: float
+) -> float:
+    """BackdoorBench's DER = [max(0, ΔASR) − max(0, ΔACC) + 1] / 2, in [0, 1]; 0.5 = no effect."""
+    delta_asr = asr_undefended - asr_defended
+    delta_acc = acc_undefended - acc_defended
+    return (max(0.0, delta_asr) - max(0.0, delta_acc) + 1.0) / 2.0

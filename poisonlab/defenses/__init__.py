@@ -1,25 +1,31 @@
 """Defenses applied to the (possibly poisoned) training set before the model is trained.
 
 Contract: ``apply(train, rng) -> DefenseResult`` with the dataset to train on and the
-mask of training rows the defense removed (``True`` = removed). Only ``none`` exists
-until the detectors land; the runner already routes every run through this registry.
+mask of training rows the defense removed (``True`` = removed). Every detector is
+also a defense of the same name: flag, drop what it flags, and train on the rest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
+from poisonlab.defenses.detectors import DETECTORS
+from poisonlab.errors import DataError
 from poisonlab.registry import Registry
 
 
 @dataclass(frozen=True, eq=False)
 class DefenseResult:
+    """The training set to use, the rows removed, and the detector scores behind the removal."""
+
     dataset: Dataset
     removed_mask: np.ndarray
+    scores: np.ndarray | None = None
 
 
 class Defense(Protocol):
@@ -33,7 +39,38 @@ class NoDefense:
         return DefenseResult(train, np.zeros(len(train), dtype=bool))
 
 
+class DetectAndDrop:
+    """Scan the training set with a detector, drop what it flags, train on the rest."""
+
+    def __init__(self, detector: str, *, contamination: float | None = None, **params: Any) -> None:
+        self.detector = detector
+        self.contamination = contamination
+        self.params = params
+        DETECTORS.create(detector, **params)  # fail fast on bad parameters
+
+    def apply(self, train: Dataset, rng: np.random.Generator) -> DefenseResult:
+        from poisonlab.defenses.scan import scan
+
+        seed = int(rng.integers(2**31 - 1))
+        report = scan(train, detector=self.detector, contamination=self.contamination, random_state=seed)
+        keep = ~report.flags
+        if np.unique(train.y[keep]).size < 2:
+            raise DataError(f"{self.detector} flagged all but one class; nothing left to train on")
+        return DefenseResult(train.subset(np.flatnonzero(keep)), report.flags, report.scores)
+
+
 DEFENSES: Registry[Defense] = Registry("defense")
 DEFENSES.add("none", NoDefense, "No defense: train on the data as it is")
 
-__all__ = ["DEFENSES", "Defense", "DefenseResult", "NoDefense"]
+
+def _detect_and_drop(name: str) -> Callable[..., Defense]:
+    def factory(*, contamination: float | None = None, **params: Any) -> Defense:
+        return DetectAndDrop(name, contamination=contamination, **params)
+
+    return factory
+
+
+for _entry in DETECTORS:
+    DEFENSES.add(_entry.name, _detect_and_drop(_entry.name), f"Drop what '{_entry.name}' flags, then train")
+
+__all__ = ["DEFENSES", "DETECTORS", "Defense", "DefenseResult", "DetectAndDrop", "NoDefense"]

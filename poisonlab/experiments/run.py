@@ -71,6 +71,13 @@ def run_record_stub(spec: RunSpec) -> dict[str, Any]:
         "asr": None,
         "ra": None,
         "acc_drop": None,
+        "n_removed": None,
+        "det_tpr": None,
+        "det_fpr": None,
+        "det_precision": None,
+        "det_f1": None,
+        "det_auroc": None,
+        "der": None,
         "error": None,
     }
 
@@ -93,6 +100,9 @@ def _evaluate(spec: RunSpec) -> dict[str, Any]:
         "n_removed": int(defended.removed_mask.sum()),
         "clean_acc": metrics.clean_accuracy(test.y, model.predict(test.X)),
     }
+    if spec.defense.name != "none":
+        detection = metrics.detection_scores(poisoned.poison_mask, defended.removed_mask, defended.scores)
+        out.update({f"det_{k}": v for k, v in detection.items()})
     if poisoned.trigger is not None and poisoned.target_class is not None:
         eligible = metrics.non_target_mask(test.y, poisoned.target_class)
         triggered = poisoned.trigger.apply(test.X[eligible])

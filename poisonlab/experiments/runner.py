@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from poisonlab import metrics
 from poisonlab.errors import ConfigError
 from poisonlab.experiments.config import Experiment, RunSpec
 from poisonlab.experiments.run import RECORD_FIELDS, run_experiment, run_record_stub
@@ -74,7 +75,7 @@ def run_grid(
             if on_result is not None:
                 on_result(record)
         records = store.records([s.run_id for s in experiment.runs])
-    records = _dedupe(add_accuracy_drop(records))
+    records = _dedupe(add_defense_rating(add_accuracy_drop(records)))
     write_summary(records, out_dir)
     return GridOutcome(records, n_skipped, out_dir)
 
@@ -156,6 +157,25 @@ def add_accuracy_drop(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def add_defense_rating(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fill BackdoorBench's DER for defended backdoor runs, against the undefended run of the same cell."""
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["dataset"], r["model"], r["attack"], r["poison_rate"], r["seed"])
+
+    undefended = {key(r): r for r in records if r["defense"] == "none" and r["status"] == "ok"}
+    out = []
+    for r in records:
+        base = undefended.get(key(r))
+        der = None
+        if r["defense"] != "none" and base is not None and r["asr"] is not None and base["asr"] is not None:
+            der = metrics.defense_effectiveness_rating(
+                base["asr"], r["asr"], base["clean_acc"], r["clean_acc"]
+            )
+        out.append({**r, "der": der})
+    return out
+
+
 def _dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for r in records:
@@ -174,7 +194,7 @@ def write_summary(records: list[dict[str, Any]], out_dir: Path) -> None:
         writer.writerows(rows)
 
 
-AGG_METRICS = ("clean_acc", "asr", "ra", "acc_drop")
+AGG_METRICS = ("clean_acc", "asr", "ra", "acc_drop", "det_precision", "det_tpr", "det_fpr", "det_f1", "der")
 
 
 def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -142,10 +142,14 @@ class TorchClassifier:
     @torch.no_grad()
     def _forward(self, X: np.ndarray, layer: str) -> np.ndarray:
         inputs = self._inputs(X)
+        features: nn.Sequential = self.net_.features  # type: ignore[assignment]
         outs = []
         for start in range(0, inputs.shape[0], 4096):
             chunk = inputs[start : start + 4096]
-            feats = self.net_.features(chunk)  # type: ignore[operator]
+            if layer == "early":  # output of the block before the last hidden layer
+                outs.append(features[:-2](chunk))
+                continue
+            feats = features(chunk)
             outs.append(feats if layer == "features" else self.net_.head(feats))  # type: ignore[operator]
         return torch.cat(outs).numpy()
 
@@ -160,6 +164,13 @@ class TorchClassifier:
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.decision_function(X).argmax(axis=1)
 
-    def representations(self, X: np.ndarray) -> np.ndarray:
-        """Penultimate-layer activations (N × hidden), the input to representation detectors."""
-        return self._forward(X, "features")
+    def representations(self, X: np.ndarray, *, layer: str = "penultimate") -> np.ndarray:
+        """Activations that detectors consume.
+
+        ``"penultimate"``: the last hidden layer (N × hidden). ``"early"``: the block
+        before it (the pooled convolution features of the CNN, the first hidden layer
+        of the MLP), where input-level triggers are still visible as features.
+        """
+        if layer not in ("penultimate", "early"):
+            raise ValueError(f"layer must be 'penultimate' or 'early', got {layer!r}")
+        return self._forward(X, "features" if layer == "penultimate" else "early")

@@ -1,0 +1,51 @@
+"""Poison detectors: one contract (fit → score_samples → flags), resolved by name through ``DETECTORS``."""
+
+from poisonlab.defenses.detectors.auto import AutoDetector
+from poisonlab.defenses.detectors.base import Detector, Evidence, flag_outlying, flag_top
+from poisonlab.defenses.detectors.clustering import ActivationClustering
+from poisonlab.defenses.detectors.label_noise import ConfidentLearning, KNNLabelDisagreement
+from poisonlab.defenses.detectors.loss import EarlyLossDetector
+from poisonlab.defenses.detectors.outliers import IsolationForestDetector, LocalOutlierFactorDetector
+from poisonlab.defenses.detectors.provenance import ProvenanceDetector
+from poisonlab.defenses.detectors.spectral import SpectralSignature, Spectre
+from poisonlab.registry import Registry
+
+DETECTORS: Registry[Detector] = Registry("detector")
+DETECTORS.add("auto", AutoDetector, "Activation clustering ∪ (confident learning ∩ k-NN); no rate needed")
+DETECTORS.add(
+    "spectral", SpectralSignature, "Spectral signatures on centred class features (Tran et al. 2018)"
+)
+DETECTORS.add("spectre", Spectre, "Robust whitening + quantum-entropy score (Hayase et al. 2021)")
+DETECTORS.add(
+    "activation_clustering",
+    ActivationClustering,
+    "Per-class 2-means + exclusionary reclassification (Chen et al. 2018)",
+)
+DETECTORS.add("knn_label", KNNLabelDisagreement, "k-NN label disagreement in representation space")
+DETECTORS.add(
+    "confident_learning", ConfidentLearning, "Confident learning on cross-fitted probabilities (cleanlab)"
+)
+DETECTORS.add("isolation_forest", IsolationForestDetector, "Isolation Forest per class on representations")
+DETECTORS.add("lof", LocalOutlierFactorDetector, "Local Outlier Factor per class on representations")
+DETECTORS.add("early_loss", EarlyLossDetector, "Per-sample loss over early epochs, robust z-score per class")
+DETECTORS.add(
+    "provenance", ProvenanceDetector, "Whole sources judged by held-out effect (Baracaldo et al. 2017)"
+)
+
+__all__ = [
+    "DETECTORS",
+    "ActivationClustering",
+    "AutoDetector",
+    "ConfidentLearning",
+    "Detector",
+    "EarlyLossDetector",
+    "Evidence",
+    "IsolationForestDetector",
+    "KNNLabelDisagreement",
+    "LocalOutlierFactorDetector",
+    "ProvenanceDetector",
+    "SpectralSignature",
+    "Spectre",
+    "flag_outlying",
+    "flag_top",
+]

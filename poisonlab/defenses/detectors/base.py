@@ -1,0 +1,97 @@
+"""The detector contract and the threshold rules that turn scores into flags.
+
+A detector is fitted on a dataset plus :class:`Evidence` (arrays computed from a
+model, never the model itself) and gives one suspicion score per sample, higher =
+more suspicious. Turning scores into a flag mask is a separate step: a fixed
+contamination fraction, or the detector's own automatic rule, which needs no
+knowledge of the poison rate.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+import numpy as np
+
+from poisonlab.data.dataset import Dataset
+from poisonlab.errors import DataError
+
+
+@dataclass(frozen=True, eq=False)
+class Evidence:
+    """Model outputs detectors consume, one row per sample of the scanned dataset.
+
+    ``representations``: penultimate-layer activations (or user embeddings), N×h.
+    ``early_representations``: activations of an earlier layer (the CNN's pooled
+    convolution features), where input triggers are still separate features.
+    ``pred_probs``: out-of-sample predicted class probabilities (cross-fitted), N×K.
+    ``losses``: per-sample training loss after each early epoch, N×E.
+    """
+
+    representations: np.ndarray
+    early_representations: np.ndarray | None = None
+    pred_probs: np.ndarray | None = None
+    losses: np.ndarray | None = None
+
+
+class Detector(ABC):
+    """Base class: ``fit`` → ``score_samples`` → ``auto_flags`` / :func:`flag_top`."""
+
+    #: Evidence fields the detector reads besides ``representations``.
+    needs: ClassVar[tuple[str, ...]] = ()
+    #: Smallest class (or dataset) size the detector can work with.
+    min_samples: ClassVar[int] = 10
+
+    def fit(self, dataset: Dataset, evidence: Evidence) -> Self:
+        n = len(dataset)
+        if evidence.representations.shape[0] != n:
+            raise DataError(f"representations have {evidence.representations.shape[0]} rows, dataset has {n}")
+        for name in self.needs:
+            value = getattr(evidence, name)
+            if value is None or value.shape[0] != n:
+                raise DataError(f"{type(self).__name__} needs {name} for every sample")
+        if n < self.min_samples:
+            raise DataError(f"{type(self).__name__} needs at least {self.min_samples} samples, got {n}")
+        self.scores_ = np.asarray(self._score(dataset, evidence), dtype=np.float64)
+        self.flags_ = np.asarray(self._auto_flags(dataset, evidence, self.scores_), dtype=bool)
+        return self
+
+    def score_samples(self) -> np.ndarray:
+        """Suspicion score of every fitted sample; higher = more suspicious."""
+        return self.scores_
+
+    def auto_flags(self) -> np.ndarray:
+        """Flags chosen by the detector's own rule, without knowing the poison rate."""
+        return self.flags_
+
+    @abstractmethod
+    def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray: ...
+
+    def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
+        return flag_outlying(scores)
+
+
+def flag_top(scores: np.ndarray, contamination: float) -> np.ndarray:
+    """Flag the ``floor(contamination × n)`` highest scores."""
+    if not 0.0 < contamination < 1.0:
+        raise DataError(f"contamination must lie in (0, 1), got {contamination}")
+    n_flag = int(np.floor(contamination * scores.shape[0] + 1e-9))
+    mask = np.zeros(scores.shape[0], dtype=bool)
+    if n_flag:
+        mask[np.argsort(-scores, kind="stable")[:n_flag]] = True
+    return mask
+
+
+def flag_outlying(scores: np.ndarray, *, z: float = 3.5) -> np.ndarray:
+    """Flag scores far above the bulk: robust z-score (median/MAD) above ``z``.
+
+    The 3.5 cut-off on the modified z-score is Iglewicz and Hoaglin's rule for
+    outliers; it needs no poison rate and flags nothing on a tight, clean bulk.
+    """
+    median = np.median(scores)
+    mad = np.median(np.abs(scores - median))
+    if mad == 0:
+        mad = np.mean(np.abs(scores - median)) or 1.0
+    return 0.6745 * (scores - median) / mad > z

@@ -1,0 +1,72 @@
+"""Label-noise detectors: find samples whose label disagrees with what the data says."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poisonlab.data.dataset import Dataset
+from poisonlab.defenses.detectors.base import Detector, Evidence
+
+
+class KNNLabelDisagreement(Detector):
+    """Share of a sample's ``k`` nearest neighbours (cosine, in representation space) labelled otherwise.
+
+    A flipped label sits among neighbours of its true class, so most of them
+    disagree with it. The automatic rule flags samples where a clear majority of
+    neighbours (more than ``majority``) disagree. Neighbours are found with
+    scikit-learn's exact search, vectorised over samples.
+
+    References
+    ----------
+    A. Paudice, L. Muñoz-González, E. C. Lupu. "Label Sanitization Against Label
+    Flipping Poisoning Attacks." ECML PKDD Workshops, 2018 (k-NN relabelling defence).
+    """
+
+    def __init__(self, *, k: int = 10, majority: float = 0.5) -> None:
+        self.k = k
+        self.majority = majority
+
+    def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
+        from sklearn.neighbors import NearestNeighbors
+
+        reps = evidence.representations
+        reps = reps / np.maximum(np.linalg.norm(reps, axis=1, keepdims=True), 1e-12)
+        k = min(self.k, len(dataset) - 1)
+        _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(reps).kneighbors(reps)
+        neighbour_labels = dataset.y[neighbours[:, 1:]]  # drop the sample itself
+        return np.mean(neighbour_labels != dataset.y[:, None], axis=1)
+
+    def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
+        return scores > self.majority
+
+
+class ConfidentLearning(Detector):
+    """Confident learning on cross-fitted predicted probabilities (cleanlab).
+
+    Estimates the joint distribution of given and true labels from out-of-sample
+    predicted probabilities with per-class confidence thresholds, and flags the
+    samples the confident joint says are mislabelled (``prune_by_noise_rate``).
+    The score is one minus the probability the out-of-sample model gives the
+    sample's own label (self-confidence).
+
+    References
+    ----------
+    C. G. Northcutt, L. Jiang, I. L. Chuang. "Confident Learning: Estimating
+    Uncertainty in Dataset Labels." JAIR 70, 2021.
+    """
+
+    needs = ("pred_probs",)
+
+    def __init__(self, *, filter_by: str = "prune_by_noise_rate") -> None:
+        self.filter_by = filter_by
+
+    def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
+        assert evidence.pred_probs is not None  # guaranteed by `needs`
+        return 1.0 - evidence.pred_probs[np.arange(len(dataset)), dataset.y]
+
+    def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
+        from cleanlab.filter import find_label_issues
+
+        probs = np.clip(evidence.pred_probs, 1e-8, None)  # type: ignore[arg-type]
+        probs = probs / probs.sum(axis=1, keepdims=True)
+        return np.asarray(find_label_issues(dataset.y, probs, filter_by=self.filter_by, n_jobs=1), dtype=bool)

@@ -1,0 +1,74 @@
+"""Evidence for detectors: a proxy model's representations, cross-fitted probabilities, losses."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from poisonlab.data.dataset import Dataset
+from poisonlab.defenses.detectors.base import Evidence
+from poisonlab.errors import DataError
+from poisonlab.models import MODELS
+from poisonlab.models.torch_models import TorchClassifier
+
+
+def compute_evidence(
+    dataset: Dataset,
+    *,
+    features: np.ndarray | None = None,
+    model: str | None = None,
+    n_folds: int = 3,
+    random_state: int = 0,
+) -> Evidence:
+    """Train a proxy model on ``dataset`` and collect what detectors read.
+
+    Representations come from the proxy trained on all of the data (a backdoor must
+    be learned to leave its signature), or are the user's ``features``. Predicted
+    probabilities are cross-fitted: each sample's come from a proxy that never saw
+    it, so a flipped label cannot be memorised away. Per-sample losses are recorded
+    after every epoch of the full-data proxy.
+    """
+    n = len(dataset)
+    counts = np.bincount(dataset.y, minlength=dataset.n_classes)
+    if counts.min() < n_folds:
+        raise DataError(
+            f"{dataset.name}: class {dataset.classes[int(np.argmin(counts))]} has {counts.min()} samples; "
+            f"cross-fitting needs at least {n_folds} per class"
+        )
+    if features is not None:
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[0] != n:
+            raise DataError(f"features have shape {features.shape}; expected {n} rows × d columns")
+        if not np.isfinite(features).all():
+            raise DataError("features contain NaN or inf")
+        data_X = features
+        name = model or "mlp"
+    else:
+        data_X = dataset.X
+        name = model or ("cnn" if dataset.modality == "image" else "mlp")
+
+    def proxy() -> TorchClassifier:
+        m = MODELS.create(name, random_state=random_state)
+        if not isinstance(m, TorchClassifier):
+            raise DataError(f"the scan proxy must be a torch model (cnn or mlp), got {name!r}")
+        return m
+
+    full = proxy()
+    full.track_losses = True
+    full.fit(data_X, dataset.y)
+    representations = features if features is not None else full.representations(data_X)
+    early = None if features is not None else full.representations(data_X, layer="early")
+
+    pred_probs = np.zeros((n, dataset.n_classes))
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    for train_idx, held_idx in folds.split(np.zeros(n), dataset.y):
+        fold_model = proxy()
+        fold_model.n_classes = dataset.n_classes
+        fold_model.fit(data_X[train_idx], dataset.y[train_idx])
+        pred_probs[held_idx] = fold_model.predict_proba(data_X[held_idx])
+    return Evidence(
+        representations=np.asarray(representations, dtype=np.float64),
+        early_representations=None if early is None else np.asarray(early, dtype=np.float64),
+        pred_probs=pred_probs,
+        losses=full.loss_history_,
+    )

@@ -1,0 +1,80 @@
+"""Scan a training set for poisons: proxy-model evidence, a detector, a report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from poisonlab.data.dataset import Dataset
+from poisonlab.defenses.detectors import DETECTORS, AutoDetector, Detector, flag_top
+from poisonlab.defenses.evidence import compute_evidence
+
+
+@dataclass(frozen=True, eq=False)
+class ScanReport:
+    """What a scan found; ``flags`` and ``scores`` are in the input's row order."""
+
+    dataset: Dataset
+    detector: str
+    contamination: float | None
+    scores: np.ndarray
+    flags: np.ndarray
+    per_detector: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (scores, flags)
+
+    @property
+    def n_flagged(self) -> int:
+        return int(self.flags.sum())
+
+    def agreeing(self, row: int) -> list[str]:
+        """Names of the detectors that flag ``row``."""
+        return [name for name, (_, flags) in self.per_detector.items() if flags[row]]
+
+    def to_json(self) -> dict[str, Any]:
+        ids = self.dataset.ids
+        return {
+            "dataset": self.dataset.name,
+            "n_samples": len(self.dataset),
+            "detector": self.detector,
+            "contamination": self.contamination if self.contamination is not None else "auto",
+            "n_flagged": self.n_flagged,
+            "flagged_indices": np.flatnonzero(self.flags).tolist(),
+            "flagged_ids": ids[self.flags].tolist(),
+            "ids": ids.tolist(),
+            "scores": self.scores.tolist(),
+            "detectors": {
+                name: {"scores": s.tolist(), "flags": np.flatnonzero(f).tolist()}
+                for name, (s, f) in self.per_detector.items()
+            },
+        }
+
+
+def scan(
+    dataset: Dataset,
+    *,
+    detector: str = "auto",
+    contamination: float | None = None,
+    features: np.ndarray | None = None,
+    random_state: int = 0,
+) -> ScanReport:
+    """Find the samples of ``dataset`` most likely to be poisoned, without knowing the rate.
+
+    ``contamination=None`` uses the detector's own automatic rule; a fraction flags
+    that share of the highest scores instead.
+    """
+    entry = DETECTORS.get(detector)
+    det: Detector = entry.create(**_seeded(entry.parameters(), random_state))
+    evidence = compute_evidence(dataset, features=features, random_state=random_state)
+    det.fit(dataset, evidence)
+    scores = det.score_samples()
+    flags = det.auto_flags() if contamination is None else flag_top(scores, contamination)
+    if isinstance(det, AutoDetector):
+        per = {name: (d.score_samples(), d.auto_flags()) for name, d in det.members_.items()}
+    else:
+        per = {detector: (scores, flags)}
+    return ScanReport(dataset, detector, contamination, scores, flags, per)
+
+
+def _seeded(parameters: dict[str, Any], random_state: int) -> dict[str, Any]:
+    return {"random_state": random_state} if "random_state" in parameters else {}
