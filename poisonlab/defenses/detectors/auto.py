@@ -35,8 +35,10 @@ class AutoDetector(Detector):
     covering both families. A backdoor targets one class (or a few): when activation
     clustering finds split clusters in more than ``max(1, K // 4)`` of the K classes,
     the splits come from label noise spread over every class, not from a trigger,
-    and only the label-noise specialist's flags are kept. The score is the mean rank percentile across the
-    three detectors' scores, for ranking and ROC analysis.
+    and only the label-noise specialist's flags are kept.
+
+    The score, for ranking and ROC analysis, is the mean rank percentile of the
+    three detectors' scores.
     """
 
     needs = ("pred_probs",)
