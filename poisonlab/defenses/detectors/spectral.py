@@ -85,7 +85,10 @@ class Spectre(Detector):
             if k < 1:
                 continue
             X = reps[idx] - reps[idx].mean(axis=0)
-            _, _, vt = np.linalg.svd(X, full_matrices=False)
+            _, sv, vt = np.linalg.svd(X, full_matrices=False)
+            k = min(k, int(np.sum(sv > 1e-6 * sv[0])))  # never past the class data's numerical rank
+            if k < 1:
+                continue
             Z = X @ vt[:k].T
             mcd = MinCovDet(random_state=self.random_state).fit(Z)
             evals, evecs = np.linalg.eigh(mcd.covariance_)
