@@ -214,7 +214,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     from poisonlab.data import load_dataset
     from poisonlab.defenses.detectors import DETECTORS
-    from poisonlab.defenses.scan import scan
 
     DETECTORS.get(args.detector)  # unknown names fail before any work
     contamination = None if args.contamination == "auto" else _fraction(args.contamination)
@@ -229,6 +228,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.features}: no such file") from None
         except (ValueError, OSError) as exc:
             raise ConfigError(f"{args.features}: not a readable .npy array ({exc})") from exc
+    from poisonlab.defenses.scan import scan  # loads PyTorch: only once the input is known good
+
     report = scan(
         data, detector=args.detector, contamination=contamination, features=features, random_state=args.seed
     )

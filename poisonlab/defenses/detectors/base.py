@@ -48,6 +48,9 @@ class Detector(ABC):
         n = len(dataset)
         if evidence.representations.shape[0] != n:
             raise DataError(f"representations have {evidence.representations.shape[0]} rows, dataset has {n}")
+        early = evidence.early_representations
+        if early is not None and early.shape[0] != n:
+            raise DataError(f"early representations have {early.shape[0]} rows, dataset has {n}")
         for name in self.needs:
             value = getattr(evidence, name)
             if value is None or value.shape[0] != n:

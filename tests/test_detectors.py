@@ -1,0 +1,418 @@
+"""Detectors: the contract every registered detector keeps, its errors, and measured detection quality.
+
+The conformance battery runs every entry of ``DETECTORS`` on a small tabular set
+with planted label flips and hand-built :class:`Evidence`, so it needs no proxy
+model. The quality checks run the real proxy (``compute_evidence``) once per
+poisoned digits training set and share it across the module.
+
+Everything here runs single-threaded (torch and BLAS): on a shared two-core
+machine, two-threaded OpenBLAS and torch slow these fits down by 10-40x.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.preprocessing import StandardScaler
+
+from poisonlab import metrics
+from poisonlab.attacks import ATTACKS
+from poisonlab.attacks.base import PoisonResult
+from poisonlab.data import Dataset, load_dataset
+from poisonlab.data.dataset import train_test_split
+from poisonlab.defenses.detectors import (
+    DETECTORS,
+    ActivationClustering,
+    AutoDetector,
+    Evidence,
+    ProvenanceDetector,
+    SpectralSignature,
+    flag_top,
+)
+from poisonlab.defenses.evidence import compute_evidence
+from poisonlab.errors import DataError
+
+DETECTOR_NAMES = [entry.name for entry in DETECTORS]
+N_SOURCES = 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_threaded() -> Iterator[None]:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# -- hand-built evidence for the conformance battery ----------------------------
+def _early_losses(Z: np.ndarray, y: np.ndarray, n_classes: int, epochs: int = 5) -> np.ndarray:
+    """Per-sample cross-entropy after each of ``epochs`` full-batch softmax-regression steps (N×E)."""
+    W = np.zeros((Z.shape[1], n_classes))
+    b = np.zeros(n_classes)
+    onehot = np.eye(n_classes)[y]
+    losses = np.empty((Z.shape[0], epochs))
+    for e in range(epochs):
+        logits = Z @ W + b
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        grad = p - onehot
+        W -= 0.5 * Z.T @ grad / Z.shape[0]
+        b -= 0.5 * grad.mean(axis=0)
+        losses[:, e] = -np.log(p[np.arange(Z.shape[0]), y] + 1e-12)
+    return losses
+
+
+def _evidence_for(dataset: Dataset) -> Evidence:
+    """Evidence without a proxy network: standardised features, cross-fitted LR probabilities, losses."""
+    Z = StandardScaler().fit_transform(dataset.X).astype(np.float64)
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    probs = cross_val_predict(
+        LogisticRegression(max_iter=1000), Z, dataset.y, cv=folds, method="predict_proba"
+    )
+    return Evidence(
+        representations=Z,
+        pred_probs=probs,
+        losses=_early_losses(Z, dataset.y, dataset.n_classes),
+    )
+
+
+@pytest.fixture(scope="module")
+def planted() -> tuple[Dataset, Evidence, np.ndarray]:
+    """305 tabular rows, 3 classes, 4 sources, 10% of labels flipped; its evidence and poison mask.
+
+    Every feature is informative (full rank); rank-deficient features have their own test.
+    """
+    base = load_dataset("synthetic", n_samples=305, n_features=8, n_informative=8, n_classes=3, class_sep=2.0)
+    source = np.array([f"src{i % N_SOURCES}" for i in range(len(base))])
+    clean = Dataset.from_arrays(base.X, base.y, source=source, name="planted")
+    result = ATTACKS.create("label_flip").poison(clean, 0.1, 0)
+    assert result.dataset.source is not None  # the attack keeps provenance
+    return result.dataset, _evidence_for(result.dataset), result.poison_mask
+
+
+def _fit(name: str, dataset: Dataset, evidence: Evidence):
+    return DETECTORS.create(name).fit(dataset, evidence)
+
+
+# -- conformance battery: every registered detector ----------------------------
+def test_the_registry_holds_every_detector_family() -> None:
+    assert {"auto", "spectral", "activation_clustering", "provenance"} <= set(DETECTOR_NAMES)
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_fit_returns_the_detector_itself(name: str, planted) -> None:
+    dataset, evidence, _ = planted
+    detector = DETECTORS.create(name)
+    assert detector.fit(dataset, evidence) is detector
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_one_finite_float_score_per_sample(name: str, planted) -> None:
+    dataset, evidence, _ = planted
+    scores = _fit(name, dataset, evidence).score_samples()
+    assert isinstance(scores, np.ndarray)
+    assert scores.shape == (len(dataset),)
+    assert scores.dtype == np.float64
+    assert np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_auto_flags_are_one_boolean_per_sample(name: str, planted) -> None:
+    dataset, evidence, _ = planted
+    flags = _fit(name, dataset, evidence).auto_flags()
+    assert isinstance(flags, np.ndarray)
+    assert flags.shape == (len(dataset),)
+    assert flags.dtype == np.bool_
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_fitting_mutates_neither_dataset_nor_evidence(name: str, planted) -> None:
+    dataset, evidence, _ = planted
+    before = {k: getattr(dataset, k).copy() for k in ("X", "y", "ids", "source")}
+    evidence_before = {k: getattr(evidence, k).copy() for k in ("representations", "pred_probs", "losses")}
+    _fit(name, dataset, evidence)
+    for key, value in before.items():
+        assert np.array_equal(getattr(dataset, key), value), key
+    for key, value in evidence_before.items():
+        assert np.array_equal(getattr(evidence, key), value), key
+    assert evidence.early_representations is None
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_same_inputs_give_the_same_scores_and_flags(name: str, planted) -> None:
+    dataset, evidence, _ = planted
+    first, second = _fit(name, dataset, evidence), _fit(name, dataset, evidence)
+    assert np.array_equal(first.score_samples(), second.score_samples())
+    assert np.array_equal(first.auto_flags(), second.auto_flags())
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_flag_top_flags_exactly_the_floor_of_the_share(name: str, planted) -> None:
+    dataset, evidence, _ = planted
+    scores = _fit(name, dataset, evidence).score_samples()
+    flags = flag_top(scores, 0.1)
+    assert flags.dtype == np.bool_ and flags.shape == scores.shape
+    assert flags.sum() == math.floor(0.1 * len(dataset)) == 30
+    # the flagged rows are the highest scores
+    assert scores[flags].min() >= scores[~flags].max()
+
+
+def test_the_planted_poison_is_visible_in_the_evidence(planted) -> None:
+    # the battery's hand-built evidence carries the poison: measured AUROC 0.997 (k-NN), 0.94 (early loss)
+    dataset, evidence, mask = planted
+    for name in ("knn_label", "early_loss"):
+        assert roc_auc_score(mask, _fit(name, dataset, evidence).score_samples()) > 0.9, name
+
+
+# -- errors ---------------------------------------------------------------------
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_representations_of_the_wrong_length_are_rejected(name: str, planted) -> None:
+    dataset, evidence, _ = planted
+    short = Evidence(
+        representations=evidence.representations[:-1],
+        pred_probs=evidence.pred_probs,
+        losses=evidence.losses,
+    )
+    with pytest.raises(DataError, match=r"representations have 304 rows, dataset has 305"):
+        DETECTORS.create(name).fit(dataset, short)
+
+
+def test_early_representations_of_the_wrong_length_are_rejected(planted) -> None:
+    dataset, evidence, _ = planted
+    bad = Evidence(
+        representations=evidence.representations, early_representations=evidence.representations[:-1]
+    )
+    with pytest.raises(DataError):
+        ActivationClustering().fit(dataset, bad)
+
+
+NEEDS = [(entry.name, field) for entry in DETECTORS for field in entry.factory.needs]  # type: ignore[attr-defined]
+
+
+def test_some_detectors_need_more_than_representations() -> None:
+    assert {name for name, _ in NEEDS} >= {"auto", "confident_learning", "early_loss"}
+
+
+@pytest.mark.parametrize(("name", "field"), NEEDS)
+def test_a_missing_needed_evidence_field_is_rejected(name: str, field: str, planted) -> None:
+    dataset, evidence, _ = planted
+    fields = {"representations": evidence.representations, "pred_probs": evidence.pred_probs}
+    fields["losses"] = evidence.losses
+    missing = Evidence(**{**fields, field: None})
+    cls = DETECTORS.get(name).factory.__name__
+    with pytest.raises(DataError, match=rf"{cls} needs {field}"):
+        DETECTORS.create(name).fit(dataset, missing)
+    short = Evidence(**{**fields, field: fields[field][:-1]})
+    with pytest.raises(DataError, match=rf"{cls} needs {field}"):
+        DETECTORS.create(name).fit(dataset, short)
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_a_dataset_too_small_is_rejected_naming_the_detector(name: str, planted) -> None:
+    dataset, evidence, _ = planted
+    cls = DETECTORS.get(name).factory
+    n = cls.min_samples - 1  # type: ignore[attr-defined]
+    rows = np.arange(n)
+    tiny = dataset.subset(rows)
+    assert np.unique(tiny.y).size >= 2 and np.unique(tiny.source).size >= 2
+    small = Evidence(
+        representations=evidence.representations[rows],
+        pred_probs=evidence.pred_probs[rows],
+        losses=evidence.losses[rows],
+    )
+    with pytest.raises(DataError, match=rf"{cls.__name__} needs at least {n + 1} samples, got {n}"):
+        DETECTORS.create(name).fit(tiny, small)
+
+
+def test_provenance_needs_a_source_and_two_sources(planted) -> None:
+    dataset, evidence, _ = planted
+    no_source = Dataset.from_arrays(dataset.X, dataset.y)
+    with pytest.raises(DataError, match="needs a per-sample source"):
+        ProvenanceDetector().fit(no_source, evidence)
+    one_source = Dataset.from_arrays(dataset.X, dataset.y, source=np.full(len(dataset), "only"))
+    with pytest.raises(DataError, match="at least two sources"):
+        ProvenanceDetector().fit(one_source, evidence)
+
+
+def test_spectre_copes_with_rank_deficient_features() -> None:
+    # make_classification's redundant features are linear combinations of the informative ones.
+    # Spectre used to keep principal components past the class data's numerical rank, so
+    # scikit-learn's MinCovDet warned ("not full rank", "determinant has increased"); with
+    # filterwarnings=error any warning fails this test.
+    data = load_dataset("synthetic", n_samples=305, n_features=8, n_informative=4, n_classes=3, class_sep=2.0)
+    reps = StandardScaler().fit_transform(data.X).astype(np.float64)
+    assert np.linalg.svd(reps, compute_uv=False)[-1] < 1e-3 * np.linalg.svd(reps, compute_uv=False)[0]
+    scores = DETECTORS.create("spectre").fit(data, Evidence(representations=reps)).score_samples()
+    assert np.isfinite(scores).all()
+
+
+# -- measured quality on digits, with the real proxy model -------------------------
+@pytest.fixture(scope="module")
+def digits_train() -> Dataset:
+    train, _ = train_test_split(load_dataset("digits"), random_state=0)
+    return train
+
+
+@pytest.fixture(scope="module")
+def badnets(digits_train: Dataset) -> tuple[PoisonResult, Evidence]:
+    result = ATTACKS.create("badnets").poison(digits_train, 0.05, 0)
+    return result, compute_evidence(result.dataset)
+
+
+@pytest.fixture(scope="module")
+def label_flip(digits_train: Dataset) -> tuple[PoisonResult, Evidence]:
+    result = ATTACKS.create("label_flip").poison(digits_train, 0.10, 0)
+    return result, compute_evidence(result.dataset)
+
+
+@pytest.fixture(scope="module")
+def clean_evidence(digits_train: Dataset) -> Evidence:
+    return compute_evidence(digits_train)
+
+
+@pytest.mark.parametrize("name", ["activation_clustering", "auto"])
+def test_backdoor_poisons_are_found_without_knowing_the_rate(name: str, badnets) -> None:
+    # measured: activation_clustering F1 1.00 (67/67 poisons, no false flag); auto F1 0.98 (70 flags)
+    result, evidence = badnets
+    flags = _fit(name, result.dataset, evidence).auto_flags()
+    scores = metrics.detection_scores(result.poison_mask, flags)
+    assert result.poison_mask.sum() == 67
+    assert scores["f1"] >= 0.9, scores
+
+
+@pytest.fixture(scope="module")
+def auto_on_label_flip(label_flip) -> AutoDetector:
+    result, evidence = label_flip
+    return AutoDetector().fit(result.dataset, evidence)
+
+
+def test_auto_label_noise_branch_finds_random_label_flips(label_flip, auto_on_label_flip) -> None:
+    # The label-noise half of auto (confident learning AND k-NN) on its own.
+    # measured: 118 flags, precision 0.97, recall 0.85
+    result, _ = label_flip
+    members = auto_on_label_flip.members_
+    flags = members["confident_learning"].auto_flags() & members["knn_label"].auto_flags()
+    scores = metrics.detection_scores(result.poison_mask, flags)
+    assert scores["precision"] >= 0.9 and scores["tpr"] >= 0.8, scores
+
+
+def test_clean_digits_raise_almost_no_flags(digits_train: Dataset, clean_evidence: Evidence) -> None:
+    # measured: auto flags 5 of 1347 (0.37%), activation clustering none
+    auto = AutoDetector().fit(digits_train, clean_evidence)
+    assert auto.auto_flags().sum() <= 0.01 * len(digits_train)
+    clustering = ActivationClustering().fit(digits_train, clean_evidence)
+    assert clustering.auto_flags().sum() == 0
+    assert clustering.split_classes_ == {}
+
+
+def test_spectral_signature_ranks_backdoor_poisons_above_chance(badnets) -> None:
+    # measured AUROC 0.76
+    result, evidence = badnets
+    scores = SpectralSignature().fit(result.dataset, evidence).score_samples()
+    assert roc_auc_score(result.poison_mask, scores) > 0.6
+
+
+def test_spectral_signature_centres_each_class() -> None:
+    """Poisons shifted along a direction orthogonal to the class mean: found only after centring."""
+    rng = np.random.default_rng(0)
+    n, d = 400, 20
+    mean = np.zeros(d)
+    mean[0] = 20.0  # every class sits far from the origin along e0
+    reps = rng.normal(size=(n, d)) + mean
+    y = np.repeat([0, 1], n // 2)
+    reps[y == 1] += 5.0 * np.eye(d)[3]  # the second class sits elsewhere too
+    poison = np.zeros(n, dtype=bool)
+    poison[rng.choice(np.flatnonzero(y == 0), 20, replace=False)] = True
+    reps[poison] += 6.0 * np.eye(d)[1]  # poisons moved one way along e1
+    dataset = Dataset.from_arrays(reps.astype(np.float32), y)
+
+    scores = SpectralSignature().fit(dataset, Evidence(representations=reps)).score_samples()
+    assert roc_auc_score(poison[y == 0], scores[y == 0]) >= 0.95  # measured 0.9997
+    assert roc_auc_score(poison, scores) >= 0.95  # across both classes: 0.9992
+
+    # without centring the top direction is the class mean and the poisons are missed
+    M = reps[y == 0]
+    _, _, vt = np.linalg.svd(M, full_matrices=False)
+    assert abs(vt[0] @ np.eye(d)[0]) > 0.99
+    uncentred = roc_auc_score(poison[y == 0], (M @ vt[0]) ** 2)
+    assert uncentred < 0.75  # measured 0.61
+
+
+def test_provenance_flags_exactly_the_source_with_flipped_labels() -> None:
+    # measured (breast_cancer, 5 sources): gain of the flipped source 0.059, others <= 0
+    base = load_dataset("breast_cancer")
+    rng = np.random.default_rng(0)
+    source = np.array([f"s{i}" for i in rng.permutation(np.arange(len(base)) % 5)])
+    bad = source == "s2"
+    y = base.y.copy()
+    y[bad] = 1 - y[bad]
+    evidence = Evidence(representations=StandardScaler().fit_transform(base.X).astype(np.float64))
+
+    poisoned = Dataset.from_arrays(base.X, y, source=source)
+    detector = ProvenanceDetector().fit(poisoned, evidence)
+    assert detector.flagged_sources_ == ["s2"]
+    assert np.array_equal(detector.auto_flags(), bad)
+    assert detector.source_gain_["s2"] > 0.03
+    assert max(g for s, g in detector.source_gain_.items() if s != "s2") < 0.01
+    # a row's score is its source's gain
+    assert np.allclose(detector.score_samples()[bad], detector.source_gain_["s2"])
+
+    clean = Dataset.from_arrays(base.X, base.y, source=source)
+    assert ProvenanceDetector().fit(clean, evidence).flagged_sources_ == []
+
+
+# -- detection metrics ------------------------------------------------------------
+def test_detection_scores_by_hand() -> None:
+    poison = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
+    flags = np.array([1, 1, 1, 0, 1, 0, 0, 0, 0, 0], dtype=bool)  # tp 3, fp 1, fn 1, tn 5
+    scores = np.array([0.9, 0.8, 0.7, 0.1, 0.85, 0.2, 0.3, 0.05, 0.0, 0.4])
+    got = metrics.detection_scores(poison, flags, scores)
+    assert got["tpr"] == pytest.approx(3 / 4)
+    assert got["fpr"] == pytest.approx(1 / 6)
+    assert got["precision"] == pytest.approx(3 / 4)
+    assert got["f1"] == pytest.approx(3 / 4)
+    # (poison, clean) pairs ranked right: 0.9 beats all 6 cleans, 0.8 and 0.7 beat 5, 0.1 beats 2
+    assert got["auroc"] == pytest.approx((6 + 5 + 5 + 2) / 24)
+
+
+def test_detection_scores_leave_undefined_quantities_empty() -> None:
+    poison = np.array([1, 1, 0, 0], dtype=bool)
+    nothing = metrics.detection_scores(poison, np.zeros(4, dtype=bool), np.zeros(4))
+    assert nothing == {"tpr": 0.0, "fpr": 0.0, "precision": None, "f1": None, "auroc": 0.5}
+
+    no_poison = metrics.detection_scores(
+        np.zeros(4, dtype=bool), np.array([1, 0, 0, 0], dtype=bool), np.arange(4.0)
+    )
+    assert no_poison == {"tpr": None, "fpr": 0.25, "precision": 0.0, "f1": None, "auroc": None}
+
+    all_poison = metrics.detection_scores(np.ones(3, dtype=bool), np.ones(3, dtype=bool), np.arange(3.0))
+    assert all_poison == {"tpr": 1.0, "fpr": None, "precision": 1.0, "f1": 1.0, "auroc": None}
+
+    # flags that miss every poison: F1 is a real 0, not undefined
+    missed = metrics.detection_scores(poison, np.array([0, 0, 1, 0], dtype=bool))
+    assert missed["tpr"] == 0.0 and missed["precision"] == 0.0 and missed["f1"] == 0.0
+    assert missed["auroc"] is None  # no scores given
+
+
+def test_defense_effectiveness_rating_by_hand() -> None:
+    der = metrics.defense_effectiveness_rating
+    assert der(0.9, 0.1, 0.95, 0.93) == pytest.approx((0.8 - 0.02 + 1) / 2)  # 0.89
+    assert der(0.9, 0.0, 0.95, 0.95) == pytest.approx(0.95)
+    assert der(0.5, 0.5, 0.9, 0.9) == pytest.approx(0.5)  # no effect
+    assert der(0.2, 0.4, 0.9, 0.95) == pytest.approx(0.5)  # worse ASR, better accuracy: both clipped
+    assert der(1.0, 0.0, 1.0, 0.0) == pytest.approx(0.5)
+    assert der(0.0, 0.0, 1.0, 0.0) == pytest.approx(0.0)
+    assert der(1.0, 0.0, 0.0, 1.0) == pytest.approx(1.0)
