@@ -25,50 +25,44 @@ class Classifier(Protocol):
 MODELS: Registry[Classifier] = Registry("model")
 
 
-@MODELS.register("cnn", "Small PyTorch CNN for images (2 conv layers), 30 epochs of Adam")
-def cnn(
-    *,
-    epochs: int = 30,
-    batch_size: int = 128,
-    lr: float = 3e-3,
-    width: int = 16,
-    weight_decay: float = 0.0,
-    random_state: int = 0,
-) -> TorchClassifier:
-    from poisonlab.models.torch_models import TorchClassifier  # PyTorch loads on first use
+def _torch_factory(arch: str, *, default_batch_size: int, default_width: int) -> Any:
+    """A registry factory for one architecture; its keyword defaults are the model's defaults."""
 
-    return TorchClassifier(
-        arch="cnn",
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        width=width,
-        weight_decay=weight_decay,
-        random_state=random_state,
-    )
+    def factory(
+        *,
+        epochs: int = 30,
+        batch_size: int = default_batch_size,
+        lr: float = 3e-3,
+        width: int = default_width,
+        weight_decay: float = 0.0,
+        random_state: int = 0,
+    ) -> TorchClassifier:
+        from poisonlab.models.torch_models import TorchClassifier  # PyTorch loads on first use
+
+        return TorchClassifier(
+            arch=arch,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            width=width,
+            weight_decay=weight_decay,
+            random_state=random_state,
+        )
+
+    factory.__name__ = arch
+    return factory
 
 
-@MODELS.register("mlp", "PyTorch MLP (2 hidden layers) on standardised, flattened features")
-def mlp(
-    *,
-    epochs: int = 30,
-    batch_size: int = 64,
-    lr: float = 3e-3,
-    width: int = 32,
-    weight_decay: float = 0.0,
-    random_state: int = 0,
-) -> TorchClassifier:
-    from poisonlab.models.torch_models import TorchClassifier
-
-    return TorchClassifier(
-        arch="mlp",
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        width=width,
-        weight_decay=weight_decay,
-        random_state=random_state,
-    )
+MODELS.add(
+    "cnn",
+    _torch_factory("cnn", default_batch_size=128, default_width=16),
+    "Small PyTorch CNN for images (2 conv layers), 30 epochs of Adam",
+)
+MODELS.add(
+    "mlp",
+    _torch_factory("mlp", default_batch_size=64, default_width=32),
+    "PyTorch MLP (2 hidden layers) on standardised, flattened features",
+)
 
 
 _SKLEARN: list[tuple[str, str, str, bool, dict[str, Any], str]] = [
