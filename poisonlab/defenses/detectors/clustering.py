@@ -26,7 +26,10 @@ class ActivationClustering(Detector):
       flagged when it holds at most ``max_share`` of the class (a large cluster that
       fails is a class with too few other examples, not poison); if both fail (poisons
       make up about half the class), the cluster whose reclassification is more
-      confident is flagged, since poisons are genuine examples of other classes.
+      confident is flagged, since poisons are genuine examples of other classes,
+      provided it holds at most ``max_share_both`` of the class (a clean class whose
+      main body fails to be recognised without itself is under-represented, not
+      poisoned; poisons at up to 20% of a 10-class set make at most ~2/3 of a class).
 
     A clean class gets no flags, unlike a rule that always flags the smaller cluster
     of every class. The score is how much closer a sample sits to its class's
@@ -47,11 +50,13 @@ class ActivationClustering(Detector):
         n_components: int = 10,
         max_own: float = 0.2,
         max_share: float = 0.55,
+        max_share_both: float = 0.7,
         random_state: int = 0,
     ) -> None:
         self.n_components = n_components
         self.max_own = max_own
         self.max_share = max_share
+        self.max_share_both = max_share_both
         self.random_state = random_state
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
@@ -93,7 +98,7 @@ class ActivationClustering(Detector):
                 conf[j] = proba.max(axis=1).mean()
             failed = own < self.max_own
             share = sizes / idx.size
-            if failed.all():
+            if failed.all() and share[int(np.argmax(conf))] <= self.max_share_both:
                 poison = int(np.argmax(conf))
             elif failed.any() and share[int(np.argmax(failed))] <= self.max_share:
                 poison = int(np.argmax(failed))
