@@ -7,6 +7,7 @@ sharing them between tests is safe; tests that must not see shared state take co
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -75,3 +76,19 @@ def attack_params(entry: Entry[Any], dataset: Dataset) -> dict[str, Any]:
             params[role] = value
         taken.add(value)
     return params
+
+
+@pytest.fixture(scope="module")
+def single_threaded() -> Iterator[None]:
+    """Pin torch and BLAS to one thread: results depend on the thread count, and so does speed
+    on a shared two-core machine."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)

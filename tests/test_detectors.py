@@ -12,7 +12,6 @@ machine, two-threaded OpenBLAS and torch slow these fits down by 10-40x.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -42,18 +41,7 @@ DETECTOR_NAMES = [entry.name for entry in DETECTORS]
 N_SOURCES = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded() -> Iterator[None]:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_threaded")
 
 
 # -- hand-built evidence for the conformance battery ----------------------------
