@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _bars import report_bars  # benchmarks/ is on sys.path when a script runs
 
 from poisonlab.experiments import aggregate, load_config, run_grid
 
@@ -66,12 +67,7 @@ def main() -> int:
             lambda v: v > 0,
         ),
     ]
-    print()
-    missed = 0
-    for name, value, ok in bars:
-        passed = bool(ok(value))
-        missed += not passed
-        print(f"{'PASS' if passed else 'MISS'}  {name:<48} measured {100 * value:.1f}")
+    missed = report_bars(bars, scale=100, width=48)
     return 1 if missed or outcome.n_failed else 0
 
 
