@@ -141,49 +141,66 @@ def main() -> int:
     def sel(dataset: str, attacks: tuple[str, ...], rates: tuple[float | None, ...]) -> list[dict]:
         return [r for r in rows if r["dataset"] == dataset and r["attack"] in attacks and r["rate"] in rates]
 
+    print("\nper case over seeds: mean (worst seed)")
+    print(f"{'dataset':<14}{'attack':<15}{'rate':>6}{'precision':>16}{'recall':>16}{'F1':>16}{'FPR':>16}")
+    for dataset, attack, rate in CASES:
+        case_rows = sel(dataset, (attack,), (rate,))
+        cells = []
+        for key, worst in (("precision", min), ("tpr", min), ("f1", min), ("fpr", max)):
+            values = [r[key] for r in case_rows if r[key] is not None]
+            cells.append(f"{np.mean(values):.3f} ({worst(values):.3f})" if values else "—")
+        label = "—" if rate is None else f"{rate:.0%}"
+        print(f"{dataset:<14}{attack:<15}{label:>6}" + "".join(f"{c:>16}" for c in cells))
+
+    def worst(key: str, pick, cases: list[dict]) -> float:  # type: ignore[no-untyped-def]
+        return float(pick(r[key] or 0.0 for r in cases))
+
+    def worst_mean(key: str, datasets: tuple[str, ...], attack: str, rates: tuple[float, ...]) -> float:
+        """The lowest per-case mean over seeds."""
+        return min(
+            float(np.mean([r[key] or 0.0 for r in sel(d, (attack,), (rate,))]))
+            for d in datasets
+            for rate in rates
+        )
+
     backdoors = ("badnets", "blended")
+    flips = ("digits", "breast_cancer")
+    flip_rows = [r for d in flips for r in sel(d, ("label_flip",), (0.1, 0.2))]
     bars = [
         (
-            "backdoor 5%/10%: F1 >= 0.9 (worst case)",
-            min(r["f1"] or 0 for r in sel("digits", backdoors, (0.05, 0.1))),
+            "backdoor 5%/10%: F1 >= 0.9 (worst seed)",
+            worst("f1", min, sel("digits", backdoors, (0.05, 0.1))),
             lambda v: v >= 0.9,
         ),
         (
-            "backdoor 1%: recall >= 0.8 (worst case)",
-            min(r["tpr"] or 0 for r in sel("digits", backdoors, (0.01,))),
+            "backdoor 1%: recall >= 0.8 (worst seed)",
+            worst("tpr", min, sel("digits", backdoors, (0.01,))),
             lambda v: v >= 0.8,
         ),
         (
-            "backdoor: FPR <= 2% (worst case)",
-            max(r["fpr"] for r in sel("digits", backdoors, (0.01, 0.05, 0.1))),
+            "backdoor: FPR <= 2% (worst seed)",
+            worst("fpr", max, sel("digits", backdoors, (0.01, 0.05, 0.1))),
             lambda v: v <= 0.02,
         ),
         (
-            "label flips: precision >= 0.8 (worst case)",
-            min(
-                r["precision"] or 0
-                for d in ("digits", "breast_cancer")
-                for r in sel(d, ("label_flip",), (0.1, 0.2))
-            ),
+            "label flips: precision >= 0.8 (worst seed)",
+            worst("precision", min, flip_rows),
+            lambda v: v >= 0.8,
+        ),
+        ("label flips: recall >= 0.8 (worst seed)", worst("tpr", min, flip_rows), lambda v: v >= 0.8),
+        (
+            "label flips: recall >= 0.8 (worst case mean over seeds)",
+            worst_mean("tpr", flips, "label_flip", (0.1, 0.2)),
             lambda v: v >= 0.8,
         ),
         (
-            "label flips: recall >= 0.8 (worst case)",
-            min(
-                r["tpr"] or 0
-                for d in ("digits", "breast_cancer")
-                for r in sel(d, ("label_flip",), (0.1, 0.2))
-            ),
-            lambda v: v >= 0.8,
-        ),
-        (
-            "clean data: <= 1% flagged (worst case)",
-            max(r["share_flagged"] for d in ("digits", "breast_cancer") for r in sel(d, ("none",), (None,))),
+            "clean data: <= 1% flagged (worst seed)",
+            max(r["share_flagged"] for d in flips for r in sel(d, ("none",), (None,))),
             lambda v: v <= 0.01,
         ),
         (
-            "external npz: recall >= 0.9, FPR <= 2% (worst case F1)",
-            min(r["f1"] or 0 for r in sel("digits", ("external_patch",), (0.05,))),
+            "external npz: F1 >= 0.9 (worst seed)",
+            worst("f1", min, sel("digits", ("external_patch",), (0.05,))),
             lambda v: v >= 0.9,
         ),
     ]

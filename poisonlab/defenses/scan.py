@@ -70,7 +70,7 @@ def scan(
     scores = det.score_samples()
     flags = det.auto_flags() if contamination is None else flag_top(scores, contamination)
     if isinstance(det, AutoDetector):
-        per = {name: (d.score_samples(), d.auto_flags()) for name, d in det.members_.items()}
+        per = dict(det.parts_)
     else:
         per = {detector: (scores, flags)}
     return ScanReport(dataset, detector, contamination, scores, flags, per)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
-from poisonlab.defenses.detectors.base import Detector, Evidence
+from poisonlab.defenses.detectors.base import Detector, Evidence, flag_outlying
 from poisonlab.defenses.detectors.clustering import ActivationClustering
 from poisonlab.defenses.detectors.label_noise import ConfidentLearning, KNNLabelDisagreement
 
@@ -18,48 +18,81 @@ def rank_scores(scores: np.ndarray) -> np.ndarray:
 
 
 class AutoDetector(Detector):
-    """Union of a backdoor specialist and a label-noise specialist; needs no poison rate.
+    """Union of three specialists, each silent on clean data; needs no poison rate.
 
     Poisons show up in different evidence depending on the attack, so no single
-    score serves both families. Backdoor poisons keep a consistent (target) label
-    and form their own cluster inside the target class; flipped labels sit among
-    neighbours of another class. ``auto`` therefore flags the union of
+    score serves every family. ``auto`` flags the union of:
 
-    - **backdoor**: activation clustering with exclusionary reclassification, which
-      flags a cluster only when a model that never saw it assigns it elsewhere;
     - **label noise**: confident learning on cross-fitted probabilities *and* a k-NN
-      majority in representation space — both must agree, because each alone flags
-      a few genuinely ambiguous clean samples.
-
-    Each part is built to stay silent on clean data, so the union does too, while
-    covering both families. A backdoor targets one class (or a few): when activation
-    clustering finds split clusters in more than ``max(1, K // 4)`` of the K classes,
-    the splits come from label noise spread over every class, not from a trigger,
-    and only the label-noise specialist's flags are kept.
+      majority both say the label is wrong. Each alone flags a few genuinely
+      ambiguous clean samples; together they are quiet on clean data.
+    - **targeted relabelling**: samples whose k-NN majority *and* out-of-sample
+      prediction (argmax) both disagree with their label — a looser test — but
+      only in a class that holds an outlying share of them (robust z-score over
+      classes, at least ``min_target`` suspects, and only with 5 or more classes).
+      A backdoor or a targeted attack sends samples of many classes into one target
+      class; clean ambiguity and random flips spread evenly over classes. This
+      catches low-rate backdoors (1%) too few to form a cluster of their own.
+    - **backdoor clusters**: activation clustering with exclusionary
+      reclassification. A backdoor targets one class (or a few): when clusters
+      split in more than ``max(1, K // 4)`` of the K classes, the splits are label
+      noise spread over every class, not a trigger, and activation clustering's
+      flags are dropped. With fewer than 5 classes that test cannot tell the two
+      apart (with random flips in a binary set, one class's flipped samples form a
+      cluster just like a backdoor's), so clustering runs only on the samples the
+      label-noise part did not flag.
 
     The score, for ranking and ROC analysis, is the mean rank percentile of the
-    three detectors' scores.
+    three member detectors' scores (samples that activation clustering did not
+    see, because they were already flagged, take its highest score).
     """
 
     needs = ("pred_probs",)
 
-    def __init__(self, *, random_state: int = 0) -> None:
+    def __init__(self, *, min_target: int = 5, random_state: int = 0) -> None:
+        self.min_target = min_target
         self.random_state = random_state
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
-        self.members_: dict[str, Detector] = {
-            "activation_clustering": ActivationClustering(random_state=self.random_state),
-            "confident_learning": ConfidentLearning(),
-            "knn_label": KNNLabelDisagreement(),
+        assert evidence.pred_probs is not None  # guaranteed by `needs`
+        y = dataset.y
+        knn = KNNLabelDisagreement().fit(dataset, evidence)
+        cl = ConfidentLearning().fit(dataset, evidence)
+        self.label_noise_ = knn.auto_flags() & cl.auto_flags()
+
+        suspects = knn.auto_flags() & (evidence.pred_probs.argmax(axis=1) != y)
+        counts = np.bincount(y[suspects], minlength=dataset.n_classes)
+        share = counts / np.maximum(np.bincount(y, minlength=dataset.n_classes), 1)
+        targets = np.zeros(dataset.n_classes, dtype=bool)
+        if dataset.n_classes >= 5:
+            targets = flag_outlying(share) & (counts >= self.min_target)
+        self.target_classes_ = np.flatnonzero(targets)
+        self.targeted_ = suspects & targets[y]
+
+        # with few classes the spread test below cannot tell label noise from a
+        # backdoor, so clustering sees only what label noise does not explain
+        keep = ~self.label_noise_ if dataset.n_classes < 5 else np.ones(len(dataset), dtype=bool)
+        ac = ActivationClustering(random_state=self.random_state)
+        ac_scores = np.ones(len(dataset))
+        self.clusters_ = np.zeros(len(dataset), dtype=bool)
+        if keep.sum() >= ac.min_samples:
+            ac.fit(dataset.subset(keep), evidence.subset(keep))
+            ac_scores[keep] = ac.score_samples()
+            self.clusters_[keep] = ac.auto_flags()
+        n_split = np.unique(y[self.clusters_]).size
+        if n_split > max(1, dataset.n_classes // 4):
+            self.clusters_[:] = False
+        #: every part's scores and flags over all rows, for reports: name -> (scores, flags)
+        self.parts_: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            "activation_clustering": (ac_scores, self.clusters_),
+            "confident_learning": (cl.score_samples(), cl.auto_flags()),
+            "knn_label": (knn.score_samples(), knn.auto_flags()),
+            "targeted_relabel": (knn.score_samples() * suspects, self.targeted_),
         }
-        for detector in self.members_.values():
-            detector.fit(dataset, evidence)
-        return np.mean([rank_scores(d.score_samples()) for d in self.members_.values()], axis=0)
+        return np.mean(
+            [rank_scores(ac_scores), rank_scores(cl.score_samples()), rank_scores(knn.score_samples())],
+            axis=0,
+        )
 
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
-        m = {name: d.auto_flags() for name, d in self.members_.items()}
-        label_noise = m["confident_learning"] & m["knn_label"]
-        n_split = np.unique(dataset.y[m["activation_clustering"]]).size
-        if n_split > max(1, dataset.n_classes // 4):
-            return label_noise
-        return m["activation_clustering"] | label_noise
+        return self.clusters_ | self.label_noise_ | self.targeted_

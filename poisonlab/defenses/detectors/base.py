@@ -10,7 +10,7 @@ knowledge of the poison rate.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar, Self
 
 import numpy as np
@@ -28,12 +28,24 @@ class Evidence:
     convolution features), where input triggers are still separate features.
     ``pred_probs``: out-of-sample predicted class probabilities (cross-fitted), N×K.
     ``losses``: per-sample training loss after each early epoch, N×E.
+    ``inputs``: standardised model inputs for tabular data, N×d: a space that no
+    model fitted to the (possibly poisoned) labels, where neighbours are read.
     """
 
     representations: np.ndarray
     early_representations: np.ndarray | None = None
     pred_probs: np.ndarray | None = None
     losses: np.ndarray | None = None
+    inputs: np.ndarray | None = None
+
+    def subset(self, index: np.ndarray) -> Evidence:
+        """The evidence of the rows selected by an index or boolean mask."""
+        return Evidence(
+            **{
+                f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
+                for f in fields(self)
+            }
+        )
 
 
 class Detector(ABC):
@@ -48,9 +60,10 @@ class Detector(ABC):
         n = len(dataset)
         if evidence.representations.shape[0] != n:
             raise DataError(f"representations have {evidence.representations.shape[0]} rows, dataset has {n}")
-        early = evidence.early_representations
-        if early is not None and early.shape[0] != n:
-            raise DataError(f"early representations have {early.shape[0]} rows, dataset has {n}")
+        for name in ("early_representations", "inputs"):
+            value = getattr(evidence, name)
+            if value is not None and value.shape[0] != n:
+                raise DataError(f"{name.replace('_', ' ')} have {value.shape[0]} rows, dataset has {n}")
         for name in self.needs:
             value = getattr(evidence, name)
             if value is None or value.shape[0] != n:

@@ -20,8 +20,8 @@ class ActivationClustering(Detector):
 
     - standardised activations are reduced by PCA to ``n_components`` and split by
       2-means;
-    - for each cluster, a logistic regression trained without it predicts it;
-      ``own`` is the share predicted as the cluster's label;
+    - for each cluster, a classifier built without it labels it: the nearest class
+      mean (see :func:`_reclassify`); ``own`` is the share given the cluster's label;
     - a cluster fails when ``own < max_own``. If exactly one cluster fails, it is
       flagged when it holds at most ``max_share`` of the class (a large cluster that
       fails is a class with too few other examples, not poison); if both fail (poisons
@@ -62,13 +62,12 @@ class ActivationClustering(Detector):
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         from sklearn.cluster import KMeans
         from sklearn.decomposition import PCA
-        from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
 
         raw = evidence.early_representations
         raw = evidence.representations if raw is None else raw
         R = StandardScaler().fit_transform(raw)
-        # the reclassifier works in a compact space so that 2 × K fits stay cheap
+        # class means are compared in a compact, decorrelated space
         R_small = PCA(min(64, R.shape[1], R.shape[0]), random_state=self.random_state).fit_transform(R)
         y = dataset.y
         scores = np.full(len(dataset), -1.0)
@@ -92,10 +91,7 @@ class ActivationClustering(Detector):
                 rest[members] = False
                 if members.size == 0 or np.unique(y[rest]).size < 2:
                     continue
-                clf = LogisticRegression(max_iter=500).fit(R_small[rest], y[rest])
-                proba = clf.predict_proba(R_small[members])
-                own[j] = np.mean(clf.classes_[proba.argmax(axis=1)] == c)
-                conf[j] = proba.max(axis=1).mean()
+                own[j], conf[j] = _reclassify(R_small[rest], y[rest], R_small[members], c)
             failed = own < self.max_own
             share = sizes / idx.size
             if failed.all() and share[int(np.argmax(conf))] <= self.max_share_both:
@@ -110,3 +106,23 @@ class ActivationClustering(Detector):
 
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
         return self.class_flags_
+
+
+def _reclassify(X_rest: np.ndarray, y_rest: np.ndarray, X_members: np.ndarray, c: int) -> tuple[float, float]:
+    """Nearest class mean, computed without a cluster, applied to the cluster's members.
+
+    Returns the share of members assigned to class ``c`` and the mean confidence of
+    the assignment (a softmax over negative squared distances, scaled by the
+    dimension). Class means are a global summary of each class, so a clean
+    sub-mode of a class is still nearest to its own class's mean once removed,
+    while poisons are nearest to the classes they come from. This costs one
+    distance matrix per cluster, against a full classifier fit.
+    """
+    classes = np.unique(y_rest)
+    onehot = (y_rest[:, None] == classes[None, :]).astype(np.float64)
+    means = (onehot.T @ X_rest) / onehot.sum(axis=0)[:, None]
+    d2 = (X_members**2).sum(axis=1)[:, None] - 2 * X_members @ means.T + (means**2).sum(axis=1)[None, :]
+    logits = -(d2 - d2.min(axis=1, keepdims=True)) / X_rest.shape[1]
+    proba = np.exp(logits)
+    proba /= proba.sum(axis=1, keepdims=True)
+    return float(np.mean(classes[d2.argmin(axis=1)] == c)), float(proba.max(axis=1).mean())

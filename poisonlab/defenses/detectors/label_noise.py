@@ -9,10 +9,12 @@ from poisonlab.defenses.detectors.base import Detector, Evidence
 
 
 class KNNLabelDisagreement(Detector):
-    """Share of a sample's ``k`` nearest neighbours (cosine, in representation space) labelled otherwise.
+    """Share of a sample's ``k`` nearest neighbours (cosine) labelled otherwise.
 
     A flipped label sits among neighbours of its true class, so most of them
-    disagree with it. The automatic rule flags samples where a clear majority of
+    disagree with it. Neighbours are read in the evidence's ``inputs`` when present
+    (standardised tabular inputs, which no model fitted to the noisy labels) and
+    in the proxy's representations otherwise. The automatic rule flags samples where a clear majority of
     neighbours (more than ``majority``) disagree. Neighbours are found with
     scikit-learn's exact search, vectorised over samples.
 
@@ -29,7 +31,7 @@ class KNNLabelDisagreement(Detector):
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         from sklearn.neighbors import NearestNeighbors
 
-        reps = evidence.representations
+        reps = evidence.representations if evidence.inputs is None else evidence.inputs
         reps = reps / np.maximum(np.linalg.norm(reps, axis=1, keepdims=True), 1e-12)
         k = min(self.k, len(dataset) - 1)
         _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(reps).kneighbors(reps)
