@@ -42,9 +42,13 @@ class AutoDetector(Detector):
       cluster just like a backdoor's), so clustering runs only on the samples the
       label-noise part did not flag.
 
-    The score, for ranking and ROC analysis, is the mean rank percentile of the
+    The score, for ranking and ROC analysis, puts every flagged sample above every
+    unflagged one, and orders within each group by the mean rank percentile of the
     three member detectors' scores (samples that activation clustering did not
-    see, because they were already flagged, take its highest score).
+    see, because they were already flagged, take its highest score). A plain mean
+    rank would not do: backdoor poisons agree with their label in representation
+    space, so the label-noise scores rank them low (measured AUROC 0.13–0.22 for
+    BadNets at 10% on digits).
     """
 
     needs = ("pred_probs",)
@@ -89,10 +93,9 @@ class AutoDetector(Detector):
             "knn_label": (knn.score_samples(), knn.auto_flags()),
             "targeted_relabel": (knn.score_samples() * suspects, self.targeted_),
         }
-        return np.mean(
-            [rank_scores(ac_scores), rank_scores(cl.score_samples()), rank_scores(knn.score_samples())],
-            axis=0,
-        )
+        flags = self.clusters_ | self.label_noise_ | self.targeted_
+        ranks = [rank_scores(ac_scores), rank_scores(cl.score_samples()), rank_scores(knn.score_samples())]
+        return flags + np.mean(ranks, axis=0)
 
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
         return self.clusters_ | self.label_noise_ | self.targeted_

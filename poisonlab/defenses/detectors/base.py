@@ -10,7 +10,7 @@ knowledge of the poison rate.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
@@ -40,11 +40,16 @@ class Evidence:
 
     def subset(self, index: np.ndarray) -> Evidence:
         """The evidence of the rows selected by an index or boolean mask."""
+
+        def rows(value: np.ndarray | None) -> np.ndarray | None:
+            return None if value is None else value[index]
+
         return Evidence(
-            **{
-                f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
-                for f in fields(self)
-            }
+            representations=self.representations[index],
+            early_representations=rows(self.early_representations),
+            pred_probs=rows(self.pred_probs),
+            losses=rows(self.losses),
+            inputs=rows(self.inputs),
         )
 
 
