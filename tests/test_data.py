@@ -42,8 +42,71 @@ def test_builtin_shapes_dtypes_modality(name, shape, n_classes, modality):
     assert ds.name == name
 
 
+@pytest.mark.parametrize(("name", "shape"), [("diabetes", (442, 10)), ("synthetic_regression", (500, 10))])
+def test_regression_builtins_hold_a_float_response(name, shape):
+    ds = load_dataset(name)
+    assert ds.task == "regression" and ds.is_regression
+    assert ds.X.shape == shape and ds.X.dtype == np.float32
+    assert ds.y.dtype == np.float64 and ds.y.shape == (shape[0],)
+    assert np.unique(ds.y).size > 100  # a continuous response, not classes
+    assert ds.classes == () and ds.n_classes == 0
+    assert np.array_equal(ds.original_labels(), ds.y)
+
+
 def test_every_builtin_is_tested():
-    assert set(DATASETS.names()) == {"digits", "breast_cancer", "wine", "synthetic"}
+    assert set(DATASETS.names()) == {
+        "digits",
+        "breast_cancer",
+        "wine",
+        "synthetic",
+        "diabetes",
+        "synthetic_regression",
+    }
+
+
+def test_regression_split_is_seeded_and_keeps_the_task():
+    ds = load_dataset("diabetes")
+    train, test = train_test_split(ds, random_state=3)
+    again, _ = train_test_split(ds, random_state=3)
+    assert train.task == test.task == "regression"
+    assert len(train) + len(test) == len(ds)
+    assert np.array_equal(train.ids, again.ids)
+    assert not set(train.ids) & set(test.ids)
+
+
+def test_regression_npz_round_trips_its_task(tmp_path):
+    ds = load_dataset("diabetes")
+    write_npz(tmp_path / "d.npz", ds)
+    back = load_dataset(str(tmp_path / "d.npz"))
+    assert back.task == "regression"
+    assert np.array_equal(back.y, ds.y) and np.array_equal(back.X, ds.X)
+
+
+def test_regression_table_with_a_task(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,target\n1,2,0.5\n3,4,1.25\n5,6,-2\n")
+    ds = load_dataset(str(path), label_col="target", task="regression")
+    assert ds.is_regression and ds.y.tolist() == [0.5, 1.25, -2.0]
+    # the same file read as classification names the non-integer label
+    with pytest.raises(DataError, match="labels must be integers, found 0.5"):
+        load_dataset(str(path), label_col="target")
+
+
+@pytest.mark.parametrize(
+    ("y", "message"),
+    [
+        (np.array(["a", "b", "c"]), "regression target must be numeric, found 'a'"),
+        (np.array([1.0, np.nan, 2.0]), "contains NaN or inf"),
+    ],
+)
+def test_bad_regression_targets_are_named(y, message):
+    with pytest.raises(DataError, match=message):
+        Dataset.from_arrays(np.zeros((3, 2), dtype=np.float32), y, task="regression")
+
+
+def test_a_builtin_of_the_other_task_is_refused():
+    with pytest.raises(DataError, match="diabetes is a regression dataset, not classification"):
+        load_dataset("diabetes", task="classification")
 
 
 def test_digits_images_lie_in_unit_interval():

@@ -57,3 +57,36 @@ def synthetic(
         random_state=random_state,
     )
     return Dataset.from_arrays(X.astype(np.float32), y, name="synthetic")
+
+
+@DATASETS.register(
+    "diabetes", "Diabetes progression, 10 features, regression target, 442 rows (scikit-learn)"
+)
+def diabetes() -> Dataset:
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes()
+    return Dataset.from_arrays(
+        bunch.data.astype(np.float32), bunch.target, name="diabetes", task="regression"
+    )
+
+
+@DATASETS.register("synthetic_regression", "Seeded make_regression tabular set (sizes configurable)")
+def synthetic_regression(
+    *,
+    n_samples: int = 500,
+    n_features: int = 10,
+    n_informative: int = 10,
+    noise: float = 10.0,
+    random_state: int = 0,
+) -> Dataset:
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=min(n_informative, n_features),
+        noise=noise,
+        random_state=random_state,
+    )
+    return Dataset.from_arrays(X.astype(np.float32), y, name="synthetic_regression", task="regression")

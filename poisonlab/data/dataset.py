@@ -10,6 +10,8 @@ import numpy as np
 from poisonlab.errors import DataError
 
 Modality = Literal["image", "tabular"]
+Task = Literal["classification", "regression"]
+TASKS: tuple[Task, ...] = ("classification", "regression")
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -20,12 +22,14 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Features, integer labels, stable per-sample ids and an optional per-sample source.
+    """Features, targets, stable per-sample ids and an optional per-sample source.
 
     ``X`` is float32: ``N×C×H×W`` in ``[0, 1]`` for images, ``N×d`` for tabular data.
-    ``y`` holds class indices ``0..K-1``; ``classes[k]`` is the label the user's data
-    used for class ``k`` (so files round-trip in the user's label space). The arrays
-    are read-only: operations return new datasets instead of mutating this one.
+    For ``task="classification"`` ``y`` holds class indices ``0..K-1`` and
+    ``classes[k]`` is the label the user's data used for class ``k`` (so files
+    round-trip in the user's label space). For ``task="regression"`` ``y`` is a
+    float64 response and ``classes`` is empty. The arrays are read-only: operations
+    return new datasets instead of mutating this one.
     """
 
     X: np.ndarray
@@ -34,6 +38,7 @@ class Dataset:
     source: np.ndarray | None = None
     name: str = "data"
     classes: tuple[int, ...] = field(default=())
+    task: Task = "classification"
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)
@@ -58,14 +63,21 @@ class Dataset:
             )
         if X.ndim == 4 and (X.min() < 0.0 or X.max() > 1.0):
             raise DataError(f"{self.name}: image features must lie in [0, 1]")
-        if not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"{self.name}: labels must be integer class indices, got dtype {y.dtype}")
-        y = y.astype(np.int64, copy=False)
-        n_classes = len(self.classes) if self.classes else int(y.max()) + 1
-        if y.min() < 0 or y.max() >= n_classes:
-            raise DataError(f"{self.name}: labels must lie in 0..{n_classes - 1}")
-        if not self.classes:
-            object.__setattr__(self, "classes", tuple(range(n_classes)))
+        if self.task == "regression":
+            y = _regression_target(y, self.name)
+            if self.classes:
+                raise DataError(f"{self.name}: a regression dataset has no classes")
+        elif self.task != "classification":
+            raise DataError(f"{self.name}: task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        else:
+            if not np.issubdtype(y.dtype, np.integer):
+                raise DataError(f"{self.name}: labels must be integer class indices, got dtype {y.dtype}")
+            y = y.astype(np.int64, copy=False)
+            n_classes = len(self.classes) if self.classes else int(y.max()) + 1
+            if y.min() < 0 or y.max() >= n_classes:
+                raise DataError(f"{self.name}: labels must lie in 0..{n_classes - 1}")
+            if not self.classes:
+                object.__setattr__(self, "classes", tuple(range(n_classes)))
         ids = np.asarray(self.ids)
         if ids.shape != (n,):
             raise DataError(f"{self.name}: {ids.shape[0] if ids.ndim else 0} ids for {n} rows")
@@ -93,8 +105,13 @@ class Dataset:
         ids: np.ndarray | None = None,
         source: np.ndarray | None = None,
         name: str = "data",
+        task: Task = "classification",
     ) -> Dataset:
-        """Build a dataset from user arrays, mapping any integer labels to ``0..K-1``."""
+        """Build a dataset from user arrays.
+
+        For classification any integer labels are mapped to ``0..K-1``; for
+        regression ``y`` must be a numeric response.
+        """
         X = np.asarray(X)
         y = np.asarray(y)
         if X.ndim == 3:  # N×H×W greyscale images
@@ -105,12 +122,18 @@ class Dataset:
             raise DataError(f"{name}: X has {X.shape[0]} rows but y has {y.shape[0]}")
         if y.shape[0] == 0:
             raise DataError(f"{name}: the dataset has no rows")
+        if ids is None:
+            ids = np.arange(y.shape[0])
+        if task == "regression":
+            return cls(
+                X=X, y=_regression_target(y, name), ids=np.asarray(ids), source=source, name=name, task=task
+            )
+        if task != "classification":
+            raise DataError(f"{name}: task must be one of {', '.join(TASKS)}, got {task!r}")
         y = _integer_labels(y, name)
         classes, y_index = np.unique(y, return_inverse=True)
         if classes.shape[0] < 2:
             raise DataError(f"{name}: needs at least two classes, found {classes.shape[0]}")
-        if ids is None:
-            ids = np.arange(y.shape[0])
         return cls(
             X=X,
             y=y_index,
@@ -129,6 +152,10 @@ class Dataset:
         return len(self.classes)
 
     @property
+    def is_regression(self) -> bool:
+        return self.task == "regression"
+
+    @property
     def modality(self) -> Modality:
         return "image" if self.X.ndim == 4 else "tabular"
 
@@ -137,7 +164,9 @@ class Dataset:
         return int(np.prod(self.X.shape[1:]))
 
     def original_labels(self, y: np.ndarray | None = None) -> np.ndarray:
-        """Labels in the user's label space (``classes[y]``)."""
+        """Labels in the user's label space (``classes[y]``); the response itself for regression."""
+        if self.is_regression:
+            return self.y if y is None else y
         return np.asarray(self.classes, dtype=np.int64)[self.y if y is None else y]
 
     # -- operations returning new datasets ------------------------------------
@@ -161,6 +190,20 @@ class Dataset:
         )
 
 
+def _regression_target(y: np.ndarray, name: str) -> np.ndarray:
+    """A finite float64 response, or one clear error naming the first bad value."""
+    if y.dtype == np.bool_ or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        sample = _plain(y.ravel()[0]) if y.size else None
+        raise DataError(f"{name}: a regression target must be numeric, found {sample!r} (dtype {y.dtype})")
+    y = y.astype(np.float64)
+    finite = np.isfinite(y)
+    if not finite.all():
+        raise DataError(
+            f"{name}: the regression target contains NaN or inf (first in row {int(np.argmin(finite))})"
+        )
+    return y
+
+
 def _integer_labels(y: np.ndarray, name: str) -> np.ndarray:
     if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
         return y.astype(np.int64)
@@ -182,11 +225,18 @@ def _plain(value: object) -> object:
 def train_test_split(
     dataset: Dataset, *, test_size: float = 0.25, random_state: int = 0
 ) -> tuple[Dataset, Dataset]:
-    """Stratified, seeded split; every class keeps at least one sample on each side."""
+    """Seeded split, stratified by class for classification (every class keeps a sample on each side)."""
     from sklearn.model_selection import train_test_split as sk_split
 
     if not 0.0 < test_size < 1.0:
         raise DataError(f"test_size must lie in (0, 1), got {test_size}")
+    if dataset.is_regression:
+        if len(dataset) < 4:
+            raise DataError(f"{dataset.name}: {len(dataset)} rows are too few to split")
+        train_idx, test_idx = sk_split(
+            np.arange(len(dataset)), test_size=test_size, random_state=random_state
+        )
+        return dataset.subset(np.sort(train_idx)), dataset.subset(np.sort(test_idx))
     counts = np.bincount(dataset.y, minlength=dataset.n_classes)
     if counts.min() < 2:
         k = int(np.argmin(counts))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from poisonlab.data.builtin import DATASETS
-from poisonlab.data.dataset import Dataset
+from poisonlab.data.dataset import TASKS, Dataset, Task
 from poisonlab.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -21,11 +21,22 @@ def load_dataset(
     label_col: str | None = None,
     id_col: str | None = None,
     source_col: str | None = None,
+    task: Task | None = None,
     **params: object,
 ) -> Dataset:
-    """Load a registered dataset by name, or a user file/folder by path."""
+    """Load a registered dataset by name, or a user file/folder by path.
+
+    ``task`` says whether a file's target is class labels or a regression response;
+    ``None`` means classification, except for an ``.npz`` that records its task
+    (poisonlab writes one). A built-in dataset has a fixed task.
+    """
+    if task is not None and task not in TASKS:
+        raise DataError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     if spec in DATASETS:
-        return DATASETS.create(spec, **params)
+        dataset = DATASETS.create(spec, **params)
+        if task is not None and dataset.task != task:
+            raise DataError(f"{spec} is a {dataset.task} dataset, not {task}")
+        return dataset
     path = Path(spec)
     if params:
         raise DataError(f"{spec}: parameters {sorted(params)} only apply to built-in datasets")
@@ -35,17 +46,22 @@ def load_dataset(
         known = ", ".join(DATASETS.names())
         raise DataError(f"unknown dataset {spec!r}; built-in: {known}; or give a path to a file")
     if path.is_dir():
+        if task == "regression":
+            raise DataError(f"{spec}: an image folder holds classes, not a regression target")
         return read_image_folder(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return read_npz(path)
+        return read_npz(path, task=task)
     if suffix in TABLE_SUFFIXES:
-        return read_table(path, label_col=label_col, id_col=id_col, source_col=source_col)
+        return read_table(path, label_col=label_col, id_col=id_col, source_col=source_col, task=task)
     raise DataError(f"{spec}: unsupported file type {suffix!r} (use .npz, .csv, .parquet or a folder)")
 
 
-def read_npz(path: Path) -> Dataset:
-    """Arrays ``X``, ``y`` and optional ``ids``, ``source``; loaded with ``allow_pickle=False``."""
+def read_npz(path: Path, *, task: Task | None = None) -> Dataset:
+    """Arrays ``X``, ``y`` and optional ``ids``, ``source``, ``task``; loaded with ``allow_pickle=False``.
+
+    An explicit ``task`` wins over the one the file records.
+    """
     if not zipfile.is_zipfile(path):
         raise DataError(f"{path}: malformed npz: not a zip archive of arrays")
     try:
@@ -55,7 +71,7 @@ def read_npz(path: Path) -> Dataset:
             missing = {"X", "y"} - names
             if missing:
                 raise DataError(f"{path}: npz lacks array(s) {sorted(missing)}; found {sorted(names)}")
-            arrays = {k: archive[k] for k in ("X", "y", "ids", "source") if k in names}
+            arrays = {k: archive[k] for k in ("X", "y", "ids", "source", "task") if k in names}
             not_arrays = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
             if not_arrays:
                 raise DataError(f"{path}: malformed npz: {not_arrays} are not .npy arrays")
@@ -67,8 +83,18 @@ def read_npz(path: Path) -> Dataset:
         raise DataError(f"{path}: malformed npz: {exc}") from exc
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path}: malformed npz: {exc}") from exc
+    if task is None:
+        recorded = str(arrays["task"]) if "task" in arrays and arrays["task"].ndim == 0 else "classification"
+        if recorded not in TASKS:
+            raise DataError(f"{path}: unknown task {recorded!r} recorded in the file")
+        task = recorded  # type: ignore[assignment]
     return Dataset.from_arrays(
-        arrays["X"], arrays["y"], ids=arrays.get("ids"), source=arrays.get("source"), name=path.stem
+        arrays["X"],
+        arrays["y"],
+        ids=arrays.get("ids"),
+        source=arrays.get("source"),
+        name=path.stem,
+        task=task or "classification",
     )
 
 
@@ -78,6 +104,7 @@ def read_table(
     label_col: str | None,
     id_col: str | None = None,
     source_col: str | None = None,
+    task: Task | None = None,
 ) -> Dataset:
     """A CSV or Parquet table; every column but label/id/source must be numeric."""
     import pandas as pd
@@ -109,13 +136,15 @@ def read_table(
     if labels.isna().any():
         raise DataError(f"{path}: label column {label_col!r} has missing values")
     if not pd.api.types.is_numeric_dtype(labels):
-        raise DataError(f"{path}: label column {label_col!r} must hold integers, found {labels.iloc[0]!r}")
+        kind = "numbers" if task == "regression" else "integers"
+        raise DataError(f"{path}: label column {label_col!r} must hold {kind}, found {labels.iloc[0]!r}")
     return Dataset.from_arrays(
         features.to_numpy(dtype=np.float32),
         labels.to_numpy(),
         ids=None if id_col is None else frame[id_col].to_numpy().astype(str),
         source=None if source_col is None else frame[source_col].to_numpy().astype(str),
         name=path.stem,
+        task=task or "classification",
     )
 
 
@@ -158,6 +187,8 @@ def write_npz(path: Path, dataset: Dataset, **extra: np.ndarray) -> None:
     }
     if dataset.source is not None:
         arrays["source"] = dataset.source
+    if dataset.is_regression:
+        arrays["task"] = np.array(dataset.task)
     arrays.update(extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
