@@ -85,6 +85,11 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-col", help="label column of a CSV/Parquet file")
     parser.add_argument("--id-col", help="id column of a CSV/Parquet file")
     parser.add_argument("--source-col", help="source column of a CSV/Parquet file")
+    parser.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        help="what the label column holds (default: classification, or what an .npz records)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,25 +146,42 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _summary_table(rows: list[dict[str, Any]]) -> Table:
-    """Mean ± std per cell; columns with a single value across the grid move to the title."""
+    """Mean ± std per cell; columns with a single value across the grid move to the title.
+
+    Classification cells show accuracies in %; regression cells show test MSE and
+    its ratio to the clean baseline.
+    """
     keys = ("dataset", "model", "defense")
     constant = [k for k in keys if len({r[k] for r in rows}) == 1] if rows else []
-    title = "mean ± std over seeds, accuracies in %"
+    regression = any(r.get("test_mse") is not None for r in rows)
+    classification = any(r.get("clean_acc") is not None for r in rows) or not rows
+    title = "mean ± std over seeds"
+    if classification:
+        title += ", accuracies in %"
     if constant:
         title += " — " + ", ".join(f"{k}: {rows[0][k]}" for k in constant)
     table = Table(title=title)
     shown = [k for k in keys if k not in constant]
-    for col in (*shown, "attack", "rate", "seeds", "n_poison", "C-ACC", "ASR", "RA", "ΔACC"):
+    metrics: list[tuple[str, str]] = []
+    if classification:
+        metrics += [("C-ACC", "clean_acc"), ("ASR", "asr"), ("RA", "ra"), ("ΔACC", "acc_drop")]
+    if regression:
+        metrics += [("MSE", "test_mse"), ("MSE×", "mse_ratio")]
+    for col in (*shown, "attack", "rate", "seeds", "n_poison", *(name for name, _ in metrics)):
         table.add_column(col, no_wrap=True, justify="left" if col in (*keys, "attack") else "right")
     for r in rows:
         rate = "—" if r["poison_rate"] is None else f"{100 * r['poison_rate']:g}%"
+        cells = []
+        for _, key in metrics:
+            value = r.get(key)
+            if key == "test_mse":
+                cells.append("—" if value is None else f"{value[0]:.4g}±{value[1]:.2g}")
+            elif key == "mse_ratio":
+                cells.append("—" if value is None else f"{value[0]:.2f}±{value[1]:.2f}")
+            else:
+                cells.append(_pm(value))
         table.add_row(
-            *(r[k] for k in shown),
-            r["attack"],
-            rate,
-            str(r["n_seeds"]),
-            f"{r['n_poison']:.0f}",
-            *(_pm(r[m]) for m in ("clean_acc", "asr", "ra", "acc_drop")),
+            *(r[k] for k in shown), r["attack"], rate, str(r["n_seeds"]), f"{r['n_poison']:.0f}", *cells
         )
     return table
 
@@ -179,7 +201,9 @@ def cmd_attack(args: argparse.Namespace) -> int:
     if out.suffix != ".npz":
         raise ConfigError(f"--out must name a .npz file, got {args.out}")
     attack = ATTACKS.create(args.name, **_parse_params(args.param))
-    data = load_dataset(args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col)
+    data = load_dataset(
+        args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col, task=args.task
+    )
     budget = args.rate if args.rate is not None else args.count
     result = attack.poison(data, budget, args.seed)
     extra: dict[str, np.ndarray] = {"poison_mask": result.poison_mask}
@@ -214,12 +238,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     from poisonlab.data import load_dataset
     from poisonlab.defenses.detectors import DETECTORS
+    from poisonlab.defenses.regression import METHODS
 
-    DETECTORS.get(args.detector)  # unknown names fail before any work
+    if args.detector not in METHODS:
+        DETECTORS.get(args.detector)  # unknown names fail before any work
     contamination = None if args.contamination == "auto" else _fraction(args.contamination)
     if args.fail_above < 0:
         raise ConfigError(f"--fail-above must be >= 0, got {args.fail_above}")
-    data = load_dataset(args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col)
+    data = load_dataset(
+        args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col, task=args.task
+    )
     features = None
     if args.features:
         try:
@@ -253,7 +281,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         table.add_row(
             str(i),
             str(data.ids[i]),
-            str(labels[i]),
+            f"{labels[i]:.4g}" if data.is_regression else str(labels[i]),
             f"{report.scores[i]:.3f}",
             "yes" if report.flags[i] else "",
             ", ".join(report.agreeing(int(i))),

@@ -56,6 +56,15 @@ def accuracy_drop(clean_baseline: float, poisoned: float) -> float:
     return float(clean_baseline - poisoned)
 
 
+def mean_squared_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Test MSE of a regression model, in the squared units of the response."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ValueError(f"need two equal, non-empty shapes, got {y_true.shape} and {y_pred.shape}")
+    return float(np.mean((y_true - y_pred) ** 2))
+
+
 def detection_scores(poison_mask: np.ndarray, flags: np.ndarray, scores: np.ndarray | None = None) -> dict:
     """TPR (recall), FPR, precision, F1 of ``flags`` against the true poison mask, and AUROC of ``scores``.
 

@@ -29,6 +29,12 @@ def tiny_tabular() -> Dataset:
     return load_dataset("synthetic", n_samples=200, n_features=8, n_informative=4, n_classes=3, class_sep=2.0)
 
 
+@functools.cache
+def tiny_regression() -> Dataset:
+    """A seeded linear regression set: 200×8 float32, continuous response."""
+    return load_dataset("synthetic_regression", n_samples=200, n_features=8, n_informative=8)
+
+
 @pytest.fixture(scope="session")
 def image_data() -> Dataset:
     return tiny_image()
@@ -51,6 +57,8 @@ def dataset_for(entry: Entry[Any], modality: str | None = None) -> Dataset:
         modality = "image" if "image" in allowed else allowed[0]
     if modality not in allowed:
         raise ValueError(f"{entry.name} does not accept {modality} data")
+    if "classification" not in entry.factory.tasks:  # type: ignore[attr-defined]
+        return tiny_regression()
     return tiny_image() if modality == "image" else tiny_tabular()
 
 

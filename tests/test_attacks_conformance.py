@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import attack_params, dataset_for, modalities_of, tiny_image, tiny_tabular
+from conftest import attack_params, dataset_for, modalities_of, tiny_image, tiny_regression, tiny_tabular
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,11 +32,13 @@ CASES = [
     for entry in ATTACKS
     for modality in modalities_of(entry)
 ]
+#: Modalities an attack refuses. Regression attacks are left out: there is no image
+#: regression data, and their task check is tested on its own.
 EXCLUDED = [
     pytest.param(entry.name, modality, id=f"{entry.name}-{modality}")
     for entry in ATTACKS
     for modality in ("image", "tabular")
-    if modality not in modalities_of(entry)
+    if modality not in modalities_of(entry) and "classification" in entry.factory.tasks
 ]
 POISONING = [case for case in CASES if case.values[0] != "none"]
 #: Small enough that every attack can spend the whole budget on the tiny sets (the
@@ -55,6 +57,7 @@ def with_provenance(ds: Dataset) -> Dataset:
         ids=np.array([f"row-{i:04d}" for i in range(len(ds))]),
         source=np.array([f"vendor{i % 3}" for i in range(len(ds))]),
         name=ds.name,
+        task=ds.task,
     )
 
 
@@ -77,12 +80,14 @@ def test_shapes_dtypes_ids_source_kept(name, modality):
     attack, ds = setup(name, modality)
     out = attack.poison(ds, 0.1, 0).dataset
     assert out.X.shape == ds.X.shape and out.X.dtype == ds.X.dtype == np.float32
-    assert out.y.shape == ds.y.shape and out.y.dtype == ds.y.dtype == np.int64
+    assert out.y.shape == ds.y.shape and out.y.dtype == ds.y.dtype
+    assert out.y.dtype == (np.float64 if ds.is_regression else np.int64)
     assert np.array_equal(out.ids, ds.ids)
     assert np.array_equal(out.source, ds.source)
-    assert out.classes == ds.classes
+    assert out.classes == ds.classes and out.task == ds.task
     assert out.modality == ds.modality
-    assert out.y.min() >= 0 and out.y.max() < ds.n_classes
+    if not ds.is_regression:
+        assert out.y.min() >= 0 and out.y.max() < ds.n_classes
     if modality == "image":
         assert out.X.min() >= 0.0 and out.X.max() <= 1.0
 
@@ -154,8 +159,11 @@ def test_triggers_and_targets(name, modality):
     if result.target_class is not None:
         assert 0 <= result.target_class < ds.n_classes
         assert np.all(result.dataset.y[mask] == result.target_class)
-    if result.trigger is None:  # not a backdoor: features are left alone
-        assert np.array_equal(result.dataset.X, ds.X)
+    if result.trigger is None:  # not a backdoor: a label attack leaves features alone
+        if ds.is_regression:  # regression poison points move features and response together
+            assert not np.array_equal(result.dataset.y[mask], ds.y[mask]) or result.n_poison == 0
+        else:
+            assert np.array_equal(result.dataset.X, ds.X)
         return
     assert result.target_class is not None
     assert not np.any(ds.y[mask] == result.target_class)  # all-to-one: drawn from other classes
@@ -191,6 +199,20 @@ def test_count_larger_than_the_dataset(name, modality):
     attack, ds = setup(name, modality)
     with pytest.raises(ConfigError, match=f"poison count must lie in 1..{len(ds)}"):
         attack.poison(ds, len(ds) + 1, 0)
+
+
+def test_tasks_are_checked_before_anything_else():
+    with pytest.raises(ConfigError, match="OptP poisons regression data; digits is a classification dataset"):
+        ATTACKS.create("optp").poison(tiny_image(), 0.1, 0)
+    with pytest.raises(ConfigError, match="RandomLabelFlip poisons classification data; .* is a regression"):
+        ATTACKS.create("label_flip").poison(tiny_regression(), 0.1, 0)
+
+
+def test_a_regression_budget_must_leave_more_clean_rows_than_features():
+    ds = tiny_regression()  # 200 rows, 8 features: at most 191 poisoned
+    with pytest.raises(ConfigError, match="leaves 8 clean samples of .*, fewer than its 8 features"):
+        ATTACKS.create("statp").poison(ds, 192, 0)
+    assert ATTACKS.create("statp").poison(ds, 191, 0).n_poison <= 191
 
 
 @pytest.mark.parametrize(("name", "modality"), EXCLUDED)

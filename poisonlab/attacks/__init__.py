@@ -4,6 +4,7 @@ from poisonlab.attacks.backdoor import BadNets, Blended, FeatureTrigger
 from poisonlab.attacks.base import Attack, PoisonResult, Trigger, resolve_budget
 from poisonlab.attacks.label_flip import FarthestFirstLabelFlip, RandomLabelFlip, TargetedLabelFlip
 from poisonlab.attacks.none import NoAttack
+from poisonlab.attacks.regression import OptP, StatP
 from poisonlab.registry import Registry
 
 ATTACKS: Registry[Attack] = Registry("attack")
@@ -20,6 +21,16 @@ ATTACKS.add(
 ATTACKS.add("badnets", BadNets, "BadNets patch-trigger backdoor on images (Gu et al. 2017)")
 ATTACKS.add("blended", Blended, "Blended backdoor: alpha-blended key pattern on images (Chen et al. 2017)")
 ATTACKS.add("feature_trigger", FeatureTrigger, "Tabular backdoor: chosen features set to rare values")
+ATTACKS.add(
+    "optp",
+    OptP,
+    "Regression: poison points optimised against ridge regression (OptP, Jagielski et al. 2018)",
+)
+ATTACKS.add(
+    "statp",
+    StatP,
+    "Regression: poison points sampled from the data's moments (StatP, Jagielski et al. 2018)",
+)
 
 __all__ = [
     "ATTACKS",
@@ -29,8 +40,10 @@ __all__ = [
     "FarthestFirstLabelFlip",
     "FeatureTrigger",
     "NoAttack",
+    "OptP",
     "PoisonResult",
     "RandomLabelFlip",
+    "StatP",
     "TargetedLabelFlip",
     "Trigger",
     "resolve_budget",

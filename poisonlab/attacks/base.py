@@ -56,9 +56,16 @@ class Attack(ABC):
 
     #: Modalities the attack can poison.
     modalities: ClassVar[tuple[str, ...]] = ("image", "tabular")
+    #: Learning tasks the attack applies to.
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
 
     def poison(self, dataset: Dataset, budget: Budget | None, rng: Seed = None) -> PoisonResult:
         """Poison at most ``budget`` samples of ``dataset`` (a fraction in (0, 1] or a count)."""
+        if dataset.task not in self.tasks:
+            raise ConfigError(
+                f"attack {type(self).__name__} poisons {' or '.join(self.tasks)} data; "
+                f"{dataset.name} is a {dataset.task} dataset"
+            )
         if dataset.modality not in self.modalities:
             raise ConfigError(
                 f"attack {type(self).__name__} works on {' or '.join(self.modalities)} data, "

@@ -11,6 +11,8 @@ from poisonlab.data.dataset import Dataset
 class NoAttack(Attack):
     """Returns the training set unchanged; every experiment grid measures against it."""
 
+    tasks = ("classification", "regression")
+
     def poison(self, dataset: Dataset, budget: Budget | None = None, rng: Seed = None) -> PoisonResult:
         return PoisonResult(dataset, np.zeros(len(dataset), dtype=bool))
 

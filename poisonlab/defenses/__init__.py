@@ -51,6 +51,11 @@ class DetectAndDrop:
     def apply(self, train: Dataset, rng: np.random.Generator) -> DefenseResult:
         from poisonlab.defenses.scan import scan
 
+        if train.is_regression:
+            raise DataError(
+                f"defense {self.detector} is for classification data; for {train.name} (regression) "
+                "use trim, ransac, huber or residual"
+            )
         seed = int(rng.integers(2**31 - 1))
         report = scan(train, detector=self.detector, contamination=self.contamination, random_state=seed)
         keep = ~report.flags
@@ -73,4 +78,44 @@ def _detect_and_drop(name: str) -> Callable[..., Defense]:
 for _entry in DETECTORS:
     DEFENSES.add(_entry.name, _detect_and_drop(_entry.name), f"Drop what '{_entry.name}' flags, then train")
 
-__all__ = ["DEFENSES", "DETECTORS", "Defense", "DefenseResult", "DetectAndDrop", "NoDefense"]
+
+def _robust_regression(method: str, doc: str) -> Callable[..., Defense]:
+    from poisonlab.defenses.regression import RobustRegressionDefense
+
+    def factory(**params: Any) -> Defense:
+        return RobustRegressionDefense(method, **params)
+
+    factory.__name__ = method
+    factory.__doc__ = doc
+    return factory
+
+
+def _trim(*, poison_rate: float | str = "auto", n_init: int = 10) -> Defense:
+    from poisonlab.defenses.regression import RobustRegressionDefense
+
+    return RobustRegressionDefense("trim", poison_rate=poison_rate, n_init=n_init)
+
+
+DEFENSES.add("trim", _trim, "Regression: TRIM (Jagielski et al. 2018), poison rate given or 'auto'")
+DEFENSES.add(
+    "ransac", _robust_regression("ransac", "RANSAC"), "Regression: keep RANSAC's inliers (scikit-learn)"
+)
+DEFENSES.add("huber", _robust_regression("huber", "Huber"), "Regression: drop Huber regression's outliers")
+DEFENSES.add(
+    "residual",
+    _robust_regression("residual", "residual"),
+    "Regression: drop rows whose residual's robust z-score exceeds 3.5, refit",
+)
+
+#: Defenses for regression data; every other defense (but ``none``) is for classification.
+REGRESSION_DEFENSES = frozenset({"trim", "ransac", "huber", "residual"})
+
+__all__ = [
+    "DEFENSES",
+    "DETECTORS",
+    "REGRESSION_DEFENSES",
+    "Defense",
+    "DefenseResult",
+    "DetectAndDrop",
+    "NoDefense",
+]

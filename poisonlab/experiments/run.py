@@ -12,8 +12,9 @@ from poisonlab import metrics
 from poisonlab.attacks import ATTACKS
 from poisonlab.data.dataset import train_test_split
 from poisonlab.defenses import DEFENSES
+from poisonlab.errors import ConfigError
 from poisonlab.experiments.config import RunSpec, load_dataset_component
-from poisonlab.models import MODELS
+from poisonlab.models import MODELS, model_task
 
 #: Columns of summary.json / results.csv, in order.
 RECORD_FIELDS = (
@@ -29,6 +30,8 @@ RECORD_FIELDS = (
     "asr",
     "ra",
     "acc_drop",
+    "test_mse",
+    "mse_ratio",
     "seconds",
     "status",
     "error",
@@ -41,7 +44,9 @@ def run_experiment(spec: RunSpec) -> dict[str, Any]:
     ``asr`` is BackdoorBench's attack success rate for backdoors and, for a targeted
     label flip, the share of source-class test inputs predicted as the target;
     ``ra`` (robust accuracy) exists for backdoors only. ``acc_drop`` is filled in
-    later from the clean baseline run of the same cell.
+    later from the clean baseline run of the same cell. Regression runs report
+    ``test_mse`` instead of accuracies, and ``mse_ratio`` (this run's test MSE over
+    the clean baseline's) is filled in later the same way.
     """
     start = time.perf_counter()
     record = run_record_stub(spec)
@@ -71,6 +76,8 @@ def run_record_stub(spec: RunSpec) -> dict[str, Any]:
         "asr": None,
         "ra": None,
         "acc_drop": None,
+        "test_mse": None,
+        "mse_ratio": None,
         "n_removed": None,
         "det_tpr": None,
         "det_fpr": None,
@@ -90,6 +97,11 @@ def _evaluate(spec: RunSpec) -> dict[str, Any]:
     poisoned = attack.poison(train, spec.poison_rate, rng)
     defense = DEFENSES.create(spec.defense.name, **spec.defense.params)
     defended = defense.apply(poisoned.dataset, np.random.default_rng([spec.seed, 2]))
+    if model_task(spec.model.name) != data.task:
+        raise ConfigError(
+            f"model {spec.model.name} is a {model_task(spec.model.name)} model; "
+            f"{spec.dataset.label} is a {data.task} dataset"
+        )
     model = MODELS.create(spec.model.name, random_state=spec.seed, **spec.model.params)
     model.fit(defended.dataset.X, defended.dataset.y)
 
@@ -98,8 +110,11 @@ def _evaluate(spec: RunSpec) -> dict[str, Any]:
         "n_train": len(defended.dataset),
         "n_test": len(test),
         "n_removed": int(defended.removed_mask.sum()),
-        "clean_acc": metrics.clean_accuracy(test.y, model.predict(test.X)),
     }
+    if data.is_regression:
+        out["test_mse"] = metrics.mean_squared_error(test.y, model.predict(test.X))
+    else:
+        out["clean_acc"] = metrics.clean_accuracy(test.y, model.predict(test.X))
     if spec.defense.name != "none":
         detection = metrics.detection_scores(poisoned.poison_mask, defended.removed_mask, defended.scores)
         out.update({f"det_{k}": v for k, v in detection.items()})

@@ -147,13 +147,22 @@ def _cell(record: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def add_accuracy_drop(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Fill ``acc_drop`` = clean baseline C-ACC − this run's C-ACC, per (dataset, model, defense, seed)."""
-    baselines = {_cell(r): r["clean_acc"] for r in records if r["attack"] == "none" and r["status"] == "ok"}
+    """Fill ``acc_drop`` and, for regression, ``mse_ratio``, from the clean baseline runs.
+
+    ``acc_drop`` = the clean baseline's C-ACC − this run's, per (dataset, model,
+    defense, seed). ``mse_ratio`` = this run's test MSE / the test MSE of the
+    unpoisoned, *undefended* model of (dataset, model, seed), so a defense's cost
+    on clean data shows as a ratio above 1.
+    """
+    baselines = {_cell(r): r for r in records if r["attack"] == "none" and r["status"] == "ok"}
     out = []
     for r in records:
-        base = baselines.get(_cell(r))
-        drop = None if base is None or r["clean_acc"] is None else round(base - r["clean_acc"], 6)
-        out.append({**r, "acc_drop": drop})
+        base = baselines.get(_cell(r), {})
+        clean_mse = baselines.get((r["dataset"], r["model"], "none", r["seed"]), {}).get("test_mse")
+        acc = base.get("clean_acc")
+        drop = None if acc is None or r["clean_acc"] is None else round(acc - r["clean_acc"], 6)
+        ratio = None if not clean_mse or r.get("test_mse") is None else round(r["test_mse"] / clean_mse, 6)
+        out.append({**r, "acc_drop": drop, "mse_ratio": ratio})
     return out
 
 
@@ -194,7 +203,19 @@ def write_summary(records: list[dict[str, Any]], out_dir: Path) -> None:
         writer.writerows(rows)
 
 
-AGG_METRICS = ("clean_acc", "asr", "ra", "acc_drop", "det_precision", "det_tpr", "det_fpr", "det_f1", "der")
+AGG_METRICS = (
+    "clean_acc",
+    "asr",
+    "ra",
+    "acc_drop",
+    "test_mse",
+    "mse_ratio",
+    "det_precision",
+    "det_tpr",
+    "det_fpr",
+    "det_f1",
+    "der",
+)
 
 
 def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -216,7 +237,7 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "n_poison": float(np.mean([g["n_poison"] for g in group])),
         }
         for metric in AGG_METRICS:
-            values = [g[metric] for g in group if g[metric] is not None]
+            values = [g[metric] for g in group if g.get(metric) is not None]
             row[metric] = (float(np.mean(values)), float(np.std(values))) if values else None
         rows.append(row)
     return rows

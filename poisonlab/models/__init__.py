@@ -1,4 +1,4 @@
-"""Models: the fast PyTorch trainer and scikit-learn classifiers, all by name.
+"""Models: the fast PyTorch trainer, scikit-learn classifiers and regressors, all by name.
 
 Every model has ``fit(X, y) -> self`` and ``predict(X)``; the torch models also
 have ``predict_proba`` and ``representations`` (penultimate layer).
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from poisonlab.models.sklearn_models import FlatClassifier, sklearn_classifier
+from poisonlab.models.sklearn_models import FlatClassifier, FlatRegressor, sklearn_classifier
 from poisonlab.registry import Registry
 
 if TYPE_CHECKING:
@@ -106,6 +106,41 @@ _SKLEARN: list[tuple[str, str, str, bool, dict[str, Any], str]] = [
 for _name, _module, _cls, _scale, _defaults, _desc in _SKLEARN:
     MODELS.add(_name, sklearn_classifier(_module, _cls, scale=_scale, **_defaults), _desc)
 
+_REGRESSORS: list[tuple[str, str, dict[str, Any], str]] = [
+    ("ols", "LinearRegression", {}, "Regression: ordinary least squares (scikit-learn)"),
+    ("ridge", "Ridge", {"alpha": 1.0}, "Regression: ridge regression (scikit-learn)"),
+    ("lasso", "Lasso", {"alpha": 0.01}, "Regression: lasso (scikit-learn)"),
+    ("elastic_net", "ElasticNet", {"alpha": 0.01, "l1_ratio": 0.5}, "Regression: elastic net (scikit-learn)"),
+]
+for _name, _cls, _defaults, _desc in _REGRESSORS:
+    MODELS.add(
+        _name,
+        sklearn_classifier("sklearn.linear_model", _cls, scale=True, regressor=True, **_defaults),
+        _desc,
+    )
+MODELS.add(
+    "mlp_regressor",
+    sklearn_classifier(
+        "sklearn.neural_network",
+        "MLPRegressor",
+        scale=True,
+        regressor=True,
+        hidden_layer_sizes=(64, 64),
+        alpha=1e-3,
+        max_iter=2000,
+        early_stopping=True,
+    ),
+    "Regression: MLP with two hidden layers of 64 (scikit-learn), early stopping",
+)
+
+#: Models that fit a continuous target; every other model is a classifier.
+REGRESSION_MODELS = frozenset(name for name, *_ in _REGRESSORS) | {"mlp_regressor"}
+
+
+def model_task(name: str) -> str:
+    """The task a registered model learns: ``"regression"`` or ``"classification"``."""
+    return "regression" if name in REGRESSION_MODELS else "classification"
+
 
 def __getattr__(name: str) -> Any:
     if name in ("MLP", "SmallCNN", "TorchClassifier"):
@@ -115,4 +150,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'poisonlab.models' has no attribute {name!r}")
 
 
-__all__ = ["MLP", "MODELS", "Classifier", "FlatClassifier", "SmallCNN", "TorchClassifier"]
+__all__ = [
+    "MLP",
+    "MODELS",
+    "REGRESSION_MODELS",
+    "Classifier",
+    "FlatClassifier",
+    "FlatRegressor",
+    "SmallCNN",
+    "TorchClassifier",
+    "model_task",
+]

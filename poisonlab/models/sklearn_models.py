@@ -41,7 +41,34 @@ def _flat(X: np.ndarray) -> np.ndarray:
     return X.reshape(X.shape[0], -1)
 
 
-def sklearn_classifier(module: str, class_name: str, *, scale: bool, **defaults: Any) -> Any:
+class FlatRegressor(FlatClassifier):
+    """A scikit-learn regressor on flattened, standardised inputs and a standardised target.
+
+    The target is standardised for fitting and mapped back for prediction, so one
+    set of hyperparameters (regularisation strength, learning rate) works whatever
+    the response's units; predictions and errors are in the data's own units.
+    """
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> FlatRegressor:
+        from sklearn.base import clone
+        from sklearn.compose import TransformedTargetRegressor
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        inner = (
+            make_pipeline(StandardScaler(), clone(self.estimator)) if self.scale else clone(self.estimator)
+        )
+        self.model_ = TransformedTargetRegressor(regressor=inner, transformer=StandardScaler())
+        self.model_.fit(_flat(X), np.asarray(y, dtype=np.float64))
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        raise TypeError("a regressor has no class probabilities")
+
+
+def sklearn_classifier(
+    module: str, class_name: str, *, scale: bool, regressor: bool = False, **defaults: Any
+) -> Any:
     """A registry factory building ``module.class_name`` with user parameters over ``defaults``.
 
     The class is imported when a model is built, so listing models stays fast.
@@ -52,7 +79,8 @@ def sklearn_classifier(module: str, class_name: str, *, scale: bool, **defaults:
         kwargs = {**defaults, **params}
         if "random_state" in estimator_cls().get_params():
             kwargs["random_state"] = random_state
-        return FlatClassifier(estimator_cls(**kwargs), scale=scale)
+        wrapper = FlatRegressor if regressor else FlatClassifier
+        return wrapper(estimator_cls(**kwargs), scale=scale)
 
     factory.__name__ = class_name
     return factory
