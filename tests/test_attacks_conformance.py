@@ -204,13 +204,13 @@ def test_count_larger_than_the_dataset(name, modality):
 def test_tasks_are_checked_before_anything_else():
     with pytest.raises(ConfigError, match="OptP poisons regression data; digits is a classification dataset"):
         ATTACKS.create("optp").poison(tiny_image(), 0.1, 0)
-    with pytest.raises(ConfigError, match="RandomLabelFlip poisons classification data; .* is a regression"):
+    with pytest.raises(ConfigError, match=r"RandomLabelFlip poisons classification data; .* is a regression"):
         ATTACKS.create("label_flip").poison(tiny_regression(), 0.1, 0)
 
 
 def test_a_regression_budget_must_leave_more_clean_rows_than_features():
     ds = tiny_regression()  # 200 rows, 8 features: at most 191 poisoned
-    with pytest.raises(ConfigError, match="leaves 8 clean samples of .*, fewer than its 8 features"):
+    with pytest.raises(ConfigError, match=r"leaves 8 clean samples of .*, fewer than its 8 features"):
         ATTACKS.create("statp").poison(ds, 192, 0)
     assert ATTACKS.create("statp").poison(ds, 191, 0).n_poison <= 191
 

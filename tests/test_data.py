@@ -88,7 +88,7 @@ def test_regression_table_with_a_task(tmp_path):
     ds = load_dataset(str(path), label_col="target", task="regression")
     assert ds.is_regression and ds.y.tolist() == [0.5, 1.25, -2.0]
     # the same file read as classification names the non-integer label
-    with pytest.raises(DataError, match="labels must be integers, found 0.5"):
+    with pytest.raises(DataError, match=r"labels must be integers, found 0\.5"):
         load_dataset(str(path), label_col="target")
 
 
