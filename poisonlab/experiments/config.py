@@ -13,9 +13,9 @@ from typing import Any
 from poisonlab.attacks import ATTACKS
 from poisonlab.data.dataset import Dataset
 from poisonlab.data.readers import load_dataset
-from poisonlab.defenses import DEFENSES
+from poisonlab.defenses import DEFENSES, REGRESSION_DEFENSES
 from poisonlab.errors import ConfigError
-from poisonlab.models import MODELS
+from poisonlab.models import MODELS, model_task
 
 TOP_LEVEL_KEYS = {
     "datasets",
@@ -27,7 +27,7 @@ TOP_LEVEL_KEYS = {
     "test_size",
     "baseline",
 }
-DATASET_FILE_KEYS = {"path", "label_col", "id_col", "source_col"}
+DATASET_FILE_KEYS = {"path", "label_col", "id_col", "source_col", "task"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,15 +122,33 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Experi
         registry.create(comp.name, **comp.params)  # fail fast on unknown names or parameters
     if baseline and not any(a.name == "none" for a in attacks):
         attacks.insert(0, Component("none"))
-    modalities = [ATTACKS.create(a.name, **a.params).modalities for a in attacks]
+    built = [ATTACKS.create(a.name, **a.params) for a in attacks]
 
     runs: list[RunSpec] = []
-    for data_comp, digest, modality in datasets:
-        for attack, allowed in zip(attacks, modalities, strict=True):
-            if modality not in allowed:
+    for data_comp, digest, modality, task in datasets:
+        for attack, made in zip(attacks, built, strict=True):
+            if task not in made.tasks:
                 raise ConfigError(
-                    f"attack {attack.name!r} works on {' or '.join(allowed)} data; "
+                    f"attack {attack.name!r} poisons {' or '.join(made.tasks)} data; "
+                    f"dataset {data_comp.label!r} is a {task} dataset"
+                )
+            if modality not in made.modalities:
+                raise ConfigError(
+                    f"attack {attack.name!r} works on {' or '.join(made.modalities)} data; "
                     f"dataset {data_comp.label!r} is {modality}"
+                )
+        for model in models:
+            if model_task(model.name) != task:
+                raise ConfigError(
+                    f"model {model.name!r} is a {model_task(model.name)} model; "
+                    f"dataset {data_comp.label!r} is a {task} dataset"
+                )
+        for defense in defenses:
+            defense_task = "regression" if defense.name in REGRESSION_DEFENSES else "classification"
+            if defense.name != "none" and defense_task != task:
+                raise ConfigError(
+                    f"defense {defense.name!r} is for {defense_task} data; "
+                    f"dataset {data_comp.label!r} is a {task} dataset"
                 )
         for model, defense, attack in itertools.product(models, defenses, attacks):
             # The clean baseline has no rate: one run per seed, not one per rate.
@@ -166,8 +184,8 @@ def _rate(value: Any) -> float:
     return float(value)
 
 
-def _dataset(entry: Any, base_dir: Path | None) -> tuple[Component, str, str]:
-    """Resolve a dataset entry; loads it once to validate and learn its modality."""
+def _dataset(entry: Any, base_dir: Path | None) -> tuple[Component, str, str, str]:
+    """Resolve a dataset entry; loads it once to validate and learn its modality and task."""
     if isinstance(entry, dict) and "path" in entry:
         unknown = sorted(set(entry) - DATASET_FILE_KEYS)
         if unknown:
@@ -180,7 +198,7 @@ def _dataset(entry: Any, base_dir: Path | None) -> tuple[Component, str, str]:
         comp = _component(entry, "datasets")
     data = load_dataset_component(comp)
     digest = _digest(Path(comp.params["path"])) if "path" in comp.params else ""
-    return comp, digest, data.modality
+    return comp, digest, data.modality, data.task
 
 
 def load_dataset_component(comp: Component) -> Dataset:
