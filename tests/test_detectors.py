@@ -273,7 +273,7 @@ def clean_evidence(digits_train: Dataset) -> Evidence:
 
 @pytest.mark.parametrize("name", ["activation_clustering", "auto"])
 def test_backdoor_poisons_are_found_without_knowing_the_rate(name: str, badnets) -> None:
-    # measured: activation_clustering F1 1.00 (67/67 poisons, no false flag); auto F1 0.95 (74 flags)
+    # measured: activation_clustering F1 1.00 (67/67 poisons, no false flag); auto F1 0.98 (70 flags)
     result, evidence = badnets
     flags = _fit(name, result.dataset, evidence).auto_flags()
     scores = metrics.detection_scores(result.poison_mask, flags)
@@ -288,16 +288,20 @@ def auto_on_label_flip(label_flip) -> AutoDetector:
 
 
 def test_auto_label_noise_branch_finds_random_label_flips(label_flip, auto_on_label_flip) -> None:
-    # The label-noise part of auto (k-NN AND an out-of-sample contradiction) on its own.
-    # measured: 134 flags, precision 0.96, recall 0.96
-    result, _ = label_flip
+    # The label-noise part of auto (k-NN AND confident learning) on its own.
+    # measured: 118 flags, precision 0.97, recall 0.85
+    result, evidence = label_flip
     flags = auto_on_label_flip.label_noise_
     scores = metrics.detection_scores(result.poison_mask, flags)
-    assert scores["precision"] >= 0.9 and scores["tpr"] >= 0.9, scores
+    assert scores["precision"] >= 0.9 and scores["tpr"] >= 0.8, scores
+    # a confident out-of-sample contradiction as second witness finds more (measured 134 flags, 0.96/0.96)
+    wider = AutoDetector(max_own_prob=0.1).fit(result.dataset, evidence)
+    more = metrics.detection_scores(result.poison_mask, wider.label_noise_)
+    assert more["tpr"] >= scores["tpr"] + 0.05 and more["precision"] >= 0.9, more
 
 
 def test_clean_digits_raise_almost_no_flags(digits_train: Dataset, clean_evidence: Evidence) -> None:
-    # measured: auto flags 6 of 1347 (0.45%), activation clustering none
+    # measured: auto flags 5 of 1347 (0.37%), activation clustering none
     auto = AutoDetector().fit(digits_train, clean_evidence)
     assert auto.auto_flags().sum() <= 0.01 * len(digits_train)
     clustering = ActivationClustering().fit(digits_train, clean_evidence)
