@@ -15,23 +15,8 @@ import numpy as np
 
 from poisonlab.attacks.base import Attack, PoisonResult, choose, mask_of
 from poisonlab.data.dataset import Dataset
+from poisonlab.data.scaling import UnitBox
 from poisonlab.errors import ConfigError, DataError
-
-
-class _Box:
-    """Min-max scaling of a regression training set to ``[0, 1]`` and back."""
-
-    def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.lo, self.hi = X.min(axis=0), X.max(axis=0)
-        self.y_lo, self.y_hi = float(y.min()), float(y.max())
-
-    def scale(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        span = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
-        y_span = self.y_hi - self.y_lo or 1.0
-        return np.clip((X - self.lo) / span, 0.0, 1.0), np.clip((y - self.y_lo) / y_span, 0.0, 1.0)
-
-    def unscale(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.lo + X * (self.hi - self.lo), self.y_lo + y * (self.y_hi - self.y_lo)
 
 
 class _RegressionAttack(Attack):
@@ -52,7 +37,7 @@ class _RegressionAttack(Attack):
         return victims, np.setdiff1d(np.arange(len(dataset)), victims)
 
     def _result(
-        self, dataset: Dataset, victims: np.ndarray, box: _Box, Xp: np.ndarray, yp: np.ndarray
+        self, dataset: Dataset, victims: np.ndarray, box: UnitBox, Xp: np.ndarray, yp: np.ndarray
     ) -> PoisonResult:
         X, y = np.array(dataset.X, dtype=np.float64), np.array(dataset.y)
         X[victims], y[victims] = box.unscale(Xp, yp)
@@ -81,7 +66,7 @@ class StatP(_RegressionAttack):
         from poisonlab.attacks.regression_core import statp
 
         victims, clean = self._split(dataset, n_poison, rng)
-        box = _Box(dataset.X, dataset.y)
+        box = UnitBox(dataset.X, dataset.y)
         Xs, ys = box.scale(dataset.X[clean].astype(np.float64), dataset.y[clean])
         Xp, yp = statp(Xs, ys, n_poison, rng)
         return self._result(dataset, victims, box, Xp, yp)
@@ -119,7 +104,7 @@ class OptP(_RegressionAttack):
         from poisonlab.attacks.regression_core import optp
 
         victims, clean = self._split(dataset, n_poison, rng)
-        box = _Box(dataset.X, dataset.y)
+        box = UnitBox(dataset.X, dataset.y)
         Xs, ys = box.scale(dataset.X[clean].astype(np.float64), dataset.y[clean])
         try:
             Xp, yp = optp(

@@ -20,18 +20,15 @@ from typing import Any
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
+from poisonlab.data.scaling import UnitBox
 from poisonlab.errors import ConfigError, DataError
 
 METHODS = ("trim", "ransac", "huber", "residual")
 
 
 def unit_box(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Features (flattened) and response min-max scaled to ``[0, 1]``; constant columns become 0."""
-    X = np.asarray(X, dtype=np.float64).reshape(X.shape[0], -1)
-    lo, hi = X.min(axis=0), X.max(axis=0)
-    Xs = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
-    y_span = float(y.max() - y.min()) or 1.0
-    return Xs, (np.asarray(y, dtype=np.float64) - float(y.min())) / y_span
+    """Features (flattened) and response min-max scaled to ``[0, 1]`` with their own ranges."""
+    return UnitBox(X, y).scale(X, y)
 
 
 def robust_fit(

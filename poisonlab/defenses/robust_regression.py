@@ -67,7 +67,30 @@ def _smallest(values: np.ndarray, n: int) -> np.ndarray:
     return mask
 
 
-class TRIMRegressor(RegressorMixin, BaseEstimator):
+class _KeptSubsetRegressor(RegressorMixin, BaseEstimator):
+    """A linear model refitted on the training points a robust rule kept (``kept_mask_``)."""
+
+    estimator_: Any
+    kept_mask_: np.ndarray
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions of the model fitted on the kept points."""
+        check_is_fitted(self, "estimator_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return np.asarray(self.estimator_.predict(X))
+
+    @property
+    def coef_(self) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return np.asarray(self.estimator_.coef_)
+
+    @property
+    def intercept_(self) -> float:
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.intercept_  # type: ignore[no-any-return]
+
+
+class TRIMRegressor(_KeptSubsetRegressor):
     """TRIM: least trimmed squares by alternating between trimming and refitting.
 
     Given ``N`` training points of which at most ``p`` are poison, TRIM looks for
@@ -145,9 +168,6 @@ class TRIMRegressor(RegressorMixin, BaseEstimator):
     P. J. Rousseeuw, K. Van Driessen. "Computing LTS Regression for Large Data
     Sets." Data Mining and Knowledge Discovery 12, 2006.
     """
-
-    estimator_: Any
-    kept_mask_: np.ndarray
 
     #: Elemental starts that go on to full TRIM runs.
     N_KEEP_ELEMENTAL = 10
@@ -285,24 +305,8 @@ class TRIMRegressor(RegressorMixin, BaseEstimator):
         self.poison_rate_ = 1.0 - n / N if auto else rate
         return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predictions of the model fitted on the kept points."""
-        check_is_fitted(self, "estimator_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return np.asarray(self.estimator_.predict(X))
 
-    @property
-    def coef_(self) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return np.asarray(self.estimator_.coef_)
-
-    @property
-    def intercept_(self) -> float:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.intercept_  # type: ignore[no-any-return]
-
-
-class ResidualSanitizer(RegressorMixin, BaseEstimator):
+class ResidualSanitizer(_KeptSubsetRegressor):
     """Fit, drop points with an outlying residual, refit.
 
     The residuals ``r`` of a first fit on all points get robust z-scores
@@ -324,9 +328,6 @@ class ResidualSanitizer(RegressorMixin, BaseEstimator):
     coef_, intercept_ : those of ``estimator_``
     """
 
-    estimator_: Any
-    kept_mask_: np.ndarray
-
     def __init__(self, estimator: Any = None, threshold: float = 3.5) -> None:
         self.estimator = estimator
         self.threshold = threshold
@@ -345,22 +346,6 @@ class ResidualSanitizer(RegressorMixin, BaseEstimator):
         self.kept_mask_ = kept
         self.estimator_ = first if kept.all() else clone(learner).fit(X[kept], y[kept])
         return self
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predictions of the model refitted on the kept points."""
-        check_is_fitted(self, "estimator_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return np.asarray(self.estimator_.predict(X))
-
-    @property
-    def coef_(self) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return np.asarray(self.estimator_.coef_)
-
-    @property
-    def intercept_(self) -> float:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.intercept_  # type: ignore[no-any-return]
 
 
 def residual_scores(
