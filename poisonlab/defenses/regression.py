@@ -15,13 +15,16 @@ ridge model this is TRIM's own final fit.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.data.scaling import UnitBox
 from poisonlab.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from poisonlab.defenses import DefenseResult
 
 METHODS = ("trim", "ransac", "huber", "residual")
 
@@ -73,8 +76,8 @@ class RobustRegressionDefense:
         self.method = method
         self.params = params
 
-    def apply(self, train: Dataset, rng: np.random.Generator) -> Any:
-        from poisonlab.defenses import DefenseResult
+    def apply(self, train: Dataset, rng: np.random.Generator) -> DefenseResult:
+        from poisonlab.defenses import DefenseResult  # the package imports this module
 
         if not train.is_regression:
             raise DataError(
