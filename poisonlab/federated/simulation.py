@@ -1,0 +1,427 @@
+"""An in-process, seeded federated-learning simulation with malicious clients.
+
+:func:`simulate` runs FedAvg-style training (McMahan et al. 2017) on one machine:
+each round the server samples clients, each sampled client trains the global model
+locally with SGD and sends its update ``local − global``, the malicious clients
+(:mod:`poisonlab.federated.clients`) poison their data or their update, and a rule
+from :data:`~poisonlab.federated.aggregators.AGGREGATORS` turns the ``(k, d)`` update
+matrix into one update that is added to the global parameter vector.
+
+Everything random (initial model, client split, client sampling, local shuffling,
+attacks) derives from ``seed``: the same arguments give identical records.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from poisonlab.data.dataset import Dataset
+from poisonlab.errors import ConfigError, UnknownNameError
+from poisonlab.federated.aggregators import AGGREGATORS, check_preconditions
+from poisonlab.federated.clients import CLIENT_ATTACKS, RoundContext
+from poisonlab.models.torch_models import MLP, SmallCNN
+
+__all__ = ["ROOT_SIZE", "SELECTION_RULES", "simulate", "split_clients"]
+
+#: Samples of the training data the server holds out as its clean root set for FLTrust.
+ROOT_SIZE = 100
+#: Rules that return ``selected`` (and so get a ``malicious_selected`` share).
+SELECTION_RULES = frozenset({"krum", "multi_krum", "bulyan"})
+# Rules that take the number of faulty clients to tolerate as ``f``.
+_F_RULES = frozenset({"krum", "multi_krum", "bulyan"})
+# attack_params keys the simulation itself consumes (the rest go to the attack functions).
+_SIM_KEYS = frozenset({"start_round", "local_epochs"})
+_BACKDOOR_ATTACKS = frozenset({"backdoor", "scaling"})
+
+
+# --------------------------------------------------------------------------- client split
+
+
+def split_clients(
+    y: np.ndarray, n_clients: int, *, alpha: float | None = None, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Split sample indices among clients, IID or with Dirichlet label skew.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Integer class labels of the samples to split.
+    n_clients : int
+        Number of clients, ``>= 1`` and at most ``len(y)``.
+    alpha : float, optional
+        ``None``: shuffle and cut into ``n_clients`` near-equal parts (IID). Otherwise
+        the concentration of the per-class Dirichlet (Hsu et al. 2019): for each class
+        the proportions going to the clients are drawn from ``Dir(alpha·1)``. A small
+        ``alpha`` (e.g. 0.1) gives each client few classes; a large one is near IID.
+    rng : np.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    list of np.ndarray
+        ``n_clients`` sorted int64 index arrays that partition ``range(len(y))``; every
+        client gets at least one sample (an empty client after the Dirichlet draw takes
+        one sample from the currently largest client).
+
+    References
+    ----------
+    Hsu, Qi, Brown. "Measuring the Effects of Non-Identical Data Distribution for
+    Federated Visual Classification." arXiv:1909.06335, 2019.
+    """
+    y = np.asarray(y)
+    if isinstance(n_clients, bool) or not isinstance(n_clients, numbers.Integral) or n_clients < 1:
+        raise ConfigError(f"n_clients must be an integer >= 1, got {n_clients!r}")
+    if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
+        raise ConfigError(f"alpha must be a finite number > 0 (or None for IID), got {alpha!r}")
+    n = len(y)
+    if n < n_clients:
+        raise ConfigError(f"cannot split {n} samples among {n_clients} clients (fewer samples than clients)")
+    if alpha is None:
+        return [np.sort(part).astype(np.int64) for part in np.array_split(rng.permutation(n), n_clients)]
+    parts: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        shares = rng.dirichlet(np.full(n_clients, float(alpha)))
+        cuts = (np.cumsum(shares)[:-1] * len(idx)).astype(np.int64)
+        for client, chunk in enumerate(np.split(idx, cuts)):
+            parts[client].append(chunk)
+    clients = [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
+    # Repair empty clients deterministically, so a tiny alpha cannot make the loop spin.
+    for i in range(n_clients):
+        if len(clients[i]) == 0:
+            donor = int(np.argmax([len(c) for c in clients]))
+            take = rng.integers(len(clients[donor]))
+            clients[i] = clients[donor][take : take + 1].copy()
+            clients[donor] = np.delete(clients[donor], take)
+    return clients
+
+
+# --------------------------------------------------------------------------- training helpers
+
+
+def _build_model(model: str, sample_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    if model == "mlp":
+        return MLP(int(np.prod(sample_shape)), n_classes, hidden=64)
+    if len(sample_shape) != 3:
+        raise ConfigError("the 'cnn' model needs image data (N×C×H×W); use 'mlp' for tabular data")
+    return SmallCNN(sample_shape, n_classes)  # type: ignore[arg-type]
+
+
+def _local_update(
+    net: nn.Module,
+    global_vec: torch.Tensor,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+) -> torch.Tensor:
+    """Plain SGD from the global parameters; returns ``local − global`` (flat float32)."""
+    # vector_to_parameters makes the parameters views of the vector; a copy keeps the
+    # in-place SGD steps from writing into the global model.
+    vector_to_parameters(global_vec.clone(), net.parameters())
+    params = list(net.parameters())
+    generator = torch.Generator().manual_seed(seed)
+    loss_fn = nn.CrossEntropyLoss()
+    n = X.shape[0]
+    net.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            batch = order[start : start + batch_size]
+            loss = loss_fn(net(X[batch]), y[batch])
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                for p, g in zip(params, grads, strict=True):
+                    p.sub_(lr * g)
+    return parameters_to_vector(net.parameters()).detach() - global_vec
+
+
+@torch.no_grad()
+def _predict(net: nn.Module, vec: torch.Tensor, X: torch.Tensor) -> np.ndarray:
+    vector_to_parameters(vec, net.parameters())
+    net.eval()
+    return net(X).argmax(dim=1).numpy()
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _n_malicious(malicious: Any, n_clients: int) -> int:
+    """An int is a count of clients; a float is a share of ``n_clients``."""
+    if isinstance(malicious, bool) or not isinstance(malicious, numbers.Real):
+        raise ConfigError(f"malicious must be a share in [0, 1] or a count of clients, got {malicious!r}")
+    if isinstance(malicious, numbers.Integral):
+        m = int(malicious)
+        if not 0 <= m <= n_clients:
+            raise ConfigError(f"malicious count must lie in 0..{n_clients} (n_clients), got {m}")
+        return m
+    if not 0.0 <= float(malicious) <= 1.0:
+        raise ConfigError(f"malicious share must lie in [0, 1], got {malicious}")
+    return round(float(malicious) * n_clients)
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+def simulate(
+    train: Dataset,
+    test: Dataset,
+    *,
+    model: str = "mlp",
+    n_clients: int = 20,
+    malicious: float | int = 0.2,
+    attack: str = "none",
+    aggregator: str = "fedavg",
+    rounds: int = 20,
+    fraction: float = 1.0,
+    local_epochs: int = 1,
+    lr: float = 0.05,
+    batch_size: int = 32,
+    alpha: float | None = None,
+    seed: int = 0,
+    attack_params: Mapping[str, Any] | None = None,
+    aggregator_params: Mapping[str, Any] | None = None,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train a global model with federated averaging-style rounds, some clients malicious.
+
+    Parameters
+    ----------
+    train, test : Dataset
+        Classification data; ``train`` is split among the clients (and, for FLTrust,
+        the server's root set), ``test`` measures the global model.
+    model : {"mlp", "cnn"}
+        A fresh :class:`~poisonlab.models.torch_models.MLP` (64 hidden units) or
+        :class:`~poisonlab.models.torch_models.SmallCNN`, initialised from ``seed``.
+    n_clients : int
+        Number of clients.
+    malicious : float or int
+        A float is the share of malicious clients, ``m = round(malicious·n_clients)``;
+        an int is the count ``m``. Clients ``0 .. m−1`` are the malicious ones.
+    attack : str
+        ``"none"`` or a key of :data:`~poisonlab.federated.clients.CLIENT_ATTACKS`.
+    aggregator : str
+        A key of :data:`~poisonlab.federated.aggregators.AGGREGATORS`.
+    rounds : int
+        Communication rounds.
+    fraction : float
+        Share of clients sampled per round, ``k = max(1, round(fraction·n_clients))``,
+        drawn without replacement by the seeded generator.
+    local_epochs, lr, batch_size : int, float, int
+        Local training: plain SGD (no momentum) for ``local_epochs`` passes over the
+        client's data.
+    alpha : float, optional
+        Dirichlet label skew of the client split (see :func:`split_clients`); ``None``
+        is IID.
+    seed : int
+        Seeds everything.
+    attack_params : mapping, optional
+        Parameters of the attack functions (e.g. ``scale`` for ``sign_flip``, ``sigma``,
+        ``gamma``, ``z``, ``epsilon``, ``knowledge``, ``rate``, ``source``/``target`` for
+        ``label_flip``) plus keys the simulation uses itself: ``start_round`` (first
+        round, 1-based, in which the malicious clients misbehave; honest before it,
+        default 1), ``local_epochs`` (the malicious clients' own local epochs, default
+        ``local_epochs``) and, for ``backdoor``/``scaling``, ``target`` (default 0) and
+        ``patch_size`` (BadNets patch side, default 3).
+    aggregator_params : mapping, optional
+        Keyword arguments of the rule. For Krum, Multi-Krum and Bulyan ``f`` defaults
+        to ``m``, the number of malicious clients the server is told to tolerate (not
+        the number sampled in a round, which the server does not know). For the
+        trimmed mean ``beta`` defaults to ``m/k`` (trim as many per side as there could
+        be attackers). The preconditions (:func:`check_preconditions` with ``n = k``)
+        are checked once before training, so an impossible ``f`` fails at once.
+        FLTrust's ``server_update`` is computed by the server each round on a root set
+        of :data:`ROOT_SIZE` training samples held out (seeded) from the clients' data.
+    on_round : callable, optional
+        Called with each round's record as soon as it is complete.
+
+    Returns
+    -------
+    list of dict
+        One record per round with ``round`` (1-based), ``accuracy`` (global model on
+        ``test``), ``asr`` (for ``backdoor``/``scaling``: share of non-target test
+        inputs that, with the trigger, are predicted as the target; else ``None``),
+        ``malicious_selected`` (for selection rules: the share of the round's sampled
+        malicious updates that the rule kept in ``selected``; ``None`` for other rules
+        or when no malicious client was sampled), ``n_sampled`` and ``n_malicious``
+        (malicious clients among the sampled).
+
+    Raises
+    ------
+    ConfigError
+        A parameter is out of range or the rule cannot tolerate ``f`` of ``k``.
+    UnknownNameError
+        Unknown model, attack or aggregator name.
+    """
+    # ---- validation: one clear line per bad input, before any training
+    if model not in ("mlp", "cnn"):
+        raise UnknownNameError(f"unknown model {model!r}; known: mlp, cnn")
+    if attack != "none" and attack not in CLIENT_ATTACKS:
+        raise UnknownNameError(f"unknown attack {attack!r}; known: none, {', '.join(CLIENT_ATTACKS)}")
+    if aggregator not in AGGREGATORS:
+        raise UnknownNameError(f"unknown aggregator {aggregator!r}; known: {', '.join(AGGREGATORS)}")
+    n_clients = _positive_int(n_clients, "n_clients")
+    rounds = _positive_int(rounds, "rounds")
+    local_epochs = _positive_int(local_epochs, "local_epochs")
+    batch_size = _positive_int(batch_size, "batch_size")
+    if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
+    if not (isinstance(fraction, numbers.Real) and 0 < fraction <= 1):
+        raise ConfigError(f"fraction must lie in (0, 1], got {fraction!r}")
+    if train.is_regression or test.is_regression:
+        raise ConfigError("federated simulation needs classification data")
+    m = _n_malicious(malicious, n_clients)
+    k = max(1, round(fraction * n_clients))
+
+    params = dict(attack_params or {})
+    start_round = _positive_int(params.pop("start_round", 1), "attack_params start_round")
+    attacker_epochs = _positive_int(params.pop("local_epochs", local_epochs), "attack_params local_epochs")
+    spec = CLIENT_ATTACKS.get(attack)
+    target = 0
+    patch_size = 3
+    if attack in _BACKDOOR_ATTACKS:
+        target = int(params.pop("target", 0))
+        patch_size = int(params.pop("patch_size", 3))
+        if not 0 <= target < train.n_classes:
+            raise ConfigError(f"backdoor target must lie in 0..{train.n_classes - 1}, got {target}")
+    allowed = (spec.data_params | spec.craft_params) if spec else frozenset()
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown attack_params for {attack!r}: {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(allowed | _SIM_KEYS)) or 'none'}"
+        )
+    data_kwargs = {key: v for key, v in params.items() if spec and key in spec.data_params}
+    craft_kwargs = {key: v for key, v in params.items() if spec and key in spec.craft_params}
+
+    agg_kwargs = dict(aggregator_params or {})
+    if "server_update" in agg_kwargs:
+        raise ConfigError("fltrust's server_update is computed by the simulation; do not pass it")
+    accepted = set(inspect.signature(AGGREGATORS[aggregator]).parameters) - {"updates", "server_update"}
+    unknown = sorted(set(agg_kwargs) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"unknown aggregator_params for {aggregator!r}: {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(accepted)) or 'none'}"
+        )
+    if aggregator in _F_RULES:
+        agg_kwargs.setdefault("f", m)
+    if aggregator == "trimmed_mean":
+        agg_kwargs.setdefault("beta", min(m / k, 0.49))
+    f_check = int(agg_kwargs.get("f", m))
+    if aggregator in ("median", "trimmed_mean") or aggregator in _F_RULES:
+        check_preconditions(aggregator, k, f_check, beta=agg_kwargs.get("beta"))
+
+    # ---- data: root set (FLTrust only), client split, malicious local data
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    client_pool = np.arange(len(train))
+    root_idx: np.ndarray | None = None
+    if aggregator == "fltrust":
+        if len(train) < ROOT_SIZE + n_clients:
+            raise ConfigError(f"fltrust needs at least {ROOT_SIZE + n_clients} training samples")
+        perm = rng.permutation(len(train))
+        root_idx, client_pool = np.sort(perm[:ROOT_SIZE]), np.sort(perm[ROOT_SIZE:])
+    parts = [client_pool[p] for p in split_clients(train.y[client_pool], n_clients, alpha=alpha, rng=rng)]
+
+    trigger = None
+    if attack in _BACKDOOR_ATTACKS:
+        from poisonlab.attacks.backdoor import BadNets
+
+        # Only the trigger is wanted: poison one sample of the training set to obtain it.
+        trigger = BadNets(target=target, patch_size=patch_size).poison(train, 1, seed).trigger
+        data_kwargs.update(trigger=trigger, target=target)
+    if attack == "label_flip":
+        data_kwargs["n_classes"] = train.n_classes
+
+    clean_data = [
+        (torch.from_numpy(np.ascontiguousarray(train.X[p], dtype=np.float32)), torch.from_numpy(train.y[p]))
+        for p in parts
+    ]
+    poisoned_data = list(clean_data)
+    if spec is not None and spec.poison_data is not None:
+        for i in range(m):
+            Xp, yp = spec.poison_data(train.X[parts[i]], train.y[parts[i]], rng, **data_kwargs)
+            poisoned_data[i] = (
+                torch.from_numpy(np.ascontiguousarray(Xp, dtype=np.float32)),
+                torch.from_numpy(np.asarray(yp, dtype=np.int64)),
+            )
+    root = None
+    if root_idx is not None:
+        root = (torch.from_numpy(train.X[root_idx].astype(np.float32)), torch.from_numpy(train.y[root_idx]))
+
+    X_test = torch.from_numpy(test.X.astype(np.float32))
+    asr_X: torch.Tensor | None = None
+    if trigger is not None:
+        keep = test.y != target
+        asr_X = torch.from_numpy(np.asarray(trigger.apply(test.X[keep]), dtype=np.float32))
+
+    # ---- training
+    net = _build_model(model, tuple(train.X.shape[1:]), train.n_classes)
+    global_vec = parameters_to_vector(net.parameters()).detach().clone()
+    rule = AGGREGATORS[aggregator]
+    records: list[dict[str, Any]] = []
+    for rnd in range(1, rounds + 1):
+        sampled = np.sort(rng.choice(n_clients, size=k, replace=False))
+        attacking = spec is not None and rnd >= start_round
+        seeds = rng.integers(0, 2**31 - 1, size=k + 1)
+        rows = []
+        for j, client in enumerate(sampled):
+            is_mal = attacking and client < m
+            X_c, y_c = poisoned_data[client] if is_mal else clean_data[client]
+            epochs = attacker_epochs if is_mal else local_epochs
+            rows.append(
+                _local_update(
+                    net, global_vec, X_c, y_c, epochs=epochs, lr=lr, batch_size=batch_size, seed=int(seeds[j])
+                )
+            )
+        updates = torch.stack(rows).numpy().astype(np.float32, copy=False)
+        mal_rows = np.flatnonzero(sampled < m)
+        if attacking and spec is not None and spec.craft is not None and len(mal_rows):
+            ctx = RoundContext(malicious=mal_rows, benign=np.flatnonzero(sampled >= m))
+            updates = updates.copy()
+            updates[mal_rows] = spec.craft(updates, ctx, rng, **craft_kwargs)
+
+        kwargs = dict(agg_kwargs)
+        if aggregator == "fltrust" and root is not None:
+            server = _local_update(
+                net, global_vec, *root, epochs=local_epochs, lr=lr, batch_size=batch_size, seed=int(seeds[k])
+            )
+            kwargs["server_update"] = server.numpy()
+        result = rule(updates, **kwargs)
+        global_vec = global_vec + torch.from_numpy(np.array(result.update, dtype=np.float32))
+
+        accuracy = float((_predict(net, global_vec, X_test) == test.y).mean())
+        asr = None
+        if asr_X is not None:
+            asr = float((_predict(net, global_vec, asr_X) == target).mean()) if len(asr_X) else 0.0
+        share = None
+        if aggregator in SELECTION_RULES and result.selected is not None and len(mal_rows):
+            share = float(np.isin(mal_rows, result.selected).mean())
+        record: dict[str, Any] = {
+            "round": rnd,
+            "accuracy": accuracy,
+            "asr": asr,
+            "malicious_selected": share,
+            "n_sampled": int(k),
+            "n_malicious": len(mal_rows),
+        }
+        records.append(record)
+        if on_round is not None:
+            on_round(record)
+    return records
