@@ -35,6 +35,8 @@ bench: setup
 	-$(BIN)/python benchmarks/bench_detection.py
 	-$(BIN)/python benchmarks/bench_regression.py
 	-$(BIN)/python benchmarks/bench_regression_grid.py
+	-$(BIN)/python benchmarks/bench_aggregators.py
+	-$(BIN)/python benchmarks/bench_federated.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
