@@ -411,7 +411,8 @@ def simulate(
         if asr_X is not None:
             asr = float((_predict(net, global_vec, asr_X) == target).mean()) if len(asr_X) else 0.0
         share = None
-        if aggregator in SELECTION_RULES and result.selected is not None and len(mal_rows):
+        # before start_round the malicious clients send honest updates: nothing to measure
+        if attacking and aggregator in SELECTION_RULES and result.selected is not None and len(mal_rows):
             share = float(np.isin(mal_rows, result.selected).mean())
         record: dict[str, Any] = {
             "round": rnd,
