@@ -38,21 +38,25 @@ _BOX_TOL = 1e-9
 # ----------------------------------------------------------------------------- validation
 
 
+def _in_unit_box(arr: np.ndarray, name: str, what: str) -> np.ndarray:
+    """``arr`` as finite float64 in ``[0, 1]`` (round-off beyond the box clipped), or a DataError."""
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise DataError(f"{name} contains NaN or infinite values")
+    if arr.size and (arr.min() < -_BOX_TOL or arr.max() > 1 + _BOX_TOL):
+        raise DataError(
+            f"{name} has values in [{arr.min():.4g}, {arr.max():.4g}]; the attack expects {what} in [0, 1]"
+        )
+    return np.clip(arr, 0.0, 1.0)
+
+
 def _check_features(X: object, name: str) -> np.ndarray:
     arr = np.asarray(X)
     if arr.ndim != 2:
         raise DataError(f"{name} must be a 2-D array (samples × features), got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise DataError(f"{name} contains NaN or infinite values")
-    if arr.size and (arr.min() < -_BOX_TOL or arr.max() > 1 + _BOX_TOL):
-        raise DataError(
-            f"{name} has values in [{arr.min():.4g}, {arr.max():.4g}]; the attack expects "
-            "min-max scaled features in [0, 1]"
-        )
-    return np.clip(arr, 0.0, 1.0)
+    return _in_unit_box(arr, name, "min-max scaled features")
 
 
 def _check_response(y: object, n: int, name: str) -> np.ndarray:
@@ -63,15 +67,7 @@ def _check_response(y: object, n: int, name: str) -> np.ndarray:
         )
     if arr.shape[0] != n:
         raise DataError(f"{name} has {arr.shape[0]} values for {n} samples")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise DataError(f"{name} contains NaN or infinite values")
-    if arr.size and (arr.min() < -_BOX_TOL or arr.max() > 1 + _BOX_TOL):
-        raise DataError(
-            f"{name} has values in [{arr.min():.4g}, {arr.max():.4g}]; the attack expects "
-            "a min-max scaled response in [0, 1]"
-        )
-    return np.clip(arr, 0.0, 1.0)
+    return _in_unit_box(arr, name, "a min-max scaled response")
 
 
 def _check_budget(n_poison: object) -> int:
