@@ -8,7 +8,7 @@ import sys
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -77,7 +77,34 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--top", type=int, default=10, help="how many suspicious samples to print")
     _data_options(scan)
 
-    sub.add_parser("list", help="list registered datasets, models, attacks, detectors and defenses")
+    fl = sub.add_parser("fl", help="one federated-learning run with malicious clients, round by round")
+    fl.add_argument("--data", default="digits", help="classification dataset: built-in name or file")
+    fl.add_argument("--model", default="mlp", choices=("mlp", "cnn"), help="global model (default mlp)")
+    fl.add_argument("--clients", type=int, default=20, help="number of clients (default 20)")
+    fl.add_argument(
+        "--malicious", default="0.2", help="share of malicious clients in [0, 1], or a count (default 0.2)"
+    )
+    fl.add_argument(
+        "--attack", default="sign_flip", help="malicious behaviour, or 'none' (see poisonlab list)"
+    )
+    fl.add_argument("--aggregator", default="fedavg", help="server's aggregation rule (see poisonlab list)")
+    fl.add_argument("--rounds", type=int, default=20, help="communication rounds (default 20)")
+    fl.add_argument("--fraction", type=float, default=1.0, help="share of clients sampled per round")
+    fl.add_argument("--local-epochs", type=int, default=2, help="local SGD epochs per round (default 2)")
+    fl.add_argument("--lr", type=float, default=0.2, help="local SGD learning rate (default 0.2)")
+    fl.add_argument("--batch-size", type=int, default=16, help="local SGD batch size (default 16)")
+    fl.add_argument("--alpha", type=float, help="Dirichlet label skew of the client split (default: IID)")
+    fl.add_argument("--seed", type=int, default=0)
+    fl.add_argument("--test-size", type=float, default=0.25)
+    fl.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="attack parameter")
+    fl.add_argument(
+        "--agg-param", action="append", default=[], metavar="KEY=VALUE", help="aggregator parameter"
+    )
+    fl.add_argument("--out", help="output folder for the results store (default: runs/<time stamp>-fl)")
+
+    sub.add_parser(
+        "list", help="list registered datasets, models, attacks, detectors, defenses and federated rules"
+    )
     return parser
 
 
@@ -95,7 +122,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        commands = {"run": cmd_run, "attack": cmd_attack, "scan": cmd_scan, "list": cmd_list}
+        commands = {"run": cmd_run, "attack": cmd_attack, "scan": cmd_scan, "fl": cmd_fl, "list": cmd_list}
         return commands[args.command](args)
     except PoisonlabError as exc:
         _error(str(exc))
@@ -152,6 +179,8 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:
     its ratio to the clean baseline.
     """
     keys = ("dataset", "model", "defense")
+    federated = bool(rows) and all(r.get("scenario") == "federated" for r in rows)
+    header = {"defense": "aggregator", "rate": "malicious"} if federated else {}
     constant = [k for k in keys if len({r[k] for r in rows}) == 1] if rows else []
     regression = any(r.get("test_mse") is not None for r in rows)
     classification = any(r.get("clean_acc") is not None for r in rows) or not rows
@@ -159,7 +188,7 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:
     if classification:
         title += ", accuracies in %"
     if constant:
-        title += " — " + ", ".join(f"{k}: {rows[0][k]}" for k in constant)
+        title += " — " + ", ".join(f"{header.get(k, k)}: {rows[0][k]}" for k in constant)
     table = Table(title=title)
     shown = [k for k in keys if k not in constant]
     metrics: list[tuple[str, str]] = []
@@ -167,8 +196,11 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:
         metrics += [("C-ACC", "clean_acc"), ("ASR", "asr"), ("RA", "ra"), ("ΔACC", "acc_drop")]
     if regression:
         metrics += [("MSE", "test_mse"), ("MSE×", "mse_ratio")]
+    if any(r.get("malicious_selected") is not None for r in rows):
+        metrics += [("kept", "malicious_selected")]  # share of malicious updates a selection rule kept
     for col in (*shown, "attack", "rate", "seeds", "n_poison", *(name for name, _ in metrics)):
-        table.add_column(col, no_wrap=True, justify="left" if col in (*keys, "attack") else "right")
+        justify: Literal["left", "right"] = "left" if col in (*keys, "attack") else "right"
+        table.add_column(header.get(col, col), no_wrap=True, justify=justify)
     for r in rows:
         rate = "—" if r["poison_rate"] is None else f"{100 * r['poison_rate']:g}%"
         cells = []
@@ -217,12 +249,14 @@ def cmd_attack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_params(items: list[str]) -> dict[str, Any]:
+def _parse_params(items: list[str], option: str = "--param") -> dict[str, Any]:
     params: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--param wants KEY=VALUE, got {item!r}")
+            raise ConfigError(f"{option} wants KEY=VALUE, got {item!r}")
+        if key.strip() == "name":
+            raise ConfigError(f"{option} cannot set 'name'")
         try:
             params[key.strip()] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
@@ -302,11 +336,105 @@ def _fraction(text: str) -> float:
     return value
 
 
+# -- fl ----------------------------------------------------------------------
+def cmd_fl(args: argparse.Namespace) -> int:
+    from poisonlab.experiments import parse_config, run_grid
+
+    raw: dict[str, Any] = {
+        "scenario": "federated",
+        "datasets": [args.data],
+        "models": [args.model],
+        "attacks": [{"name": args.attack, **_parse_params(args.param)}],
+        "aggregators": [{"name": args.aggregator, **_parse_params(args.agg_param, "--agg-param")}],
+        "malicious": [_malicious(args.malicious)],
+        "seeds": [args.seed],
+        "test_size": args.test_size,
+        "baseline": False,
+        "federated": {
+            "clients": args.clients,
+            "rounds": args.rounds,
+            "fraction": args.fraction,
+            "local_epochs": args.local_epochs,
+            "lr": args.lr,
+            "batch_size": args.batch_size,
+        },
+    }
+    if args.alpha is not None:
+        raw["federated"]["alpha"] = args.alpha
+    experiment = parse_config(raw, base_dir=Path.cwd())  # every bad option fails here, before training
+    out = Path(args.out) if args.out else Path("runs") / (datetime.now().strftime("%Y%m%d-%H%M%S") + "-fl")
+    history: list[dict[str, Any]] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as progress:
+        task = progress.add_task("rounds", total=args.rounds, status="")
+
+        def on_round(record: dict[str, Any]) -> None:
+            history.append(record)
+            status = f"acc {100 * record['accuracy']:.1f}%"
+            if record["asr"] is not None:
+                status += f"  ASR {100 * record['asr']:.1f}%"
+            progress.update(task, advance=1, status=status)
+
+        outcome = run_grid(experiment, out, on_round=on_round)
+    record = outcome.records[0]
+    if record["status"] != "ok":
+        raise ConfigError(f"the federated run failed: {record['error']}")
+    console.print(_rounds_table(history, args))
+    console.print(
+        f"{args.aggregator} vs {args.attack}: {record['n_poison']} of {args.clients} clients malicious, "
+        f"final accuracy {100 * record['clean_acc']:.1f}%"
+        + ("" if record["asr"] is None else f", ASR {100 * record['asr']:.1f}%"),
+        highlight=False,
+    )
+    console.print(f"results: {out / 'summary.json'}, {out / 'results.csv'}, {out / 'results.sqlite'}")
+    return 0
+
+
+def _malicious(text: str) -> float | int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(
+            f"--malicious must be a share in [0, 1] or a count of clients, got {text!r}"
+        ) from None
+    if value > 1 and value.is_integer():
+        return int(value)  # a count of clients
+    return value
+
+
+def _rounds_table(history: list[dict[str, Any]], args: argparse.Namespace) -> Table:
+    table = Table(title=f"{args.aggregator} vs {args.attack}")
+    columns = ["round", "accuracy %"]
+    if any(r["asr"] is not None for r in history):
+        columns.append("ASR %")
+    if any(r["malicious_selected"] is not None for r in history):
+        columns.append("malicious kept %")
+    for col in columns:
+        table.add_column(col, justify="right")
+    for r in history:
+        row = [str(r["round"]), f"{100 * r['accuracy']:.1f}"]
+        if "ASR %" in columns:
+            row.append("—" if r["asr"] is None else f"{100 * r['asr']:.1f}")
+        if "malicious kept %" in columns:
+            share = r["malicious_selected"]
+            row.append("—" if share is None else f"{100 * share:.0f}")
+        table.add_row(*row)
+    return table
+
+
 # -- list --------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     from poisonlab.attacks import ATTACKS
     from poisonlab.data import DATASETS
     from poisonlab.defenses import DEFENSES
+    from poisonlab.federated import AGGREGATORS
+    from poisonlab.federated.clients import CLIENT_ATTACKS
     from poisonlab.models import MODELS
 
     for title, registry in (
@@ -321,7 +449,22 @@ def cmd_list(args: argparse.Namespace) -> int:
         for entry in registry:
             table.add_row(entry.name, entry.description)
         console.print(table)
+    for title, items in (
+        ("federated aggregators", AGGREGATORS),
+        ("federated client attacks", CLIENT_ATTACKS),
+    ):
+        table = Table(title=title, title_justify="left")
+        table.add_column("name")
+        table.add_column("description")
+        for name, obj in items.items():
+            table.add_row(name, _first_line(obj))
+        console.print(table)
     return 0
+
+
+def _first_line(obj: Any) -> str:
+    doc = getattr(obj, "description", None) or getattr(obj, "__doc__", None) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from poisonlab.data.dataset import Dataset
 from poisonlab.data.readers import load_dataset
 from poisonlab.defenses import DEFENSES, REGRESSION_DEFENSES
 from poisonlab.errors import ConfigError
+from poisonlab.experiments.federated import FederatedSpec, parse_federated
 from poisonlab.models import MODELS, model_task
 
 TOP_LEVEL_KEYS = {
@@ -26,7 +27,9 @@ TOP_LEVEL_KEYS = {
     "seeds",
     "test_size",
     "baseline",
+    "scenario",
 }
+SCENARIOS = ("centralised", "federated")
 DATASET_FILE_KEYS = {"path", "label_col", "id_col", "source_col", "task"}
 
 
@@ -60,6 +63,10 @@ class RunSpec:
     data_digest: str = ""  # content hash of a user data file, so edited data reruns
 
     @property
+    def scenario(self) -> str:
+        return "centralised"
+
+    @property
     def run_id(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -72,7 +79,7 @@ class RunSpec:
 class Experiment:
     """A parsed config: the ordered list of run specs it expands to."""
 
-    runs: tuple[RunSpec, ...]
+    runs: tuple[RunSpec | FederatedSpec, ...]
 
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -99,7 +106,17 @@ def load_config(path: str | Path) -> Experiment:
 
 
 def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Experiment:
-    """Validate a config mapping and expand it into run specs (baseline first per cell)."""
+    """Validate a config mapping and expand it into run specs (baseline first per cell).
+
+    ``scenario = "federated"`` makes a grid of federated simulations instead
+    (:mod:`poisonlab.experiments.federated`).
+    """
+    scenario = raw.get("scenario", "centralised")
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+    if scenario == "federated":
+        datasets = [_dataset(e, base_dir) for e in _list(raw, "datasets")]
+        return Experiment(tuple(parse_federated(raw, datasets)))
     unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
     if unknown:
         raise ConfigError(f"unknown config key {unknown[0]!r}; known: {', '.join(sorted(TOP_LEVEL_KEYS))}")

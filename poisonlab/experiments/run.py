@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,11 +15,13 @@ from poisonlab.data.dataset import train_test_split
 from poisonlab.defenses import DEFENSES
 from poisonlab.errors import ConfigError
 from poisonlab.experiments.config import RunSpec, load_dataset_component
+from poisonlab.experiments.federated import FederatedSpec, federated_record
 from poisonlab.models import MODELS, model_task
 
 #: Columns of summary.json / results.csv, in order.
 RECORD_FIELDS = (
     "run_id",
+    "scenario",
     "dataset",
     "model",
     "attack",
@@ -32,13 +35,16 @@ RECORD_FIELDS = (
     "acc_drop",
     "test_mse",
     "mse_ratio",
+    "malicious_selected",
     "seconds",
     "status",
     "error",
 )
 
 
-def run_experiment(spec: RunSpec) -> dict[str, Any]:
+def run_experiment(
+    spec: RunSpec | FederatedSpec, on_round: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
     """Execute one run and return its result record; never raises for a failed run.
 
     ``asr`` is BackdoorBench's attack success rate for backdoors and, for a targeted
@@ -46,12 +52,17 @@ def run_experiment(spec: RunSpec) -> dict[str, Any]:
     ``ra`` (robust accuracy) exists for backdoors only. ``acc_drop`` is filled in
     later from the clean baseline run of the same cell. Regression runs report
     ``test_mse`` instead of accuracies, and ``mse_ratio`` (this run's test MSE over
-    the clean baseline's) is filled in later the same way.
+    the clean baseline's) is filled in later the same way. A federated run (see
+    :mod:`poisonlab.experiments.federated`) calls ``on_round`` with each round's
+    record as it finishes.
     """
     start = time.perf_counter()
     record = run_record_stub(spec)
     try:
-        record.update(_evaluate(spec))
+        if isinstance(spec, FederatedSpec):
+            record.update(_evaluate_federated(spec, on_round))
+        else:
+            record.update(_evaluate(spec))
         record["status"] = "ok"
     except Exception as exc:  # a failed run is recorded and the grid goes on
         record["status"] = "failed"
@@ -61,15 +72,24 @@ def run_experiment(spec: RunSpec) -> dict[str, Any]:
     return record
 
 
-def run_record_stub(spec: RunSpec) -> dict[str, Any]:
-    """The identifying fields of a run's record, with every metric still empty."""
+def run_record_stub(spec: RunSpec | FederatedSpec) -> dict[str, Any]:
+    """The identifying fields of a run's record, with every metric still empty.
+
+    A federated run's aggregation rule is its defense, and its share of malicious
+    clients its poison rate.
+    """
+    if isinstance(spec, FederatedSpec):
+        rate, defense = spec.malicious, spec.aggregator.label
+    else:
+        rate, defense = spec.poison_rate, spec.defense.label
     return {
         "run_id": spec.run_id,
+        "scenario": spec.scenario,
         "dataset": spec.dataset.label,
         "model": spec.model.label,
         "attack": spec.attack.label,
-        "poison_rate": spec.poison_rate,
-        "defense": spec.defense.label,
+        "poison_rate": rate,
+        "defense": defense,
         "seed": spec.seed,
         "n_poison": None,
         "clean_acc": None,
@@ -78,6 +98,7 @@ def run_record_stub(spec: RunSpec) -> dict[str, Any]:
         "acc_drop": None,
         "test_mse": None,
         "mse_ratio": None,
+        "malicious_selected": None,
         "n_removed": None,
         "det_tpr": None,
         "det_fpr": None,
@@ -130,3 +151,17 @@ def _evaluate(spec: RunSpec) -> dict[str, Any]:
             test.y, model.predict(test.X), poisoned.source_class, poisoned.target_class
         )
     return out
+
+
+def _evaluate_federated(
+    spec: FederatedSpec, on_round: Callable[[dict[str, Any]], None] | None
+) -> dict[str, Any]:
+    from poisonlab.federated.simulation import plan_simulation, simulate
+
+    data = load_dataset_component(spec.dataset)
+    train, test = train_test_split(data, test_size=spec.test_size, random_state=spec.seed)
+    kwargs = spec.simulate_kwargs()
+    rounds = simulate(train, test, on_round=on_round, **kwargs)
+    kwargs.pop("seed")
+    plan = plan_simulation(n_train=len(train), n_classes=train.n_classes, **kwargs)
+    return {"n_train": len(train), "n_test": len(test), **federated_record(rounds, plan.n_malicious)}

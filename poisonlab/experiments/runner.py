@@ -19,10 +19,12 @@ import numpy as np
 from poisonlab import metrics
 from poisonlab.errors import ConfigError
 from poisonlab.experiments.config import Experiment, RunSpec
+from poisonlab.experiments.federated import FederatedSpec
 from poisonlab.experiments.run import RECORD_FIELDS, run_experiment, run_record_stub
 from poisonlab.experiments.store import ResultStore
 
 STORE_NAME = "results.sqlite"
+Spec = RunSpec | FederatedSpec
 OnResult = Callable[[dict[str, Any]], None]
 
 
@@ -39,7 +41,7 @@ class GridOutcome:
         return sum(r["status"] != "ok" for r in self.records)
 
 
-def pending_runs(experiment: Experiment, out_dir: Path, *, resume: bool) -> tuple[list[RunSpec], int]:
+def pending_runs(experiment: Experiment, out_dir: Path, *, resume: bool) -> tuple[list[Spec], int]:
     """Runs still to do; refuses to mix a new grid into a folder with results unless resuming."""
     unique = list({spec.run_id: spec for spec in experiment.runs}.values())
     store_path = out_dir / STORE_NAME
@@ -63,14 +65,18 @@ def run_grid(
     jobs: int = 1,
     resume: bool = False,
     on_result: OnResult | None = None,
+    on_round: OnResult | None = None,
 ) -> GridOutcome:
-    """Run every pending run of ``experiment`` and write ``summary.json`` / ``results.csv``."""
+    """Run every pending run of ``experiment`` and write ``summary.json`` / ``results.csv``.
+
+    ``on_round`` receives each federated round's record as it finishes (``jobs=1`` only).
+    """
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     out_dir = Path(out_dir)
     todo, n_skipped = pending_runs(experiment, out_dir, resume=resume)
     with ResultStore(out_dir / STORE_NAME) as store:
-        for spec, record in _execute(todo, jobs):
+        for spec, record in _execute(todo, jobs, on_round):
             store.put(spec.to_json(), record)
             if on_result is not None:
                 on_result(record)
@@ -80,11 +86,13 @@ def run_grid(
     return GridOutcome(records, n_skipped, out_dir)
 
 
-def _execute(todo: list[RunSpec], jobs: int) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+def _execute(
+    todo: list[Spec], jobs: int, on_round: OnResult | None = None
+) -> Iterator[tuple[Spec, dict[str, Any]]]:
     """Yield (spec, record) as runs finish; a worker that dies fails only its own run."""
     if jobs == 1 or len(todo) <= 1:
         for spec in todo:
-            yield spec, run_experiment(spec)
+            yield spec, run_experiment(spec, on_round)
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")  # safe with torch's thread pools
@@ -93,7 +101,7 @@ def _execute(todo: list[RunSpec], jobs: int) -> Iterator[tuple[RunSpec, dict[str
         with ProcessPoolExecutor(
             max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)
         ) as pool:
-            futures: dict[Future[dict[str, Any]], RunSpec] = {}
+            futures: dict[Future[dict[str, Any]], Spec] = {}
             broken = False
             try:
                 _submit(pool, futures, queue, 2 * jobs)
@@ -117,7 +125,7 @@ def _execute(todo: list[RunSpec], jobs: int) -> Iterator[tuple[RunSpec, dict[str
         queue = itertools.chain(list(futures.values()), queue)
 
 
-def _died(spec: RunSpec) -> dict[str, Any]:
+def _died(spec: Spec) -> dict[str, Any]:
     record = run_record_stub(spec)
     record.update(status="failed", error="worker process died (out of memory or killed)", seconds=None)
     return record
@@ -125,8 +133,8 @@ def _died(spec: RunSpec) -> dict[str, Any]:
 
 def _submit(
     pool: ProcessPoolExecutor,
-    futures: dict[Future[dict[str, Any]], RunSpec],
-    queue: Iterator[RunSpec],
+    futures: dict[Future[dict[str, Any]], Spec],
+    queue: Iterator[Spec],
     n: int,
 ) -> None:
     for _ in range(max(0, n)):
@@ -143,7 +151,8 @@ def _init_worker(threads: int) -> None:
 
 
 def _cell(record: dict[str, Any]) -> tuple[Any, ...]:
-    return (record["dataset"], record["model"], record["defense"], record["seed"])
+    scenario = record.get("scenario", "centralised")
+    return (scenario, record["dataset"], record["model"], record["defense"], record["seed"])
 
 
 def add_accuracy_drop(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -158,7 +167,9 @@ def add_accuracy_drop(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in records:
         base = baselines.get(_cell(r), {})
-        clean_mse = baselines.get((r["dataset"], r["model"], "none", r["seed"]), {}).get("test_mse")
+        clean_mse = baselines.get(("centralised", r["dataset"], r["model"], "none", r["seed"]), {}).get(
+            "test_mse"
+        )
         acc = base.get("clean_acc")
         drop = None if acc is None or r["clean_acc"] is None else round(acc - r["clean_acc"], 6)
         ratio = None if not clean_mse or r.get("test_mse") is None else round(r["test_mse"] / clean_mse, 6)
@@ -215,6 +226,7 @@ AGG_METRICS = (
     "det_fpr",
     "det_f1",
     "der",
+    "malicious_selected",
 )
 
 
@@ -223,11 +235,13 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
         if r["status"] == "ok":
-            key = (r["dataset"], r["model"], r["attack"], r["poison_rate"], r["defense"])
+            scenario = r.get("scenario", "centralised")
+            key = (scenario, r["dataset"], r["model"], r["attack"], r["poison_rate"], r["defense"])
             groups.setdefault(key, []).append(r)
     rows = []
-    for (dataset, model, attack, rate, defense), group in groups.items():
+    for (scenario, dataset, model, attack, rate, defense), group in groups.items():
         row: dict[str, Any] = {
+            "scenario": scenario,
             "dataset": dataset,
             "model": model,
             "attack": attack,

@@ -17,6 +17,7 @@ import inspect
 import math
 import numbers
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,10 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import ConfigError, UnknownNameError
 from poisonlab.federated.aggregators import AGGREGATORS, check_preconditions
-from poisonlab.federated.clients import CLIENT_ATTACKS, RoundContext
+from poisonlab.federated.clients import CLIENT_ATTACKS, ClientAttack, RoundContext
 from poisonlab.models.torch_models import MLP, SmallCNN
 
-__all__ = ["ROOT_SIZE", "SELECTION_RULES", "simulate", "split_clients"]
+__all__ = ["ROOT_SIZE", "SELECTION_RULES", "SimulationPlan", "plan_simulation", "simulate", "split_clients"]
 
 #: Samples of the training data the server holds out as its clean root set for FLTrust.
 ROOT_SIZE = 100
@@ -178,6 +179,126 @@ def _n_malicious(malicious: Any, n_clients: int) -> int:
 # --------------------------------------------------------------------------- simulation
 
 
+@dataclass(frozen=True)
+class SimulationPlan:
+    """A federated run's settings after validation: what :func:`simulate` will do."""
+
+    n_malicious: int
+    n_sampled: int
+    spec: ClientAttack | None
+    start_round: int
+    attacker_epochs: int
+    target: int
+    patch_size: int
+    data_kwargs: dict[str, Any]
+    craft_kwargs: dict[str, Any]
+    agg_kwargs: dict[str, Any]
+
+
+def plan_simulation(
+    *,
+    n_train: int,
+    n_classes: int,
+    model: str = "mlp",
+    n_clients: int = 20,
+    malicious: float | int = 0.2,
+    attack: str = "none",
+    aggregator: str = "fedavg",
+    rounds: int = 20,
+    fraction: float = 1.0,
+    local_epochs: int = 2,
+    lr: float = 0.2,
+    batch_size: int = 16,
+    alpha: float | None = None,
+    attack_params: Mapping[str, Any] | None = None,
+    aggregator_params: Mapping[str, Any] | None = None,
+) -> SimulationPlan:
+    """Validate a federated run's settings without training (see :func:`simulate`).
+
+    Raises the same one-line errors :func:`simulate` would, so a config can be
+    checked before any run starts: unknown names, out-of-range values, more
+    malicious clients than clients, an ``f`` the rule cannot tolerate, a Dirichlet
+    ``alpha <= 0``, fewer samples than clients.
+    """
+    if model not in ("mlp", "cnn"):
+        raise UnknownNameError(f"unknown model {model!r}; known: mlp, cnn")
+    if attack != "none" and attack not in CLIENT_ATTACKS:
+        raise UnknownNameError(f"unknown attack {attack!r}; known: none, {', '.join(CLIENT_ATTACKS)}")
+    if aggregator not in AGGREGATORS:
+        raise UnknownNameError(f"unknown aggregator {aggregator!r}; known: {', '.join(AGGREGATORS)}")
+    n_clients = _positive_int(n_clients, "n_clients")
+    rounds = _positive_int(rounds, "rounds")
+    local_epochs = _positive_int(local_epochs, "local_epochs")
+    batch_size = _positive_int(batch_size, "batch_size")
+    if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
+    if not (isinstance(fraction, numbers.Real) and 0 < fraction <= 1):
+        raise ConfigError(f"fraction must lie in (0, 1], got {fraction!r}")
+    m = _n_malicious(malicious, n_clients)
+    k = max(1, round(fraction * n_clients))
+
+    params = dict(attack_params or {})
+    start_round = _positive_int(params.pop("start_round", 1), "attack_params start_round")
+    attacker_epochs = _positive_int(params.pop("local_epochs", local_epochs), "attack_params local_epochs")
+    spec = CLIENT_ATTACKS.get(attack)
+    target = 0
+    patch_size = 3
+    if attack in _BACKDOOR_ATTACKS:
+        target = int(params.pop("target", 0))
+        patch_size = int(params.pop("patch_size", 3))
+        if not 0 <= target < n_classes:
+            raise ConfigError(f"backdoor target must lie in 0..{n_classes - 1}, got {target}")
+    allowed = (spec.data_params | spec.craft_params) if spec else frozenset()
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown attack_params for {attack!r}: {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(allowed | _SIM_KEYS)) or 'none'}"
+        )
+    data_kwargs = {key: v for key, v in params.items() if spec and key in spec.data_params}
+    craft_kwargs = {key: v for key, v in params.items() if spec and key in spec.craft_params}
+
+    agg_kwargs = dict(aggregator_params or {})
+    if "server_update" in agg_kwargs:
+        raise ConfigError("fltrust's server_update is computed by the simulation; do not pass it")
+    accepted = set(inspect.signature(AGGREGATORS[aggregator]).parameters) - {"updates", "server_update"}
+    unknown = sorted(set(agg_kwargs) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"unknown aggregator_params for {aggregator!r}: {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(accepted)) or 'none'}"
+        )
+    if aggregator in _F_RULES:
+        agg_kwargs.setdefault("f", m)
+    if aggregator == "trimmed_mean":
+        agg_kwargs.setdefault("beta", min(m / k, 0.49))
+    f_check = int(agg_kwargs.get("f", m))
+    if aggregator in ("median", "trimmed_mean") or aggregator in _F_RULES:
+        check_preconditions(aggregator, k, f_check, beta=agg_kwargs.get("beta"))
+
+    if alpha is not None and not (isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha > 0):
+        raise ConfigError(f"alpha must be a finite number > 0 (or None for IID), got {alpha!r}")
+    pool = n_train - (ROOT_SIZE if aggregator == "fltrust" else 0)
+    if aggregator == "fltrust" and n_train < ROOT_SIZE + n_clients:
+        raise ConfigError(f"fltrust needs at least {ROOT_SIZE + n_clients} training samples")
+    if pool < n_clients:
+        raise ConfigError(
+            f"cannot split {pool} samples among {n_clients} clients (fewer samples than clients)"
+        )
+    return SimulationPlan(
+        n_malicious=m,
+        n_sampled=k,
+        spec=spec,
+        start_round=start_round,
+        attacker_epochs=attacker_epochs,
+        target=target,
+        patch_size=patch_size,
+        data_kwargs=data_kwargs,
+        craft_kwargs=craft_kwargs,
+        agg_kwargs=agg_kwargs,
+    )
+
+
 def simulate(
     train: Dataset,
     test: Dataset,
@@ -189,9 +310,9 @@ def simulate(
     aggregator: str = "fedavg",
     rounds: int = 20,
     fraction: float = 1.0,
-    local_epochs: int = 1,
-    lr: float = 0.05,
-    batch_size: int = 32,
+    local_epochs: int = 2,
+    lr: float = 0.2,
+    batch_size: int = 16,
     alpha: float | None = None,
     seed: int = 0,
     attack_params: Mapping[str, Any] | None = None,
@@ -268,64 +389,28 @@ def simulate(
     UnknownNameError
         Unknown model, attack or aggregator name.
     """
-    # ---- validation: one clear line per bad input, before any training
-    if model not in ("mlp", "cnn"):
-        raise UnknownNameError(f"unknown model {model!r}; known: mlp, cnn")
-    if attack != "none" and attack not in CLIENT_ATTACKS:
-        raise UnknownNameError(f"unknown attack {attack!r}; known: none, {', '.join(CLIENT_ATTACKS)}")
-    if aggregator not in AGGREGATORS:
-        raise UnknownNameError(f"unknown aggregator {aggregator!r}; known: {', '.join(AGGREGATORS)}")
-    n_clients = _positive_int(n_clients, "n_clients")
-    rounds = _positive_int(rounds, "rounds")
-    local_epochs = _positive_int(local_epochs, "local_epochs")
-    batch_size = _positive_int(batch_size, "batch_size")
-    if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
-    if not (isinstance(fraction, numbers.Real) and 0 < fraction <= 1):
-        raise ConfigError(f"fraction must lie in (0, 1], got {fraction!r}")
     if train.is_regression or test.is_regression:
         raise ConfigError("federated simulation needs classification data")
-    m = _n_malicious(malicious, n_clients)
-    k = max(1, round(fraction * n_clients))
-
-    params = dict(attack_params or {})
-    start_round = _positive_int(params.pop("start_round", 1), "attack_params start_round")
-    attacker_epochs = _positive_int(params.pop("local_epochs", local_epochs), "attack_params local_epochs")
-    spec = CLIENT_ATTACKS.get(attack)
-    target = 0
-    patch_size = 3
-    if attack in _BACKDOOR_ATTACKS:
-        target = int(params.pop("target", 0))
-        patch_size = int(params.pop("patch_size", 3))
-        if not 0 <= target < train.n_classes:
-            raise ConfigError(f"backdoor target must lie in 0..{train.n_classes - 1}, got {target}")
-    allowed = (spec.data_params | spec.craft_params) if spec else frozenset()
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"unknown attack_params for {attack!r}: {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(allowed | _SIM_KEYS)) or 'none'}"
-        )
-    data_kwargs = {key: v for key, v in params.items() if spec and key in spec.data_params}
-    craft_kwargs = {key: v for key, v in params.items() if spec and key in spec.craft_params}
-
-    agg_kwargs = dict(aggregator_params or {})
-    if "server_update" in agg_kwargs:
-        raise ConfigError("fltrust's server_update is computed by the simulation; do not pass it")
-    accepted = set(inspect.signature(AGGREGATORS[aggregator]).parameters) - {"updates", "server_update"}
-    unknown = sorted(set(agg_kwargs) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"unknown aggregator_params for {aggregator!r}: {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(accepted)) or 'none'}"
-        )
-    if aggregator in _F_RULES:
-        agg_kwargs.setdefault("f", m)
-    if aggregator == "trimmed_mean":
-        agg_kwargs.setdefault("beta", min(m / k, 0.49))
-    f_check = int(agg_kwargs.get("f", m))
-    if aggregator in ("median", "trimmed_mean") or aggregator in _F_RULES:
-        check_preconditions(aggregator, k, f_check, beta=agg_kwargs.get("beta"))
+    plan = plan_simulation(
+        n_train=len(train),
+        n_classes=train.n_classes,
+        model=model,
+        n_clients=n_clients,
+        malicious=malicious,
+        attack=attack,
+        aggregator=aggregator,
+        rounds=rounds,
+        fraction=fraction,
+        local_epochs=local_epochs,
+        lr=lr,
+        batch_size=batch_size,
+        alpha=alpha,
+        attack_params=attack_params,
+        aggregator_params=aggregator_params,
+    )
+    m, k, spec, target = plan.n_malicious, plan.n_sampled, plan.spec, plan.target
+    start_round, attacker_epochs = plan.start_round, plan.attacker_epochs
+    data_kwargs, craft_kwargs, agg_kwargs = dict(plan.data_kwargs), plan.craft_kwargs, plan.agg_kwargs
 
     # ---- data: root set (FLTrust only), client split, malicious local data
     rng = np.random.default_rng(seed)
@@ -333,8 +418,6 @@ def simulate(
     client_pool = np.arange(len(train))
     root_idx: np.ndarray | None = None
     if aggregator == "fltrust":
-        if len(train) < ROOT_SIZE + n_clients:
-            raise ConfigError(f"fltrust needs at least {ROOT_SIZE + n_clients} training samples")
         perm = rng.permutation(len(train))
         root_idx, client_pool = np.sort(perm[:ROOT_SIZE]), np.sort(perm[ROOT_SIZE:])
     parts = [client_pool[p] for p in split_clients(train.y[client_pool], n_clients, alpha=alpha, rng=rng)]
@@ -344,7 +427,7 @@ def simulate(
         from poisonlab.attacks.backdoor import BadNets
 
         # Only the trigger is wanted: poison one sample of the training set to obtain it.
-        trigger = BadNets(target=target, patch_size=patch_size).poison(train, 1, seed).trigger
+        trigger = BadNets(target=target, patch_size=plan.patch_size).poison(train, 1, seed).trigger
         data_kwargs.update(trigger=trigger, target=target)
     if attack == "label_flip":
         data_kwargs["n_classes"] = train.n_classes

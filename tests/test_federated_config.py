@@ -1,0 +1,139 @@
+"""The federated scenario of the run config and the ``poisonlab fl`` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from poisonlab.cli import main
+from poisonlab.errors import ConfigError, UnknownNameError
+from poisonlab.experiments import RECORD_FIELDS, parse_config, run_grid
+from poisonlab.experiments.federated import FederatedSpec
+from poisonlab.experiments.store import ResultStore
+
+FAST = {"clients": 10, "rounds": 4}
+
+
+def config(**overrides: object) -> dict[str, object]:
+    raw: dict[str, object] = {
+        "scenario": "federated",
+        "datasets": ["digits"],
+        "attacks": ["sign_flip"],
+        "aggregators": ["fedavg", "median"],
+        "malicious": [0.2],
+        "seeds": [0],
+        "federated": dict(FAST),
+    }
+    raw.update(overrides)
+    return raw
+
+
+def test_a_federated_config_expands_to_one_run_per_cell_with_baselines() -> None:
+    exp = parse_config(config(seeds=[0, 1], malicious=[0.1, 0.2]))
+    assert all(isinstance(s, FederatedSpec) for s in exp.runs)
+    # (baseline: 1 share) + (sign_flip: 2 shares), × 2 aggregators × 2 seeds
+    assert len(exp.runs) == (1 + 2) * 2 * 2
+    assert len({s.run_id for s in exp.runs}) == len(exp.runs)
+    baselines = [s for s in exp.runs if s.attack.name == "none"]
+    assert len(baselines) == 4 and all(s.malicious is None for s in baselines)
+
+
+def test_federated_runs_go_to_the_same_store_and_summary(tmp_path: Path) -> None:
+    exp = parse_config(config())
+    rounds: list[dict[str, object]] = []
+    outcome = run_grid(exp, tmp_path, on_round=rounds.append)
+    assert len(rounds) == 4 * len(exp.runs)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert all(list(r) == list(RECORD_FIELDS) for r in summary)
+    by = {(r["attack"], r["defense"]): r for r in summary}
+    assert set(by) == {
+        ("none", "fedavg"),
+        ("none", "median"),
+        ("sign_flip", "fedavg"),
+        ("sign_flip", "median"),
+    }
+    assert all(r["scenario"] == "federated" and r["status"] == "ok" for r in summary)
+    assert by[("sign_flip", "fedavg")]["poison_rate"] == 0.2 and by[("sign_flip", "fedavg")]["n_poison"] == 2
+    # sign flipping breaks FedAvg, not the median, even in 4 rounds
+    assert by[("sign_flip", "fedavg")]["clean_acc"] < 0.3
+    assert by[("sign_flip", "median")]["clean_acc"] > 0.6
+    drop = by[("sign_flip", "fedavg")]["acc_drop"]
+    assert drop == pytest.approx(
+        by[("none", "fedavg")]["clean_acc"] - by[("sign_flip", "fedavg")]["clean_acc"]
+    )
+    # the stored record keeps the per-round history
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        stored = store.records()
+    history = next(r for r in stored if r["attack"] == "sign_flip" and r["defense"] == "median")["rounds"]
+    assert [h["round"] for h in history] == [1, 2, 3, 4]
+    assert history[-1]["accuracy"] == by[("sign_flip", "median")]["clean_acc"]
+    assert outcome.n_failed == 0
+
+
+def test_selection_rules_report_the_share_of_malicious_updates_kept(tmp_path: Path) -> None:
+    exp = parse_config(config(aggregators=["krum"], baseline=False, federated={"clients": 10, "rounds": 2}))
+    [record] = run_grid(exp, tmp_path).records
+    assert record["malicious_selected"] == 0.0  # Krum never picks a sign-flipped update
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"malicious": [0.4], "aggregators": ["krum"]}, ConfigError, "krum needs n >= 2f + 3"),
+        ({"malicious": [11]}, ConfigError, "malicious count must lie in 0..10"),
+        ({"federated": {"clients": 10, "alpha": 0.0}}, ConfigError, "alpha must be a finite number > 0"),
+        ({"federated": {"clients": 5000}}, ConfigError, "fewer samples than clients"),
+        ({"federated": {"client": 10}}, ConfigError, "unknown [federated] setting 'client'"),
+        ({"aggregators": ["krumm"]}, UnknownNameError, "unknown aggregator 'krumm'"),
+        ({"attacks": ["badnets"]}, UnknownNameError, "unknown attack 'badnets'"),
+        ({"poison_rates": [0.1]}, ConfigError, "unknown key 'poison_rates' in a federated config"),
+        ({"datasets": ["diabetes"]}, ConfigError, "needs classification data"),
+        ({"scenario": "centralized"}, ConfigError, "scenario must be one of"),
+    ],
+)
+def test_bad_federated_configs_fail_before_any_run(
+    overrides: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as info:
+        parse_config(config(**overrides))
+    assert message in str(info.value)
+
+
+def test_fl_command_runs_round_by_round_and_stores_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["fl", "--clients", "10", "--rounds", "3", "--attack", "sign_flip", "--aggregator", "krum"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "krum vs sign_flip: 2 of 10 clients malicious, final accuracy" in out
+    [row] = json.loads((tmp_path / "summary.json").read_text())
+    assert row["scenario"] == "federated" and row["defense"] == "krum" and row["malicious_selected"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--clients", "10", "--malicious", "11"], "malicious count must lie in 0..10"),
+        (["--clients", "10", "--malicious", "0.4", "--aggregator", "bulyan"], "bulyan needs n >= 4f + 3"),
+        (["--alpha", "-1"], "alpha must be a finite number > 0"),
+        (["--malicious", "lots"], "--malicious must be a share in [0, 1] or a count of clients"),
+        (["--agg-param", "f"], "--agg-param wants KEY=VALUE"),
+        (["--data", "missing.npz"], "missing.npz: no such file or folder"),
+    ],
+)
+def test_fl_bad_input_gets_one_line_and_stores_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "poisonlab", "fl", *args, "--out", "out"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
