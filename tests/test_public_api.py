@@ -25,3 +25,22 @@ def test_the_command_line_starts_without_loading_pytorch() -> None:
     code = "import sys, poisonlab.cli, poisonlab.models, poisonlab.attacks; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_federated_package_exports_the_simulation_without_loading_pytorch_up_front() -> None:
+    code = (
+        "import sys, poisonlab.federated as f; before = 'torch' in sys.modules; "
+        "from poisonlab.federated import simulate, split_clients, plan_simulation; "
+        "print(before, 'torch' in sys.modules, callable(simulate) and callable(split_clients))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True"]
+
+
+def test_federated_all_resolves() -> None:
+    import poisonlab.federated as federated
+
+    for name in federated.__all__:
+        assert getattr(federated, name) is not None
+    with pytest.raises(AttributeError):
+        _ = federated.not_a_name

@@ -2,9 +2,10 @@
 
 Every rule takes the updates stacked as an ``(n, d)`` array and returns an
 :class:`AggregationResult`; :data:`AGGREGATORS` maps rule names to the functions.
-:mod:`poisonlab.federated.simulation` runs an in-process, seeded federated
-training with malicious clients (:mod:`poisonlab.federated.clients`); it loads
-PyTorch, so it is imported from its module rather than from here.
+:func:`simulate` runs an in-process, seeded federated training with malicious
+clients (:data:`CLIENT_ATTACKS`); it loads PyTorch on first use, so importing this
+package stays light. :mod:`poisonlab.federated.flower` adapts the rules and the
+attacks to a Flower deployment (``pip install 'poisonlab[flower]'``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,22 @@ from poisonlab.federated.aggregators import (
     pairwise_sq_distances,
     trimmed_mean,
 )
+from poisonlab.federated.clients import CLIENT_ATTACKS
+
+_LAZY = {"simulate", "split_clients", "plan_simulation"}  # they import torch
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from poisonlab.federated import simulation
+
+        return getattr(simulation, name)
+    raise AttributeError(f"module 'poisonlab.federated' has no attribute {name!r}")
+
 
 __all__ = [
     "AGGREGATORS",
+    "CLIENT_ATTACKS",
     "AggregationResult",
     "bulyan",
     "check_preconditions",
@@ -36,5 +50,8 @@ __all__ = [
     "multi_krum",
     "norm_clipping",
     "pairwise_sq_distances",
+    "plan_simulation",
+    "simulate",
+    "split_clients",
     "trimmed_mean",
 ]
