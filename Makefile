@@ -37,6 +37,7 @@ bench: setup
 	-$(BIN)/python benchmarks/bench_regression_grid.py
 	-$(BIN)/python benchmarks/bench_aggregators.py
 	-$(BIN)/python benchmarks/bench_federated.py
+	-$(BIN)/python benchmarks/bench_stream.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
