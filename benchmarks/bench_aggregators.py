@@ -1,7 +1,7 @@
 """Time the distance-based and coordinate-wise aggregation rules on large updates.
 
     python benchmarks/bench_aggregators.py [--n 100] [--d 1000000] [--f 20] [--repeats 5]
-                                           [--blas-threads N]
+                                           [--blas-threads N] [--flower-repeats 3] [--no-flower]
 
 Builds ``n`` seeded random float32 updates of ``d`` parameters (400 MB at the
 defaults) and times Krum, Multi-Krum (m = n − f), Bulyan (with f lowered to
@@ -15,6 +15,19 @@ Reference row, not a bar: the pairwise distances Krum needs, computed the naive
 way (a double Python loop over pairs, one vector difference each) on n = 20,
 d = 100,000, and extrapolated by (n/20)²·(d/100,000) to the benchmark size. It is
 labelled as extrapolated: it was not run at full size.
+
+Comparison rows, not bars (skipped if flwr is not installed, or with --no-flower):
+Flower's own Krum on the same updates and the same f, timed over --flower-repeats
+(default 3) and checked to choose the same client as poisonlab's ``krum``:
+
+* ``flwr.server.strategy.aggregate.aggregate_krum`` (the ``Krum`` strategy of the
+  ``flwr.server.strategy`` API): a double Python loop of vector differences;
+* ``flwr.serverapp.strategy.multikrum.select_multikrum`` (the ``Krum`` strategy of the
+  Message API, ``flwr.serverapp.strategy``): one Gram product, on ``ArrayRecord`` inputs
+  built before the timing starts.
+
+Both run at the full benchmark size; the ratio is Flower's median over poisonlab's.
+A client chosen differently counts as a failure (exit 1).
 """
 
 from __future__ import annotations
@@ -56,6 +69,61 @@ def naive_distances(x: np.ndarray) -> np.ndarray:
     return dist
 
 
+def compare_with_flower(x: np.ndarray, f: int, ours: float, repeats: int) -> bool:
+    """Print Flower's Krum rows (median seconds, ratio to ours); return whether all chose our client."""
+    try:
+        import flwr
+        from flwr.server.strategy.aggregate import aggregate_krum
+    except ModuleNotFoundError:
+        print("\nFlower rows skipped: flwr is not installed (pip install 'poisonlab[flower]')")
+        return True
+    try:  # the Message API strategies arrived after flwr 1.20
+        from flwr.app import ArrayRecord, RecordDict
+        from flwr.serverapp.strategy.multikrum import select_multikrum
+    except ImportError:
+        select_multikrum = None
+    n = len(x)
+    chosen = int(krum(x, f).selected[0])
+    # Flower takes one list of layer arrays per client; a single layer of views costs no copy.
+    legacy_input = [([x[i]], 1) for i in range(n)]
+    outputs: dict[str, object] = {}
+
+    def legacy() -> None:
+        outputs["legacy"] = aggregate_krum(legacy_input, num_malicious=f, to_keep=0)
+
+    implementations = [("flwr.server.strategy aggregate_krum", legacy, "legacy")]
+    # Flower imports modules on its first calls; keep that out of the timings.
+    aggregate_krum(legacy_input[:5], num_malicious=1, to_keep=0)
+    if select_multikrum is not None:
+        records = [RecordDict({"arrays": ArrayRecord([x[i]])}) for i in range(n)]
+
+        def message_api() -> None:
+            outputs["message"] = select_multikrum(records, num_malicious_nodes=f, num_nodes_to_select=1)
+
+        implementations.append(("flwr.serverapp.strategy select_multikrum", message_api, "message"))
+        select_multikrum(records[:5], num_malicious_nodes=1, num_nodes_to_select=1)
+
+    print(f"\nFlower {flwr.__version__} Krum on the same updates, f = {f}; {repeats} repeats")
+    print(f"{'implementation':<48}{'seconds':>10}  {'[min–max]':<18}{'× poisonlab':>12}  same client")
+    same_everywhere = True
+    for name, fn, key in implementations:
+        times = timed(fn, repeats)
+        out = outputs[key]
+        if key == "legacy":
+            picks = [i for i in range(n) if np.shares_memory(out[0], x[i])]  # type: ignore[index]
+        else:
+            picks = [i for i in range(n) if records[i] is out[0]]  # type: ignore[index]
+        same = picks == [chosen]
+        same_everywhere &= same
+        print(
+            f"{name:<48}{statistics.median(times):>10.3f}  [{min(times):.3f}–{max(times):.3f}]".ljust(78)
+            + f"{statistics.median(times) / ours:>12.1f}  {'yes' if same else f'NO: {picks} vs {chosen}'}"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:.0f} MiB after the Flower rows (Flower copies the updates to flatten them)")
+    return same_everywhere
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="number of updates (clients)")
@@ -64,6 +132,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--blas-threads", type=int, help="limit BLAS threads (default: as configured)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--flower-repeats", type=int, default=3, help="repeats of Flower's Krum rows")
+    parser.add_argument("--no-flower", action="store_true", help="skip the comparison with Flower's Krum")
     args = parser.parse_args()
     n, d, f = args.n, args.d, args.f
     f_bulyan = min(f, (n - 3) // 4)
@@ -104,6 +174,11 @@ def main() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS {peak:.0f} MiB ({rss_input:.0f} MiB right after building the input)")
 
+    same_choice = True
+    if not args.no_flower:
+        with threadpool_limits(limits=args.blas_threads):
+            same_choice = compare_with_flower(x, f, statistics.median(results["krum"]), args.flower_repeats)
+
     size = f"{n} × {d:,}"
     bars = [
         (
@@ -123,7 +198,7 @@ def main() -> int:
         ),
     ]
     missed = report_bars(bars, width=48)
-    return 1 if missed else 0
+    return 1 if missed or not same_choice else 0
 
 
 if __name__ == "__main__":
