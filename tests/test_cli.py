@@ -14,6 +14,7 @@ from poisonlab.attacks import ATTACKS
 from poisonlab.cli import main
 from poisonlab.data import DATASETS, load_dataset
 from poisonlab.defenses import DEFENSES
+from poisonlab.federated import AGGREGATORS, CLIENT_ATTACKS
 from poisonlab.models import MODELS
 
 
@@ -29,6 +30,9 @@ def test_list_shows_every_registered_name(capsys: pytest.CaptureFixture[str]) ->
     for registry in (DATASETS, MODELS, ATTACKS, DEFENSES):
         for entry in registry:
             assert entry.name in out
+    for name in (*AGGREGATORS, *CLIENT_ATTACKS):
+        assert name in out
+    assert "Krum: the single update closest" in out
 
 
 def test_attack_writes_a_poisoned_copy_with_its_mask(tmp_path: Path) -> None:

@@ -1,0 +1,38 @@
+"""The ``poisonlab`` command line: parses, calls the library, formats output. Nothing else.
+
+One module per group of commands; each adds its subcommands in ``register`` and names
+the function that runs them. ``main`` turns a :class:`~poisonlab.errors.PoisonlabError`
+into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from poisonlab.cli import experiments, federated, scan
+from poisonlab.cli._common import Parser, error
+from poisonlab.errors import PoisonlabError
+
+__all__ = ["build_parser", "main"]
+
+_GROUPS = (experiments, scan, federated)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="poisonlab", description="Red-team and defend ML training data against poisoning.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for group in _GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PoisonlabError as exc:
+        error(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        error("interrupted; finished work is kept (results store, ledger)")
+        return 130

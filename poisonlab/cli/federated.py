@@ -1,0 +1,135 @@
+"""``poisonlab fl``: one federated-learning run with malicious clients, round by round."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from poisonlab.cli._common import console, err_console, parse_params
+from poisonlab.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    fl = sub.add_parser("fl", help="one federated-learning run with malicious clients, round by round")
+    fl.add_argument("--data", default="digits", help="classification dataset: built-in name or file")
+    fl.add_argument("--model", default="mlp", choices=("mlp", "cnn"), help="global model (default mlp)")
+    fl.add_argument("--clients", type=int, default=20, help="number of clients (default 20)")
+    fl.add_argument(
+        "--malicious", default="0.2", help="share of malicious clients in [0, 1], or a count (default 0.2)"
+    )
+    fl.add_argument(
+        "--attack", default="sign_flip", help="malicious behaviour, or 'none' (see poisonlab list)"
+    )
+    fl.add_argument("--aggregator", default="fedavg", help="server's aggregation rule (see poisonlab list)")
+    fl.add_argument("--rounds", type=int, default=20, help="communication rounds (default 20)")
+    fl.add_argument("--fraction", type=float, default=1.0, help="share of clients sampled per round")
+    fl.add_argument("--local-epochs", type=int, default=2, help="local SGD epochs per round (default 2)")
+    fl.add_argument("--lr", type=float, default=0.2, help="local SGD learning rate (default 0.2)")
+    fl.add_argument("--batch-size", type=int, default=16, help="local SGD batch size (default 16)")
+    fl.add_argument("--alpha", type=float, help="Dirichlet label skew of the client split (default: IID)")
+    fl.add_argument("--seed", type=int, default=0)
+    fl.add_argument("--test-size", type=float, default=0.25)
+    fl.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="attack parameter")
+    fl.add_argument(
+        "--agg-param", action="append", default=[], metavar="KEY=VALUE", help="aggregator parameter"
+    )
+    fl.add_argument("--out", help="output folder for the results store (default: runs/<time stamp>-fl)")
+
+    fl.set_defaults(func=cmd_fl)
+
+
+# -- fl ----------------------------------------------------------------------
+def cmd_fl(args: argparse.Namespace) -> int:
+    from poisonlab.experiments import parse_config, run_grid
+
+    raw: dict[str, Any] = {
+        "scenario": "federated",
+        "datasets": [args.data],
+        "models": [args.model],
+        "attacks": [{"name": args.attack, **parse_params(args.param)}],
+        "aggregators": [{"name": args.aggregator, **parse_params(args.agg_param, "--agg-param")}],
+        "malicious": [_malicious(args.malicious)],
+        "seeds": [args.seed],
+        "test_size": args.test_size,
+        "baseline": False,
+        "federated": {
+            "clients": args.clients,
+            "rounds": args.rounds,
+            "fraction": args.fraction,
+            "local_epochs": args.local_epochs,
+            "lr": args.lr,
+            "batch_size": args.batch_size,
+        },
+    }
+    if args.alpha is not None:
+        raw["federated"]["alpha"] = args.alpha
+    experiment = parse_config(raw, base_dir=Path.cwd())  # every bad option fails here, before training
+    out = Path(args.out) if args.out else Path("runs") / (datetime.now().strftime("%Y%m%d-%H%M%S") + "-fl")
+    history: list[dict[str, Any]] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as progress:
+        task = progress.add_task("rounds", total=args.rounds, status="")
+
+        def on_round(record: dict[str, Any]) -> None:
+            history.append(record)
+            status = f"acc {100 * record['accuracy']:.1f}%"
+            if record["asr"] is not None:
+                status += f"  ASR {100 * record['asr']:.1f}%"
+            progress.update(task, advance=1, status=status)
+
+        outcome = run_grid(experiment, out, on_round=on_round)
+    record = outcome.records[0]
+    if record["status"] != "ok":
+        raise ConfigError(f"the federated run failed: {record['error']}")
+    console.print(_rounds_table(history, args))
+    console.print(
+        f"{args.aggregator} vs {args.attack}: {record['n_poison']} of {args.clients} clients malicious, "
+        f"final accuracy {100 * record['clean_acc']:.1f}%"
+        + ("" if record["asr"] is None else f", ASR {100 * record['asr']:.1f}%"),
+        highlight=False,
+    )
+    console.print(f"results: {out / 'summary.json'}, {out / 'results.csv'}, {out / 'results.sqlite'}")
+    return 0
+
+
+def _malicious(text: str) -> float | int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(
+            f"--malicious must be a share in [0, 1] or a count of clients, got {text!r}"
+        ) from None
+    if value > 1 and value.is_integer():
+        return int(value)  # a count of clients
+    return value
+
+
+def _rounds_table(history: list[dict[str, Any]], args: argparse.Namespace) -> Table:
+    table = Table(title=f"{args.aggregator} vs {args.attack}")
+    columns = ["round", "accuracy %"]
+    if any(r["asr"] is not None for r in history):
+        columns.append("ASR %")
+    if any(r["malicious_selected"] is not None for r in history):
+        columns.append("malicious kept %")
+    for col in columns:
+        table.add_column(col, justify="right")
+    for r in history:
+        row = [str(r["round"]), f"{100 * r['accuracy']:.1f}"]
+        if "ASR %" in columns:
+            row.append("—" if r["asr"] is None else f"{100 * r['asr']:.1f}")
+        if "malicious kept %" in columns:
+            share = r["malicious_selected"]
+            row.append("—" if share is None else f"{100 * share:.0f}")
+        table.add_row(*row)
+    return table
