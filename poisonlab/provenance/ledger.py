@@ -1,0 +1,592 @@
+"""The provenance ledger: signed batches, versions and a hash-chained event log.
+
+A ledger is a folder::
+
+    DIR/ledger.sqlite     meta, events (the hash chain), batches, versions
+    DIR/objects/ab/ab….npz  shards (the arrays of a batch, bit-exact) and version
+                            memberships, named by the SHA-256 of their bytes
+
+Every write is one SQLite transaction started with ``BEGIN IMMEDIATE`` (so writers
+from several processes serialise and each rereads the chain head under the lock);
+objects are written and fsynced *before* the transaction, so a process killed at
+any point leaves the batch either fully recorded or not recorded at all (at worst
+an orphan object, which :meth:`Ledger.verify` reports as a note).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from poisonlab.errors import ConfigError, DataError
+from poisonlab.provenance.chain import (
+    GENESIS_HASH,
+    as_ids_like,
+    batch_message,
+    canonical_json,
+    default_actor,
+    describe_schema,
+    event_hash,
+    json_dict,
+    now,
+    positions,
+    schema_of,
+    text_option,
+)
+from poisonlab.provenance.hashing import check_arrays, check_unique_ids, sample_hashes
+from poisonlab.provenance.merkle import merkle_root
+from poisonlab.provenance.records import Batch, Diff, Event, Quarantined, VerifyReport, Version
+from poisonlab.provenance.signing import Ed25519PrivateKey, load_private_key, public_key_hex, sign
+from poisonlab.provenance.store import (
+    SHARD_ARRAYS,
+    Membership,
+    ObjectStore,
+    empty_membership,
+    extended,
+    is_digest,
+)
+
+FORMAT = "poisonlab-ledger"
+FORMAT_VERSION = 1
+DB_NAME = "ledger.sqlite"
+
+_TABLES = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY, time TEXT NOT NULL, actor TEXT NOT NULL, kind TEXT NOT NULL,
+    payload TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY, event_seq INTEGER NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL,
+    shard TEXT NOT NULL, n INTEGER NOT NULL, root TEXT NOT NULL, public_key TEXT, signature TEXT);
+CREATE TABLE versions (
+    number INTEGER PRIMARY KEY, parent INTEGER, event_seq INTEGER NOT NULL, root TEXT NOT NULL,
+    n INTEGER NOT NULL, membership TEXT NOT NULL, schema TEXT NOT NULL);
+"""
+
+# Tests set this to stop a writer at a named point ("shard-written", "before-commit").
+_crash_hook: Callable[[str], None] | None = None
+
+
+def _checkpoint(stage: str) -> None:
+    if _crash_hook is not None:
+        _crash_hook(stage)
+
+
+def _connect(db_path: Path, *, create: bool) -> sqlite3.Connection:
+    uri = db_path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+    return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=120.0)
+
+
+def _set_pragmas(db: sqlite3.Connection) -> None:
+    """WAL so readers never block the writer; FULL so a committed event survives a power cut."""
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+
+
+class Ledger:
+    """A provenance ledger in a folder; use :meth:`init` or :meth:`open`, ideally as a context manager.
+
+    Examples
+    --------
+    >>> with Ledger.init(folder) as ledger:                       # doctest: +SKIP
+    ...     v1 = ledger.add(X, y, ids, source="vendor-a")
+    ...     report = ledger.verify()
+    """
+
+    def __init__(self, path: Path, db: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = db
+        self._store = ObjectStore(path / "objects")
+
+    # -- opening and closing ---------------------------------------------------
+    @classmethod
+    def init(cls, path: str | os.PathLike[str]) -> Ledger:
+        """Create a ledger in folder ``path`` (made if missing).
+
+        Raises
+        ------
+        ConfigError
+            If ``path`` is already a ledger, or is a file.
+        """
+        path = Path(path)
+        db_path = path / DB_NAME
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{path} exists and is not a folder")
+        if db_path.exists():
+            try:
+                cls.open(path).close()
+            except ConfigError:
+                raise ConfigError(f"{db_path} exists and is not a poisonlab ledger") from None
+            raise ConfigError(f"{path} is already a poisonlab ledger")
+        (path / "objects").mkdir(parents=True, exist_ok=True)
+        db = _connect(db_path, create=True)
+        _set_pragmas(db)
+        db.execute("BEGIN IMMEDIATE")
+        for statement in _TABLES.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("format", FORMAT), ("format_version", str(FORMAT_VERSION)), ("created", now())],
+        )
+        db.execute("COMMIT")
+        return cls(path, db)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Ledger:
+        """Open an existing ledger.
+
+        Raises
+        ------
+        ConfigError
+            If ``path`` is not a ledger, or one in a format this poisonlab cannot read.
+        """
+        path = Path(path)
+        not_ledger = ConfigError(f"{path} is not a poisonlab ledger (run `poisonlab ledger init {path}`)")
+        db_path = path / DB_NAME
+        if not db_path.is_file():
+            raise not_ledger
+        try:
+            db = _connect(db_path, create=False)
+        except sqlite3.Error:
+            raise not_ledger from None
+        try:  # look before setting WAL: never convert somebody else's database
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.Error:
+            db.close()
+            raise not_ledger from None
+        if meta.get("format") != FORMAT:
+            db.close()
+            raise not_ledger
+        if meta.get("format_version") != str(FORMAT_VERSION):
+            db.close()
+            raise ConfigError(
+                f"{path}: ledger format version {meta.get('format_version')} is not supported "
+                f"(this poisonlab reads version {FORMAT_VERSION})"
+            )
+        _set_pragmas(db)
+        return cls(path, db)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+            _checkpoint("before-commit")
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    # -- reading records -------------------------------------------------------
+    def versions(self) -> list[Version]:
+        """Every version, oldest first."""
+        rows = self._db.execute("SELECT * FROM versions ORDER BY number").fetchall()
+        return [_version(row) for row in rows]
+
+    def _head(self) -> Version | None:
+        row = self._db.execute("SELECT * FROM versions ORDER BY number DESC LIMIT 1").fetchone()
+        return None if row is None else _version(row)
+
+    def head(self) -> Version:
+        """The latest version; :class:`ConfigError` if nothing was added yet."""
+        head = self._head()
+        if head is None:
+            raise ConfigError(f"the ledger {self.path} has no versions yet (add a batch first)")
+        return head
+
+    def version(self, version: int | str | Version) -> Version:
+        """Version ``version``: a number, ``"head"``/``"HEAD"``, or a :class:`Version`.
+
+        Raises
+        ------
+        ConfigError
+            If there is no such version.
+        """
+        if isinstance(version, Version):
+            version = version.number
+        if isinstance(version, str):
+            if version.lower() == "head":
+                return self.head()
+            if not version.strip().isdigit():
+                raise ConfigError(f"a version is a number or 'head', got {version!r}")
+            version = int(version)
+        row = self._db.execute("SELECT * FROM versions WHERE number = ?", (int(version),)).fetchone()
+        if row is None:
+            count = self._db.execute("SELECT COUNT(*) FROM versions").fetchone()[0]
+            known = f"versions 1..{count}" if count else "no versions yet"
+            raise ConfigError(f"no version {version}; the ledger has {known}")
+        return _version(row)
+
+    def log(self) -> list[Event]:
+        """Every event of the chain, oldest first."""
+        events = []
+        rows = self._db.execute("SELECT * FROM events ORDER BY seq").fetchall()
+        for seq, time, actor, kind, text, prev, digest in rows:
+            try:
+                payload = json.loads(text)
+            except (TypeError, ValueError):
+                raise DataError(f"event {seq}: the payload is not JSON (run verify)") from None
+            events.append(Event(seq, time, actor, kind, payload, prev, digest))
+        return events
+
+    def batches(self) -> list[Batch]:
+        """Every stored shard (added batches and transform outputs), oldest first."""
+        rows = self._db.execute("SELECT * FROM batches ORDER BY id").fetchall()
+        return [Batch(*row) for row in rows]
+
+    def quarantined(self) -> list[Quarantined]:
+        """Every quarantined sample with the event that quarantined it (samples stay stored)."""
+        out = []
+        for event in self.log():
+            if event.kind == "quarantine":
+                for sample_id, digest in zip(
+                    event.payload["ids"], event.payload["sample_hashes"], strict=True
+                ):
+                    out.append(Quarantined(sample_id, event.seq, digest))
+        return out
+
+    def membership(self, version: int | str | Version) -> Membership:
+        """The membership object of a version (sample hashes, ids and where each sample is stored)."""
+        record = self.version(version)
+        try:
+            return Membership.load(self._store, record.membership)
+        except DataError as exc:
+            raise DataError(f"version {record.number}: membership {record.membership}: {exc}") from None
+
+    def arrays(
+        self, version: int | str | Version = "head"
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(X, y, ids, source)`` of a version, bit-exact to what was added or transformed.
+
+        ``source`` is a unicode array naming each sample's batch source.
+        """
+        record = self.version(version)
+        members = self.membership(record)
+        schema = record.schema
+        n = len(members)
+        X = np.empty((n, *schema["x_shape"]), dtype=np.dtype(schema["x_dtype"]))
+        y = np.empty(n, dtype=np.dtype(schema["y_dtype"]))
+        ids = np.empty(n, dtype=members.ids.dtype)
+        for k, digest in enumerate(members.shards.tolist()):
+            where = np.nonzero(members.shard == k)[0]
+            if where.size == 0:
+                continue
+            try:
+                shard = self._store.get(digest, SHARD_ARRAYS)
+            except DataError as exc:
+                raise DataError(f"version {record.number}: shard {digest}: {exc}") from None
+            rows = members.row[where]
+            X[where], y[where], ids[where] = shard["X"][rows], shard["y"][rows], shard["ids"][rows]
+        return X, y, ids, members.source_names()
+
+    def export(self, version: int | str | Version, path: str | os.PathLike[str]) -> Path:
+        """Write a version as an ``.npz`` (``X``, ``y``, ``ids``, ``source``; no pickle); return the path."""
+        X, y, ids, source = self.arrays(version)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, X=X, y=y, ids=ids, source=source)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; an export is meant to be shared
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return path
+
+    # -- writing ---------------------------------------------------------------
+    def _append_event(self, db: sqlite3.Connection, kind: str, actor: str, payload: dict[str, Any]) -> int:
+        last = db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
+        time = now()
+        try:
+            text = canonical_json(payload)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{kind}: the record holds a value JSON cannot store ({exc})") from None
+        digest = event_hash(seq, prev, time, actor, kind, json.loads(text))
+        db.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", (seq, time, actor, kind, text, prev, digest)
+        )
+        return seq
+
+    def _new_version(
+        self,
+        db: sqlite3.Connection,
+        *,
+        kind: str,
+        actor: str,
+        members: Membership,
+        root: str | None,
+        schema: dict[str, Any],
+        payload: dict[str, Any],
+        batch: dict[str, Any] | None = None,
+    ) -> Version:
+        """Store ``members``; record the event, the batch (if any) and the version in ``db``'s transaction."""
+        head = self._head()
+        number = 1 if head is None else head.number + 1
+        root = root or merkle_root(members.hashes).hex()
+        digest = self._store.put(**members.arrays())
+        payload = {
+            **payload,
+            "version": number,
+            "parent": None if head is None else head.number,
+            "root": root,
+            "n": len(members),
+            "membership": digest,
+            "schema": schema,
+        }
+        if batch is not None:
+            batch_id = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM batches").fetchone()[0]
+            batch = {"id": batch_id, **batch}
+            payload["batch"] = batch
+        seq = self._append_event(db, kind, actor, payload)
+        if batch is not None:
+            db.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (batch["id"], seq, kind, batch["source"], batch["shard"], batch["n"], batch["root"],
+                 batch["public_key"], batch["signature"]),
+            )  # fmt: skip
+        db.execute(
+            "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (number, payload["parent"], seq, root, len(members), digest, canonical_json(schema)),
+        )
+        return Version(number, payload["parent"], seq, root, len(members), digest, schema)
+
+    def _fits(self, head: Version | None, schema: dict[str, Any], ids: np.ndarray) -> Membership:
+        """The head's membership, after checking a batch with ``schema`` and ``ids`` can join it."""
+        if head is None:
+            return empty_membership(ids.dtype)
+        if head.schema != schema:
+            raise DataError(
+                f"the batch ({describe_schema(schema)}) does not match the ledger's schema "
+                f"({describe_schema(head.schema)}), fixed by its first add"
+            )
+        members = self.membership(head)
+        taken = np.nonzero(positions(members.ids, ids) >= 0)[0]
+        if taken.size:
+            raise DataError(f"id {ids[taken[0]].item()!r} is already in version {head.number}")
+        return members
+
+    def add(
+        self,
+        X: object,
+        y: object,
+        ids: object,
+        *,
+        source: str,
+        actor: str | None = None,
+        sign_key: Ed25519PrivateKey | str | os.PathLike[str] | None = None,
+        note: str | None = None,
+    ) -> Version:
+        """Store a batch as given (dtypes kept, bit-exact) and make version head + batch.
+
+        Parameters
+        ----------
+        X, y, ids : arrays
+            Features (one sample per row), labels and unique sample ids (integers or strings).
+        source : str
+            Where the batch came from (vendor, crawl, annotator pool, …).
+        actor : str, optional
+            Who records it; the operating-system user by default.
+        sign_key : Ed25519 private key or path to one, optional
+            Signs the batch root, shard digest and source.
+        note : str, optional
+            Free text kept in the event.
+
+        Raises
+        ------
+        DataError
+            On bad arrays, an empty batch, duplicate ids, ids already in the head
+            version, or a schema other than the ledger's. Nothing is recorded.
+        """
+        X, y, ids = check_arrays(X, y, ids)
+        if X.shape[0] == 0:
+            raise DataError("the batch is empty")
+        check_unique_ids(ids)
+        source = text_option(source, "source")
+        actor = text_option(actor if actor is not None else default_actor(), "actor")
+        key = load_private_key(sign_key) if isinstance(sign_key, str | os.PathLike) else sign_key
+        schema = schema_of(X, y, ids)
+        seen = self._head()
+        self._fits(seen, schema, ids)
+        hashes = sample_hashes(X, y, ids)
+        batch_root = merkle_root(hashes).hex()
+        shard = self._store.put(X=X, y=y, ids=ids)
+        _checkpoint("shard-written")
+        public_key = signature = None
+        if key is not None:
+            public_key = public_key_hex(key)
+            signature = sign(key, batch_message(batch_root, shard, source)).hex()
+        batch = {"source": source, "shard": shard, "n": int(X.shape[0]), "root": batch_root}
+        batch |= {"public_key": public_key, "signature": signature}
+        with self._write() as db:
+            head = self._head()
+            parent = self._fits(head, schema, ids)  # again: another writer may have moved the head
+            members = extended(parent, hashes=hashes, shard=shard, ids=ids, sources=source)
+            return self._new_version(
+                db,
+                kind="add",
+                actor=actor,
+                members=members,
+                root=batch_root if len(parent) == 0 else None,
+                schema=schema,
+                payload={"note": note},
+                batch=batch,
+            )
+
+    def transform(
+        self,
+        name: str,
+        params: dict[str, Any],
+        X: object,
+        y: object,
+        ids: object,
+        *,
+        code_hash: str,
+        actor: str | None = None,
+    ) -> Version:
+        """Record that ``name(params)`` turned the head version into ``(X, y, ids)``.
+
+        The new arrays are stored as a shard and become the next version. A sample
+        keeps the source of the head sample with its id; new ids get the source
+        ``transform:<name>``. ``code_hash`` is the SHA-256 hex of the code or config
+        that did the transform.
+
+        Raises
+        ------
+        ConfigError
+            On a bad name, params that are not JSON, a malformed ``code_hash``, an
+            empty ledger, or a head that moved while the transform ran.
+        DataError
+            On bad arrays.
+        """
+        name = text_option(name, "transform name")
+        if not is_digest(code_hash):
+            raise ConfigError(f"code_hash must be a lowercase SHA-256 hex digest, got {code_hash!r}")
+        params = json_dict(params, "transform params")
+        actor = text_option(actor if actor is not None else default_actor(), "actor")
+        X, y, ids = check_arrays(X, y, ids)
+        if X.shape[0] == 0:
+            raise DataError("the transform produced no samples")
+        check_unique_ids(ids)
+        seen = self.head()
+        before = self.membership(seen)
+        where = positions(before.ids, ids)
+        source_names = np.where(where >= 0, before.source_names()[np.maximum(where, 0)], f"transform:{name}")
+        hashes = sample_hashes(X, y, ids)
+        batch_root = merkle_root(hashes).hex()
+        shard = self._store.put(X=X, y=y, ids=ids)
+        batch = {"source": f"transform:{name}", "shard": shard, "n": int(X.shape[0]), "root": batch_root}
+        batch |= {"public_key": None, "signature": None}
+        members = extended(
+            empty_membership(ids.dtype), hashes=hashes, shard=shard, ids=ids, sources=source_names
+        )
+        payload = {"name": name, "params": params, "code_hash": code_hash, "input_version": seen.number}
+        with self._write() as db:
+            head = self.head()
+            if head.number != seen.number:
+                raise ConfigError(f"the ledger moved to version {head.number} during the transform; rerun it")
+            return self._new_version(
+                db, kind="transform", actor=actor, members=members, root=batch_root,
+                schema=schema_of(X, y, ids), payload=payload, batch=batch,
+            )  # fmt: skip
+
+    def quarantine(
+        self, ids: Sequence[int | str] | np.ndarray, *, reason: dict[str, Any], actor: str | None = None
+    ) -> Version:
+        """Make a version without the samples ``ids`` (they stay stored); ``reason`` is kept in the event.
+
+        Raises
+        ------
+        DataError
+            If no ids are given or one is not in the head version (nothing changes).
+        ConfigError
+            If ``reason`` is not a JSON-able dict.
+        """
+        reason = json_dict(reason, "a quarantine reason")
+        actor = text_option(actor if actor is not None else default_actor(), "actor")
+        wanted = np.asarray(ids).reshape(-1)
+        if wanted.size == 0:
+            raise DataError("no ids to quarantine")
+        with self._write() as db:
+            head = self.head()
+            members = self.membership(head)
+            wanted_ids = as_ids_like(wanted, members.ids)
+            where = positions(members.ids, wanted_ids)
+            if (where < 0).any():
+                unknown = wanted[int(np.argmax(where < 0))].item()
+                raise DataError(f"id {unknown!r} is not in version {head.number}")
+            where = np.unique(where)
+            keep = np.ones(len(members), dtype=bool)
+            keep[where] = False
+            payload = {
+                "input_version": head.number,
+                "reason": reason,
+                "ids": members.ids[where].tolist(),
+                "sample_hashes": [bytes(h).hex() for h in members.hashes[where]],
+            }
+            return self._new_version(
+                db, kind="quarantine", actor=actor, members=members.subset(keep), root=None,
+                schema=head.schema, payload=payload,
+            )  # fmt: skip
+
+    def rollback(self, version: int | str | Version, *, actor: str | None = None) -> Version:
+        """Make a new version whose samples are exactly those of ``version`` (same Merkle root)."""
+        actor = text_option(actor if actor is not None else default_actor(), "actor")
+        with self._write() as db:
+            target = self.version(version)
+            head = self.head()
+            members = self.membership(target)
+            return self._new_version(
+                db, kind="rollback", actor=actor, members=members, root=target.root, schema=target.schema,
+                payload={"target": target.number, "input_version": head.number},
+            )  # fmt: skip
+
+    # -- comparing, attesting, verifying ---------------------------------------
+    def diff(self, v1: int | str | Version, v2: int | str | Version) -> Diff:
+        """Ids added, removed, relabelled and modified from version ``v1`` to ``v2``."""
+        from poisonlab.provenance.report import diff_versions
+
+        return diff_versions(self, self.version(v1), self.version(v2))
+
+    def attestation(self, version: int | str | Version = "head") -> dict[str, Any]:
+        """An in-toto Statement v1 for a version (see :mod:`poisonlab.provenance.report`)."""
+        from poisonlab.provenance.report import attestation
+
+        return attestation(self, self.version(version))
+
+    def verify(self) -> VerifyReport:
+        """Recompute every hash, link, signature and root (see :mod:`poisonlab.provenance.verify`)."""
+        from poisonlab.provenance.verify import verify_ledger
+
+        return verify_ledger(self._db, self._store)
+
+
+def _version(row: tuple[Any, ...]) -> Version:
+    number, parent, seq, root, n, membership, schema = row
+    return Version(number, parent, seq, root, n, membership, json.loads(schema))

@@ -1,0 +1,330 @@
+"""Recompute everything a ledger claims and report each disagreement, naming its record.
+
+Checked: every event hash and chain link; every shard's SHA-256 against its name;
+every sample hash against its batch's Merkle root (and, when a damaged shard can
+still be parsed, the first sample that differs); every signature; every version's
+membership object, its Merkle root and its agreement with the stored shards; and
+that the event payloads agree with the batch and version rows. Damaged content
+(missing, truncated or garbled files, rows edited by hand) becomes a problem line,
+never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from poisonlab.errors import DataError
+from poisonlab.provenance.chain import (
+    EVENT_KINDS,
+    GENESIS_HASH,
+    batch_message,
+    canonical_json,
+    event_hash,
+)
+from poisonlab.provenance.hashing import sample_hashes
+from poisonlab.provenance.merkle import merkle_root
+from poisonlab.provenance.records import VerifyReport
+from poisonlab.provenance.signing import verify_signature
+from poisonlab.provenance.store import (
+    SHARD_ARRAYS,
+    Membership,
+    ObjectStore,
+    file_digest,
+    is_digest,
+    read_arrays,
+    read_arrays_ignoring_crc,
+)
+
+BATCH_FIELDS = ("id", "source", "shard", "n", "root", "public_key", "signature")
+KINDS_WITH_BATCH = ("add", "transform")
+
+
+@dataclass
+class _State:
+    store: ObjectStore
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    payloads: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    memberships: dict[str, Membership | str] = field(default_factory=dict)
+    shard_hashes: dict[str, np.ndarray] = field(default_factory=dict)
+    shard_ids: dict[str, np.ndarray] = field(default_factory=dict)
+    shard_roots: dict[str, str] = field(default_factory=dict)
+
+
+def verify_ledger(db: sqlite3.Connection, store: ObjectStore) -> VerifyReport:
+    """Check a ledger's database and objects; see the module docstring."""
+    state = _State(store)
+    try:
+        events = db.execute("SELECT * FROM events ORDER BY seq").fetchall()
+        batches = db.execute("SELECT * FROM batches ORDER BY id").fetchall()
+        versions = db.execute("SELECT * FROM versions ORDER BY number").fetchall()
+    except sqlite3.Error as exc:
+        return VerifyReport(False, [f"ledger database: cannot be read ({exc})"])
+    _check_chain(state, events)
+    for row in versions:
+        try:
+            _load_membership(state, row[5])
+        except Exception:  # reported by the version check below
+            continue
+    for row in batches:
+        label = f"batch {row[0]} (source {row[3]})"
+        try:
+            _check_batch(state, row, label)
+        except Exception as exc:  # a hand-edited row can hold any type
+            state.problems.append(f"{label}: cannot be checked ({type(exc).__name__}: {exc})")
+    for row in versions:
+        label = f"version {row[0]}"
+        try:
+            _check_version(state, row, label)
+        except Exception as exc:
+            state.problems.append(f"{label}: cannot be checked ({type(exc).__name__}: {exc})")
+    for check in (_check_coverage, _note_orphans):
+        try:
+            check(state, batches, versions)
+        except Exception as exc:  # hand-edited rows of the wrong shape
+            state.problems.append(f"ledger: records cannot be cross-checked ({type(exc).__name__}: {exc})")
+    return VerifyReport(not state.problems, state.problems, state.notes)
+
+
+def _check_chain(state: _State, rows: list[tuple[Any, ...]]) -> None:
+    prev, expected = GENESIS_HASH, 1
+    for row in rows:
+        try:
+            prev, expected = _check_event(state, row, prev, expected)
+        except Exception as exc:  # a hand-edited row can hold any type
+            state.problems.append(f"event {row[0]}: cannot be checked ({type(exc).__name__}: {exc})")
+            prev, expected = str(row[-1]), expected + 1
+
+
+def _check_event(state: _State, row: tuple[Any, ...], prev: str, expected: int) -> tuple[str, int]:
+    """Check one event against the previous hash; return its hash and the next expected seq."""
+    seq, time, actor, kind, text, prev_hash, digest = row
+    label = f"event {seq}"
+    if seq != expected:
+        state.problems.append(f"{label}: out of sequence (expected event {expected})")
+    if kind not in EVENT_KINDS:
+        state.problems.append(f"{label}: unknown kind {kind!r}")
+    if prev_hash != prev:
+        state.problems.append(f"{label}: prev_hash does not link to the previous event's hash")
+    try:
+        payload = json.loads(text)
+        canonical = canonical_json(payload)
+    except (TypeError, ValueError):
+        state.problems.append(f"{label}: payload is not valid JSON")
+        return digest, seq + 1
+    if canonical != text:
+        state.problems.append(f"{label}: payload is not in canonical JSON form")
+    try:
+        recomputed = event_hash(seq, prev_hash, time, actor, kind, payload)
+    except (TypeError, ValueError):
+        recomputed = None
+    if recomputed != digest:
+        state.problems.append(f"{label}: hash does not match its contents")
+    if isinstance(payload, dict):
+        state.payloads[seq] = (kind, payload)
+    else:
+        state.problems.append(f"{label}: payload is not a JSON object")
+    return digest, seq + 1
+
+
+def _load_membership(state: _State, digest: str) -> Membership | str:
+    """A membership object, or why it cannot be trusted (cached by digest)."""
+    if digest in state.memberships:
+        return state.memberships[digest]
+    result: Membership | str
+    if not is_digest(digest):
+        result = f"membership name {digest!r} is not a SHA-256 digest"
+    else:
+        path = state.store.path(digest)
+        try:
+            actual = file_digest(path)
+        except FileNotFoundError:
+            actual = None
+        except OSError as exc:
+            actual = f"unreadable ({exc.strerror})"
+        if actual is None:
+            result = f"membership object {digest}: file missing"
+        elif actual != digest:
+            result = f"membership object {digest}: file digest mismatch"
+        else:
+            try:
+                result = Membership.load(state.store, digest)
+            except (DataError, TypeError, ValueError) as exc:
+                result = f"membership object {digest}: {exc}"
+    state.memberships[digest] = result
+    return result
+
+
+def _reference(state: _State, shard: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Rows, recorded sample hashes and ids of ``shard``, from any intact membership holding it."""
+    for members in state.memberships.values():
+        if isinstance(members, Membership) and shard in members.shards.tolist():
+            k = members.shards.tolist().index(shard)
+            where = np.nonzero(members.shard == k)[0]
+            order = np.argsort(members.row[where], kind="stable")
+            where = where[order]
+            return members.row[where], members.hashes[where], members.ids[where]
+    return None
+
+
+def _first_differing_id(state: _State, shard: str, path: Any) -> str:
+    """Why a shard's bytes differ, at sample level when the damaged file still parses."""
+    try:
+        arrays = read_arrays(path, SHARD_ARRAYS)
+    except DataError:
+        try:
+            arrays = read_arrays_ignoring_crc(path, SHARD_ARRAYS)
+        except DataError:
+            return "; the shard cannot be read"
+    reference = _reference(state, shard)
+    if reference is None:
+        return ""
+    rows, recorded, ids = reference
+    try:
+        hashes = sample_hashes(arrays["X"], arrays["y"], arrays["ids"])
+    except DataError:
+        return f"; first differing sample id {ids[0].item()!r}" if ids.size else ""
+    for row, digest, sample_id in zip(rows.tolist(), recorded, ids.tolist(), strict=True):
+        if row >= hashes.shape[0] or not np.array_equal(hashes[row], digest):
+            return f"; first differing sample id {sample_id!r}"
+    return "; its samples are intact"
+
+
+def _check_batch(state: _State, row: tuple[Any, ...], label: str) -> None:
+    batch_id, seq, kind, source, shard, n, root, public_key, signature = row
+    event = state.payloads.get(seq)
+    if event is None:
+        state.problems.append(f"{label}: its event {seq} is missing or unreadable")
+    else:
+        event_kind, payload = event
+        if event_kind != kind:
+            state.problems.append(f"{label}: kind {kind!r} differs from event {seq} ({event_kind!r})")
+        recorded = payload.get("batch")
+        mine = dict(zip(BATCH_FIELDS, (batch_id, source, shard, n, root, public_key, signature), strict=True))
+        if not isinstance(recorded, dict):
+            state.problems.append(f"{label}: event {seq} records no batch")
+        else:
+            for name in BATCH_FIELDS:
+                if recorded.get(name) != mine[name]:
+                    state.problems.append(f"{label}: {name} differs from event {seq}")
+    if public_key is not None or signature is not None:
+        try:
+            good = verify_signature(public_key, batch_message(root, shard, source), bytes.fromhex(signature))
+        except (TypeError, ValueError, AttributeError):
+            good = False
+        if not good:
+            state.problems.append(f"{label}: signature does not match")
+    if not is_digest(shard):
+        state.problems.append(f"{label}: shard name {shard!r} is not a SHA-256 digest")
+        return
+    path = state.store.path(shard)
+    where = f"{label}: shard {shard}"
+    try:
+        actual = file_digest(path)
+    except FileNotFoundError:
+        state.problems.append(f"{where}: file missing")
+        return
+    except OSError as exc:
+        state.problems.append(f"{where}: unreadable ({exc.strerror})")
+        return
+    if actual != shard:
+        state.problems.append(f"{where}: file digest mismatch{_first_differing_id(state, shard, path)}")
+        return
+    try:
+        arrays = read_arrays(path, SHARD_ARRAYS)
+        hashes = sample_hashes(arrays["X"], arrays["y"], arrays["ids"])
+    except DataError as exc:
+        state.problems.append(f"{where}: {exc}")
+        return
+    if hashes.shape[0] != n:
+        state.problems.append(f"{where}: holds {hashes.shape[0]} samples, the record says {n}")
+    computed = merkle_root(hashes).hex()
+    if computed != root:
+        state.problems.append(f"{where}: sample hashes do not match the batch root")
+    state.shard_hashes[shard] = hashes
+    state.shard_ids[shard] = arrays["ids"]
+    state.shard_roots[shard] = computed
+
+
+def _check_version(state: _State, row: tuple[Any, ...], label: str) -> None:
+    number, parent, seq, root, n, digest, schema = row
+    event = state.payloads.get(seq)
+    if event is None:
+        state.problems.append(f"{label}: its event {seq} is missing or unreadable")
+    else:
+        payload = event[1]
+        mine = {"version": number, "parent": parent, "root": root, "n": n, "membership": digest}
+        for name, value in mine.items():
+            if payload.get(name) != value:
+                state.problems.append(f"{label}: {name} differs from event {seq}")
+        try:
+            same_schema = json.loads(schema) == payload.get("schema")
+        except (TypeError, ValueError):
+            same_schema = False
+        if not same_schema:
+            state.problems.append(f"{label}: schema differs from event {seq}")
+    members = _load_membership(state, digest)
+    if isinstance(members, str):
+        state.problems.append(f"{label}: {members}")
+        return
+    if len(members) != n:
+        state.problems.append(f"{label}: membership holds {len(members)} samples, the record says {n}")
+    shards = members.shards.tolist()
+    single = None
+    for k, shard in enumerate(shards):
+        where = np.nonzero(members.shard == k)[0]
+        if where.size == 0:
+            continue
+        if shard not in state.shard_hashes:
+            continue  # the batch check reported why (or the shard has no batch: see coverage)
+        stored, ids = state.shard_hashes[shard], state.shard_ids[shard]
+        rows = members.row[where]
+        if rows.size and (rows.min() < 0 or rows.max() >= stored.shape[0]):
+            state.problems.append(f"{label}: membership points past the end of shard {shard}")
+            continue
+        bad = ~np.all(stored[rows] == members.hashes[where], axis=1)
+        if ids.dtype.kind != members.ids.dtype.kind:
+            bad[:] = True
+        else:
+            bad |= ids[rows] != members.ids[where]
+        if bad.any():
+            first = members.ids[where][int(np.argmax(bad))].item()
+            state.problems.append(f"{label}: sample {first!r} disagrees with shard {shard}")
+        if where.size == len(members) and np.array_equal(rows, np.arange(stored.shape[0])):
+            single = shard
+    # A version that is exactly one verified shard in order shares that shard's root.
+    computed = state.shard_roots[single] if single is not None else merkle_root(members.hashes).hex()
+    if computed != root:
+        state.problems.append(f"{label}: Merkle root mismatch")
+
+
+def _check_coverage(state: _State, batches: list[tuple[Any, ...]], versions: list[tuple[Any, ...]]) -> None:
+    """Every event made one version (and add/transform one batch), and nothing else did."""
+    version_events = {row[2] for row in versions}
+    batch_events = {row[1] for row in batches}
+    for seq, (kind, _) in sorted(state.payloads.items()):
+        if seq not in version_events:
+            state.problems.append(f"event {seq}: its version record is missing")
+        if kind in KINDS_WITH_BATCH and seq not in batch_events:
+            state.problems.append(f"event {seq}: its batch record is missing")
+    shards = {row[4] for row in batches}
+    for row in versions:
+        members = state.memberships.get(row[5])
+        if isinstance(members, Membership):
+            used = set(members.shards[np.unique(members.shard)].tolist()) if len(members) else set()
+            for shard in sorted(used - shards):
+                state.problems.append(f"version {row[0]}: refers to shard {shard}, which no batch records")
+
+
+def _note_orphans(state: _State, batches: list[tuple[Any, ...]], versions: list[tuple[Any, ...]]) -> None:
+    referenced = {row[4] for row in batches} | {row[5] for row in versions}
+    for path in state.store.all_objects():
+        if path.name.startswith(".tmp-"):
+            state.notes.append(f"{path.name}: leftover temporary file of an interrupted write")
+        elif path.stem not in referenced:
+            state.notes.append(f"object {path.stem}: no record refers to it (an interrupted write?)")
