@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
@@ -13,7 +14,15 @@ from poisonlab.errors import ConfigError
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     scan = sub.add_parser("scan", help="find the samples of a training set most likely to be poisoned")
-    scan.add_argument("data", help="built-in dataset name or a .npz/.csv/.parquet file or image folder")
+    scan.add_argument(
+        "data", nargs="?", help="built-in dataset name or a .npz/.csv/.parquet file or image folder"
+    )
+    scan.add_argument(
+        "--ledger",
+        metavar="DIR",
+        help="scan a version of this provenance ledger instead of DATA (with each sample's source)",
+    )
+    scan.add_argument("--version", default="head", help="ledger version to scan (default head)")
     scan.add_argument("--features", help="N×d .npy embeddings from your own model (default: a proxy model)")
     scan.add_argument("--detector", default="auto", help="detector name (see poisonlab list), default auto")
     scan.add_argument("--contamination", default="auto", help="share to flag, in (0, 1), or 'auto'")
@@ -47,9 +56,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
     contamination = None if args.contamination == "auto" else _fraction(args.contamination)
     if args.fail_above < 0:
         raise ConfigError(f"--fail-above must be >= 0, got {args.fail_above}")
-    data = load_dataset(
-        args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col, task=args.task
-    )
+    if (args.data is None) == (args.ledger is None):
+        raise ConfigError("give either DATA or --ledger DIR")
+    if args.ledger is not None:
+        data = _ledger_dataset(args.ledger, args.version, args.task)
+    else:
+        data = load_dataset(
+            args.data,
+            label_col=args.label_col,
+            id_col=args.id_col,
+            source_col=args.source_col,
+            task=args.task,
+        )
     features = None
     if args.features:
         try:
@@ -92,6 +110,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.out:
         console.print(f"report: {args.out}")
     return 1 if report.n_flagged > args.fail_above else 0
+
+
+def _ledger_dataset(folder: str, version: str, task: str | None) -> Any:
+    """A ledger version as a dataset whose per-sample source is its batch's source."""
+    from poisonlab.provenance import Ledger
+    from poisonlab.provenance.io import as_dataset
+
+    with Ledger.open(folder) as ledger:
+        record = ledger.version(version)
+        X, y, ids, source = ledger.arrays(record)
+    name = f"{Path(folder).name or folder}@v{record.number}"
+    return as_dataset(X, y, ids, source, name=name, task=task)  # type: ignore[arg-type]
 
 
 def _fraction(text: str) -> float:

@@ -1,0 +1,349 @@
+"""``poisonlab ledger …``: the provenance ledger from the command line.
+
+Every subcommand but ``init`` and ``keygen`` works on the ledger named by
+``--ledger DIR`` (default: ``$POISONLAB_LEDGER``, else the current folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from poisonlab.cli._common import console, error, parse_params
+from poisonlab.errors import ConfigError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ledger = sub.add_parser("ledger", help="tamper-evident provenance ledger of the training data")
+    cmds = ledger.add_subparsers(dest="ledger_command", required=True, parser_class=type(ledger))
+
+    def add(name: str, fn: Command, help: str, *, needs_ledger: bool = True) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = cmds.add_parser(name, help=help)
+        if needs_ledger:
+            parser.add_argument(
+                "--ledger",
+                default=os.environ.get("POISONLAB_LEDGER", "."),
+                metavar="DIR",
+                help="ledger folder (default: $POISONLAB_LEDGER, else the current folder)",
+            )
+        parser.set_defaults(func=_locked(fn))
+        return parser
+
+    p = add("init", cmd_init, "create an empty ledger in DIR", needs_ledger=False)
+    p.add_argument("dir", help="ledger folder (created if missing)")
+
+    p = add(
+        "keygen",
+        cmd_keygen,
+        "write an Ed25519 signing key (KEY) and its public key (KEY.pub)",
+        needs_ledger=False,
+    )
+    p.add_argument("key", help="path of the private key file to create")
+
+    p = add("add", cmd_add, "record a batch of samples from a source as a new version")
+    p.add_argument("data", help=".npz (kept bit-exact), .csv/.parquet file, image folder or built-in name")
+    p.add_argument("--source", required=True, help="where the batch came from (vendor, worker pool, device)")
+    p.add_argument("--sign", metavar="KEY", help="sign the batch with this Ed25519 private key")
+    p.add_argument("--note", help="free text kept in the event")
+    p.add_argument("--label-col", help="label column of a CSV/Parquet file")
+    p.add_argument("--id-col", help="id column of a CSV/Parquet file")
+    p.add_argument("--task", choices=("classification", "regression"), help="what the labels hold")
+
+    p = add("log", cmd_log, "the event chain, oldest first")
+    p.add_argument("--json", action="store_true", help="print the events as JSON")
+
+    p = add("show", cmd_show, "one version: root, size, sources, the event that made it")
+    p.add_argument("version", nargs="?", default="head", help="version number or 'head' (default)")
+
+    p = add("diff", cmd_diff, "samples added, removed, relabelled and modified between two versions, by id")
+    p.add_argument("v1")
+    p.add_argument("v2")
+    p.add_argument("--json", action="store_true", help="print every id as JSON")
+    p.add_argument("--limit", type=int, default=10, help="ids shown per category (default 10)")
+
+    add("verify", cmd_verify, "recompute every hash, link, signature and root; exit 1 on the first bad one")
+
+    p = add("quarantine", cmd_quarantine, "a new version without the samples a scan report flagged")
+    p.add_argument("--scan", required=True, metavar="REPORT.json", help="report of `poisonlab scan --out`")
+
+    p = add("rollback", cmd_rollback, "a new version with exactly the samples of VERSION")
+    p.add_argument("version")
+
+    p = add("export", cmd_export, "write a version as .npz (X, y, ids, source)")
+    p.add_argument("version")
+    p.add_argument("--out", required=True, metavar="DATA.npz")
+
+    p = add("attest", cmd_attest, "an in-toto statement for a version (subject: its Merkle root)")
+    p.add_argument("version", nargs="?", default="head")
+    p.add_argument("--out", metavar="FILE.json", help="write it to a file instead of printing it")
+
+    p = add("transform", cmd_transform, "apply a recorded transform (normalise, deduplicate) to the head")
+    p.add_argument("name", help="normalise or deduplicate")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="transform parameter")
+
+
+def _locked(fn: Command) -> Command:
+    """A ledger another process holds past SQLite's wait is a user-facing condition, not a bug."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise ConfigError("the ledger is locked by another writer; try again") from exc
+            raise
+
+    return run
+
+
+@contextlib.contextmanager
+def _open(args: argparse.Namespace) -> Iterator[Any]:
+    from poisonlab.provenance import Ledger
+
+    with Ledger.open(args.ledger) as ledger:
+        yield ledger
+
+
+def _short(digest: str | None) -> str:
+    return "—" if not digest else digest[:16]
+
+
+# -- writing -----------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    from poisonlab.provenance import Ledger
+
+    Ledger.init(args.dir).close()
+    console.print(f"initialised an empty poisonlab ledger in {args.dir}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from poisonlab.provenance import generate_key
+    from poisonlab.provenance.signing import public_key_hex
+
+    path = Path(args.key)
+    if path.exists() or Path(f"{path}.pub").exists():
+        raise ConfigError(f"{path} or {path}.pub already exists; not overwriting a key")
+    key = generate_key(path)
+    console.print(f"private key: {path} (keep it secret)\npublic key:  {path}.pub {public_key_hex(key)}")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from poisonlab.provenance.io import load_batch
+    from poisonlab.provenance.signing import load_private_key
+
+    with _open(args) as ledger:  # a folder that is not a ledger fails before the data are read
+        key = load_private_key(args.sign) if args.sign else None
+        X, y, ids = load_batch(args.data, label_col=args.label_col, id_col=args.id_col, task=args.task)
+        version = ledger.add(X, y, ids, source=args.source, sign_key=key, note=args.note)
+    signed = " (signed)" if key is not None else ""
+    console.print(
+        f"version {version.number}: +{len(ids)} samples from {args.source}{signed}; "
+        f"{version.n} in all, root {version.root}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    path = Path(args.scan)
+    try:
+        text = path.read_bytes()
+        report = json.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such scan report") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a JSON scan report ({exc})") from None
+    if not isinstance(report, dict) or not {"ids", "flagged_ids"} <= set(report):
+        raise ConfigError(
+            f"{path}: not a scan report of `poisonlab scan --out` (needs 'ids' and 'flagged_ids')"
+        )
+    with _open(args) as ledger:
+        head = ledger.head()
+        head_ids = {str(i) for i in ledger.membership(head).ids.tolist()}
+        report_ids = {str(i) for i in report["ids"]}
+        if report_ids != head_ids:
+            stray = sorted(report_ids - head_ids) or sorted(head_ids - report_ids)
+            raise ConfigError(
+                f"{path} is a scan of another dataset: its {len(report_ids)} ids do not match the "
+                f"{len(head_ids)} of version {head.number} (e.g. id {stray[0]}); scan the head version "
+                f"with `poisonlab scan --ledger {args.ledger}`"
+            )
+        flagged = report["flagged_ids"]
+        if not flagged:
+            console.print(f"the scan flagged nothing; version {head.number} stays the head")
+            return 0
+        reason = {
+            "scan_report": path.name,
+            "scan_report_sha256": hashlib.sha256(text).hexdigest(),
+            "detector": report.get("detector"),
+            "dataset": report.get("dataset"),
+            "n_flagged": len(flagged),
+        }
+        version = ledger.quarantine(flagged, reason=reason)
+    console.print(
+        f"version {version.number}: quarantined {len(flagged)} samples flagged by "
+        f"{reason['detector'] or 'a scan'}; {version.n} remain, root {version.root}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    with _open(args) as ledger:
+        target = ledger.version(args.version)
+        version = ledger.rollback(target)
+    console.print(
+        f"version {version.number}: the {version.n} samples of version {target.number}, root {version.root}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
+
+
+def cmd_transform(args: argparse.Namespace) -> int:
+    from poisonlab.provenance.transforms import code_hash, run_transform
+
+    params = parse_params(args.param)
+    with _open(args) as ledger:
+        X, y, ids, _ = ledger.arrays("head")
+        X2, y2, ids2 = run_transform(args.name, X, y, ids, params)
+        version = ledger.transform(args.name, params, X2, y2, ids2, code_hash=code_hash(args.name))
+    console.print(
+        f"version {version.number}: {args.name} applied ({version.n} samples), root {version.root}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
+
+
+# -- reading -----------------------------------------------------------------
+def cmd_log(args: argparse.Namespace) -> int:
+    with _open(args) as ledger:
+        events = ledger.log()
+    if args.json:
+        console.print_json(json.dumps([asdict(e) for e in events]))
+        return 0
+    table = Table(title=f"ledger {args.ledger}: {len(events)} events")
+    for col in ("seq", "time", "actor", "kind", "version", "samples", "detail", "hash"):
+        table.add_column(col, justify="right" if col in ("seq", "version", "samples") else "left")
+    for e in events:
+        p = e.payload
+        table.add_row(
+            str(e.seq), e.time, e.actor, e.kind, str(p.get("version", "")), str(p.get("n", "")),
+            _detail(e.kind, p), _short(e.hash),
+        )  # fmt: skip
+    console.print(table)
+    return 0
+
+
+def _detail(kind: str, payload: dict[str, Any]) -> str:
+    batch = payload.get("batch") or {}
+    if kind == "add":
+        signed = ", signed" if batch.get("signature") else ""
+        return f"+{batch.get('n')} from {batch.get('source')}{signed}"
+    if kind == "quarantine":
+        reason = payload.get("reason", {})
+        why = reason.get("detector") or reason.get("gate") or "reason recorded"
+        return f"-{len(payload.get('ids', []))} ({why})"
+    if kind == "rollback":
+        return f"to version {payload.get('target')}"
+    if kind == "transform":
+        return f"{payload.get('name')} {json.dumps(payload.get('params', {}), sort_keys=True)}"
+    return ""
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    with _open(args) as ledger:
+        version = ledger.version(args.version)
+        members = ledger.membership(version)
+        event = next(e for e in ledger.log() if e.seq == version.event_seq)
+    names, counts = np.unique(members.source_names(), return_counts=True)
+    console.print(f"version {version.number}" + (f" (parent {version.parent})" if version.parent else ""))
+    console.print(f"  merkle root  {version.root}", highlight=False, soft_wrap=True)
+    console.print(f"  samples      {version.n}")
+    console.print(f"  schema       {version.schema}", highlight=False, soft_wrap=True)
+    console.print(f"  made by      event {event.seq}: {event.kind} by {event.actor} at {event.time}")
+    console.print(f"               {_detail(event.kind, event.payload)}", highlight=False, soft_wrap=True)
+    for name, count in zip(names.tolist(), counts.tolist(), strict=True):
+        console.print(f"  source       {name}: {count}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    with _open(args) as ledger:
+        v1, v2 = ledger.version(args.v1), ledger.version(args.v2)
+        diff = ledger.diff(v1, v2)
+    categories = {"added": diff.added, "removed": diff.removed, "relabelled": diff.relabelled}
+    categories["modified"] = diff.modified
+    if args.json:
+        console.print_json(json.dumps({"from": v1.number, "to": v2.number, **categories}))
+        return 0
+    console.print(f"version {v1.number} → {v2.number}")
+    for name, ids in categories.items():
+        shown = ", ".join(str(i) for i in ids[: args.limit]) + (" …" if len(ids) > args.limit else "")
+        console.print(f"  {name:<10} {len(ids):>7}  {shown}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with _open(args) as ledger:
+        report = ledger.verify()
+        if report.ok:
+            n_events, n_versions = len(ledger.log()), len(ledger.versions())
+            head = ledger.head() if n_versions else None
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    if not report.ok:
+        for problem in report.problems:
+            console.print(f"problem: {problem}", highlight=False, soft_wrap=True)
+        more = f" ({len(report.problems)} problems in all)" if len(report.problems) > 1 else ""
+        error(f"ledger {args.ledger} failed verification: {report.first_problem}{more}")
+        return 1
+    tip = f"; head version {head.number}, root {head.root}" if head else ""
+    console.print(
+        f"ledger {args.ledger} intact: {n_events} events, {n_versions} versions{tip}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out must name a .npz file, got {args.out}")
+    with _open(args) as ledger:
+        version = ledger.version(args.version)
+        ledger.export(version, out)
+    console.print(f"version {version.number} ({version.n} samples, root {_short(version.root)}…) → {out}")
+    return 0
+
+
+def cmd_attest(args: argparse.Namespace) -> int:
+    with _open(args) as ledger:
+        statement = ledger.attestation(args.version)
+    text = json.dumps(statement, indent=2, sort_keys=True)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        console.print(f"attestation → {args.out}")
+    else:
+        print(text)
+    return 0
