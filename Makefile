@@ -38,6 +38,7 @@ bench: setup
 	-$(BIN)/python benchmarks/bench_aggregators.py
 	-$(BIN)/python benchmarks/bench_federated.py
 	-$(BIN)/python benchmarks/bench_stream.py
+	-$(BIN)/python benchmarks/bench_ledger.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
