@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from poisonlab.cli import experiments, federated, ledger, scan
+from poisonlab.cli import experiments, federated, ledger, scan, stream
 from poisonlab.cli._common import Parser, error
 from poisonlab.errors import PoisonlabError
 
 __all__ = ["build_parser", "main"]
 
-_GROUPS = (experiments, scan, federated, ledger)
+_GROUPS = (experiments, scan, federated, ledger, stream)
 
 
 def build_parser() -> argparse.ArgumentParser:

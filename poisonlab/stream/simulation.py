@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # torch loads only when a torch learner is asked for
 
     from poisonlab.attacks.base import Attack
 
-__all__ = ["ATTACK_NAMES", "LEARNERS", "BatchRecord", "StreamResult", "simulate_stream"]
+__all__ = ["ATTACK_NAMES", "LEARNERS", "BatchRecord", "GateEvent", "StreamResult", "simulate_stream"]
 
 LEARNERS = ("sgd", "mlp_sk", "mlp", "cnn")
 ATTACK_NAMES = ("badnets", "blended", "feature_trigger")
@@ -65,6 +65,33 @@ class BatchRecord:
     reason: str
     accuracy: float | None
     asr: float | None
+
+
+@dataclass(frozen=True, eq=False)
+class GateEvent:
+    """One batch as it leaves the gate, before the learner sees it (for ledgers and audits).
+
+    ``X`` are the features and ``y`` the labels the learner is given (poisons
+    included), ``y`` in the dataset's original label space (``train.classes``);
+    ``ids`` are ``train``'s ids of those samples. ``rejected`` is the quarantine mask
+    (all ``False`` without a gate) and ``reason`` the gate's one-line reason (``"no
+    gate"`` without one). ``poison`` marks the poisoned samples: the simulation knows
+    them, a real gate does not, so it is for reporting only. The arrays are read-only.
+    """
+
+    step: int
+    source: str
+    X: np.ndarray
+    y: np.ndarray
+    ids: np.ndarray
+    rejected: np.ndarray
+    reason: str
+    poison: np.ndarray
+
+    @property
+    def admitted(self) -> np.ndarray:
+        """The complement of ``rejected``: the samples the learner learns from."""
+        return ~self.rejected
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,6 +227,13 @@ def _positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A view a callback cannot write through, so it cannot change what the learner sees."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def _attack(name: str, target: int) -> Attack:
     from poisonlab.attacks.backdoor import BadNets, Blended, FeatureTrigger
 
@@ -224,6 +258,7 @@ def simulate_stream(
     eval_every: int = 5,
     seed: int = 0,
     on_batch: Callable[[BatchRecord], None] | None = None,
+    on_gate: Callable[[GateEvent], None] | None = None,
 ) -> StreamResult:
     """Stream ``train`` batch by batch into an online learner, one source poisoned.
 
@@ -266,6 +301,10 @@ def simulate_stream(
         Seeds the shuffle, the poisons, the learner and its updates.
     on_batch : callable, optional
         Called with each :class:`BatchRecord` as soon as it is complete.
+    on_gate : callable, optional
+        Called with a :class:`GateEvent` for every batch, admitted or rejected, with or
+        without a gate, after the gate decided and before the learner sees the batch:
+        the hook for recording the stream in a provenance ledger.
 
     Returns
     -------
@@ -378,6 +417,20 @@ def simulate_stream(
             keep, batch_rejected, reason = decision.admitted, decision.batch_rejected, decision.reason
         else:
             keep, batch_rejected, reason = np.ones(len(rows), dtype=bool), False, "no gate"
+        poison_b = is_poison[rows]
+        if on_gate is not None:
+            on_gate(
+                GateEvent(
+                    step=step,
+                    source=source,
+                    X=_read_only(X_b),
+                    y=_read_only(train.original_labels(y_b)),
+                    ids=_read_only(train.ids[rows]),
+                    rejected=_read_only(~keep),
+                    reason=reason,
+                    poison=_read_only(poison_b),
+                )
+            )
         if keep.any():
             model.learn(X_b[keep], y_b[keep], epochs_per_batch, rng)
             if the_gate is not None:
@@ -385,7 +438,6 @@ def simulate_stream(
         if not keep.all():
             quarantined.append(rows[~keep])
             quarantined_source.extend([source] * int((~keep).sum()))
-        poison_b = is_poison[rows]
         admitted_poison += int((keep & poison_b).sum())
         admitted_clean += int((keep & ~poison_b).sum())
         rejected_clean += int((~keep & ~poison_b).sum())
