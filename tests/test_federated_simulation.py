@@ -187,6 +187,18 @@ def test_the_cnn_learns_through_federated_rounds_despite_sign_flips_under_the_me
     assert records[-1]["accuracy"] > records[0]["accuracy"] + 0.3
 
 
+def test_logistic_regression_learns_federated_and_tabular_features_are_standardised(digits):
+    train, test = digits
+    # Measured (seed 0): digits 0.927 after 10 rounds.
+    assert simulate(train, test, model="logreg", rounds=10, n_clients=10)[-1]["accuracy"] > 0.85
+    cancer_train, cancer_test = train_test_split(load_dataset("breast_cancer"), random_state=0)
+    # breast_cancer's raw features span 0..4254; unscaled, local SGD diverged (0.378).
+    # Measured (seed 0): logreg 0.951, MLP 0.944.
+    for model in ("logreg", "mlp"):
+        records = simulate(cancer_train, cancer_test, model=model, rounds=10, n_clients=10)
+        assert records[-1]["accuracy"] > 0.9
+
+
 def test_cnn_needs_image_data():
     data = load_dataset("synthetic", n_samples=100, n_features=8, n_informative=4)
     train, test = train_test_split(data, random_state=0)

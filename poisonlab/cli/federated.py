@@ -17,7 +17,7 @@ from poisonlab.errors import ConfigError
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fl = sub.add_parser("fl", help="one federated-learning run with malicious clients, round by round")
     fl.add_argument("--data", default="digits", help="classification dataset: built-in name or file")
-    fl.add_argument("--model", default="mlp", choices=("mlp", "cnn"), help="global model (default mlp)")
+    fl.add_argument("--model", default="mlp", choices=("mlp", "cnn", "logreg"), help="global model")
     fl.add_argument("--clients", type=int, default=20, help="number of clients (default 20)")
     fl.add_argument(
         "--malicious", default="0.2", help="share of malicious clients in [0, 1], or a count (default 0.2)"

@@ -6,7 +6,7 @@ shared simulation settings in a ``[federated]`` table::
 
     scenario = "federated"
     datasets = ["digits"]
-    models = ["mlp"]                      # mlp or cnn
+    models = ["mlp"]                      # mlp, cnn or logreg
     attacks = ["none", "sign_flip", { name = "alie", z = 1.0 }]
     aggregators = ["fedavg", "median", "krum", { name = "trimmed_mean", beta = 0.2 }]
     malicious = [0.2]                     # shares of malicious clients (or counts)

@@ -33,6 +33,8 @@ from poisonlab.models.torch_models import MLP, SmallCNN
 
 __all__ = ["ROOT_SIZE", "SELECTION_RULES", "SimulationPlan", "plan_simulation", "simulate", "split_clients"]
 
+#: Global models the simulation trains.
+MODELS = ("mlp", "cnn", "logreg")
 #: Samples of the training data the server holds out as its clean root set for FLTrust.
 ROOT_SIZE = 100
 #: Rules that return ``selected`` (and so get a ``malicious_selected`` share).
@@ -112,6 +114,8 @@ def split_clients(
 def _build_model(model: str, sample_shape: tuple[int, ...], n_classes: int) -> nn.Module:
     if model == "mlp":
         return MLP(int(np.prod(sample_shape)), n_classes, hidden=64)
+    if model == "logreg":
+        return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(sample_shape)), n_classes))
     if len(sample_shape) != 3:
         raise ConfigError("the 'cnn' model needs image data (N×C×H×W); use 'mlp' for tabular data")
     return SmallCNN(sample_shape, n_classes)  # type: ignore[arg-type]
@@ -220,8 +224,8 @@ def plan_simulation(
     malicious clients than clients, an ``f`` the rule cannot tolerate, a Dirichlet
     ``alpha <= 0``, fewer samples than clients.
     """
-    if model not in ("mlp", "cnn"):
-        raise UnknownNameError(f"unknown model {model!r}; known: mlp, cnn")
+    if model not in MODELS:
+        raise UnknownNameError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
     if attack != "none" and attack not in CLIENT_ATTACKS:
         raise UnknownNameError(f"unknown attack {attack!r}; known: none, {', '.join(CLIENT_ATTACKS)}")
     if aggregator not in AGGREGATORS:
@@ -326,9 +330,11 @@ def simulate(
     train, test : Dataset
         Classification data; ``train`` is split among the clients (and, for FLTrust,
         the server's root set), ``test`` measures the global model.
-    model : {"mlp", "cnn"}
-        A fresh :class:`~poisonlab.models.torch_models.MLP` (64 hidden units) or
-        :class:`~poisonlab.models.torch_models.SmallCNN`, initialised from ``seed``.
+    model : {"mlp", "cnn", "logreg"}
+        A fresh :class:`~poisonlab.models.torch_models.MLP` (64 hidden units),
+        :class:`~poisonlab.models.torch_models.SmallCNN`, or multinomial logistic
+        regression (one linear layer on the flattened input, softmax cross-entropy),
+        initialised from ``seed``.
     n_clients : int
         Number of clients.
     malicious : float or int
@@ -413,6 +419,15 @@ def simulate(
     data_kwargs, craft_kwargs, agg_kwargs = dict(plan.data_kwargs), plan.craft_kwargs, plan.agg_kwargs
 
     # ---- data: root set (FLTrust only), client split, malicious local data
+    if train.modality == "tabular":
+        # Features on wildly different scales (breast_cancer spans 0..4254) make local SGD
+        # diverge. Clients standardise with the mean and spread of the whole training data,
+        # the two aggregate statistics a deployment agrees on before training (e.g. by one
+        # secure-aggregation round); images are already in [0, 1].
+        mean = train.X.mean(axis=0)
+        scale = np.where(train.X.std(axis=0) > 0, train.X.std(axis=0), 1.0)
+        train = train.with_arrays(X=((train.X - mean) / scale).astype(np.float32))
+        test = test.with_arrays(X=((test.X - mean) / scale).astype(np.float32))
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     client_pool = np.arange(len(train))
