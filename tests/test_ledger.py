@@ -153,6 +153,10 @@ def test_quarantine_removes_samples_keeps_them_stored_and_refuses_unknown_ids(le
     assert ledger.arrays(1)[0].shape == (10, 5)  # still stored
     with pytest.raises(DataError, match="no ids"):
         ledger.quarantine([], reason={})
+    for odd in ("99999999999999999999", 2**70, "1.5"):  # never an OverflowError
+        with pytest.raises(DataError, match="is not in the ledger"):
+            ledger.quarantine([odd], reason={})
+    assert ledger.head() == v2
 
 
 def test_attestation_is_an_in_toto_statement(tmp_path: Path) -> None:
@@ -191,6 +195,14 @@ def test_keys_and_signatures(tmp_path: Path) -> None:
     (tmp_path / "junk.pem").write_text("not a key")
     with pytest.raises(DataError, match="not a PEM PKCS#8 private key"):
         load_private_key(tmp_path / "junk.pem")
+
+
+def test_a_new_key_never_overwrites_a_public_key(tmp_path: Path) -> None:
+    (tmp_path / "k.pem.pub").write_text("a" * 64 + "\n")
+    with pytest.raises(ConfigError, match="already exists"):
+        generate_key(tmp_path / "k.pem")
+    assert (tmp_path / "k.pem.pub").read_text() == "a" * 64 + "\n"
+    assert not (tmp_path / "k.pem").exists()
 
 
 def test_a_signed_batch_records_its_signer(tmp_path: Path) -> None:
@@ -348,6 +360,79 @@ def test_a_deleted_event_breaks_the_chain(tmp_path: Path) -> None:
     assert "event 4: out of sequence (expected event 3)" in problems
     assert "event 4: prev_hash does not link to the previous event's hash" in problems
     assert "version 3: its event 3 is missing or unreadable" in problems
+
+
+def test_a_rewritten_rollback_target_is_caught(tmp_path: Path) -> None:
+    """Even with the event rehashed, "rollback to 1" over version 2's samples is a problem."""
+    from poisonlab.provenance.chain import canonical_json, event_hash
+
+    path = _signed_ledger(tmp_path)
+    with sqlite3.connect(path / "ledger.sqlite") as db:
+        seq, time_, actor, kind, text, prev, _ = db.execute("SELECT * FROM events WHERE seq = 5").fetchone()
+        payload = json.loads(text) | {"target": 1}
+        digest = event_hash(seq, prev, time_, actor, kind, payload)
+        db.execute("UPDATE events SET payload = ?, hash = ? WHERE seq = 5", (canonical_json(payload), digest))
+    db.close()
+    with Ledger.open(path) as ledger:
+        assert ledger.verify().problems == ["version 5: root differs from that of its rollback target 1"]
+
+
+def test_object_names_from_records_never_leave_the_store(tmp_path: Path) -> None:
+    path = _signed_ledger(tmp_path)
+    outside = tmp_path / "outside.npz"
+    with Ledger.open(path) as ledger:
+        members = ledger.membership(5)
+    np.savez(outside, **members.arrays())  # a valid membership object, outside the store
+    with sqlite3.connect(path / "ledger.sqlite") as db:
+        db.execute("UPDATE versions SET membership = '../../outside' WHERE number = 5")
+    db.close()
+    with Ledger.open(path) as ledger:
+        with pytest.raises(DataError, match=r"'\.\./\.\./outside' is not a SHA-256 digest"):
+            ledger.arrays(5)
+        with pytest.raises(DataError, match="is not a SHA-256 digest"):
+            ledger.export(5, tmp_path / "out.npz")
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_a_well_formed_replacement_shard_is_never_read_as_the_version(tmp_path: Path) -> None:
+    """A swapped shard passes the zip CRC; reads check every sample hash instead."""
+    path = _signed_ledger(tmp_path)
+    with Ledger.open(path) as ledger:
+        batch = ledger.batches()[1]
+        shard = path / "objects" / batch.shard[:2] / f"{batch.shard}.npz"
+        with np.load(shard, allow_pickle=False) as archive:
+            X, y, ids = archive["X"].copy(), archive["y"], archive["ids"]
+        X[4, 0] += 1.0
+        np.savez(shard, X=X, y=y, ids=ids)
+        with pytest.raises(DataError, match=r"version 2: sample 1004 does not match its recorded hash"):
+            ledger.export(2, tmp_path / "v2.npz")
+        assert ledger.arrays(1)[0].shape == (40, 5)  # versions without that shard still read
+        np.savez(shard, X=X[:3], y=y[:3], ids=ids[:3])
+        with pytest.raises(DataError, match=f"version 2: shard {batch.shard} does not fit the version"):
+            ledger.arrays(2)
+        assert not ledger.verify().ok
+    assert not (tmp_path / "v2.npz").exists()
+
+
+def test_odd_version_numbers_are_config_errors(ledger: Ledger) -> None:
+    ledger.add(*_batch(3, 0), source="a")
+    for odd in ("99999999999999999999", 2**70, -1):
+        with pytest.raises(ConfigError, match=r"no version .*; the ledger has versions 1\.\.1"):
+            ledger.version(odd)
+    with pytest.raises(ConfigError, match="a version is a number or 'head'"):
+        ledger.version("²")  # str.isdigit() accepts it, int() does not
+    assert ledger.version(" 1 ").number == 1
+
+
+def test_verify_reads_the_three_tables_in_one_snapshot(tmp_path: Path) -> None:
+    """A writer committing between the SELECTs would make a whole, valid batch look orphaned."""
+    statements: list[str] = []
+    with Ledger.open(_signed_ledger(tmp_path)) as ledger:
+        ledger._db.set_trace_callback(statements.append)
+        assert ledger.verify().ok
+    reads = [i for i, s in enumerate(statements) if s.startswith("SELECT * FROM")]
+    assert len(reads) == 3
+    assert statements[reads[0] - 1] == "BEGIN" and statements[reads[-1] + 1] == "COMMIT"
 
 
 # -- concurrency and crashes ---------------------------------------------------------

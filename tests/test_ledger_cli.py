@@ -156,6 +156,20 @@ BAD = [
     (["ledger", "quarantine", "--scan", "{good}", "--ledger", "L"], "not a JSON scan report"),
     (["ledger", "transform", "shuffle", "--ledger", "L"], "unknown transform 'shuffle'"),
     (["ledger", "init", "L"], "is already a poisonlab ledger"),
+    (["ledger", "show", "99999999999999999999", "--ledger", "L"], "no version 99999999999999999999"),
+    (["ledger", "show", "²", "--ledger", "L"], "a version is a number or 'head'"),
+    (["ledger", "attest", "1", "--out", "nodir/a.json", "--ledger", "L"], "cannot write the attestation"),
+    (["ledger", "export", "1", "--out", "{good}/x.npz", "--ledger", "L"], "cannot write the export"),
+    (["ledger", "keygen", "nodir/key"], "nodir/key: cannot write the key"),
+    (
+        ["ledger", "quarantine", "--scan", "{null_report}", "--ledger", "L"],
+        "needs lists 'ids' and 'flagged_ids'",
+    ),
+    (["ledger", "diff", "1", "1", "--limit", "-1", "--ledger", "L"], "--limit must be >= 0"),
+    (
+        ["ledger", "quarantine", "--scan", "{stale_report}", "--ledger", "L"],
+        "is a scan of version 1 (root 0000",
+    ),
 ]
 
 
@@ -169,10 +183,14 @@ def test_bad_input_gets_one_line_and_leaves_the_ledger_unchanged(
     (tmp_path / "garbage.npz").write_bytes(b"\x00not a zip")
     other = {"ids": [100, 101], "flagged_ids": [100], "detector": "auto"}
     (tmp_path / "other.json").write_text(json.dumps(other))
+    (tmp_path / "null.json").write_text(json.dumps({"ids": None, "flagged_ids": 3}))
+    stale = {"ids": list(range(6)), "flagged_ids": [1], "ledger_version": 1, "ledger_root": "0" * 64}
+    (tmp_path / "stale.json").write_text(json.dumps(stale))  # same ids, other samples
     Ledger.init(tmp_path / "L").close()
     assert main(["ledger", "add", str(good), "--source", "s", "--ledger", str(tmp_path / "L")]) == 0
     before = _event_count(tmp_path / "L")
     files = {"good": str(good), "nokey": "nokey.npz", "garbage": "garbage.npz", "other_report": "other.json"}
+    files |= {"null_report": "null.json", "stale_report": "stale.json"}
     result = poisonlab(*(a.format(**files) for a in argv), cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -181,3 +199,42 @@ def test_bad_input_gets_one_line_and_leaves_the_ledger_unchanged(
     assert _event_count(tmp_path / "L") == before
     with Ledger.open(tmp_path / "L") as ledger:
         assert ledger.verify().ok
+
+
+def test_show_names_a_missing_event_instead_of_crashing(tmp_path: Path) -> None:
+    ledger = tmp_path / "L"
+    Ledger.init(ledger).close()
+    np.savez(tmp_path / "d.npz", X=np.ones((2, 2)), y=np.array([0, 1]), ids=np.arange(2))
+    assert main(["ledger", "add", str(tmp_path / "d.npz"), "--source", "s", "--ledger", str(ledger)]) == 0
+    with sqlite3.connect(ledger / "ledger.sqlite") as db:
+        db.execute("DELETE FROM events")
+    db.close()
+    assert main(["ledger", "show", "--ledger", str(ledger)]) == 2
+
+
+def test_ledger_text_is_printed_literally_never_as_markup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A source or id holding rich markup ("[/bold]") must neither crash nor restyle the output."""
+    data, ledger = tmp_path / "d.npz", tmp_path / "L"
+    np.savez(
+        data, X=np.arange(8.0).reshape(4, 2), y=np.array([0, 1, 0, 1]), ids=np.array(["a[/b]", "b", "c", "d"])
+    )
+    Ledger.init(ledger).close()
+    L = ["--ledger", str(ledger)]
+    assert main(["ledger", "add", str(data), "--source", "evil[/bold]", "--note", "[red]x[/red]", *L]) == 0
+    assert "from evil[/bold];" in capsys.readouterr().out
+    for argv in (["show"], ["log"]):
+        assert main(["ledger", *argv, *L]) == 0
+        assert "evil[/bold]" in capsys.readouterr().out, argv
+    assert main(["ledger", "quarantine", "--scan", str(_report(tmp_path, ["a[/b]", "b", "c", "d"])), *L]) == 0
+    capsys.readouterr()
+    assert main(["ledger", "diff", "1", "2", *L]) == 0
+    assert "a[/b]" in capsys.readouterr().out
+    assert main(["ledger", "verify", *L]) == 0
+
+
+def _report(tmp_path: Path, ids: list[str]) -> Path:
+    path = tmp_path / "scan.json"
+    path.write_text(json.dumps({"ids": ids, "flagged_ids": ids[:1], "detector": "[/x]"}))
+    return path

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from poisonlab.cli._common import console, error, parse_params
-from poisonlab.errors import ConfigError
+from poisonlab.errors import ConfigError, DataError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -116,6 +117,15 @@ def _open(args: argparse.Namespace) -> Iterator[Any]:
         yield ledger
 
 
+def _say(*objects: Any, **kwargs: Any) -> None:
+    """Print text holding ledger or user data (sources, actors, ids, paths) literally, not as rich markup.
+
+    A source named ``evil[/bold]`` would otherwise crash every later ``show`` and
+    ``log``, and one named ``[conceal]…`` could hide what ``verify`` reports.
+    """
+    console.print(*objects, markup=False, **kwargs)
+
+
 def _short(digest: str | None) -> str:
     return "—" if not digest else digest[:16]
 
@@ -125,7 +135,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from poisonlab.provenance import Ledger
 
     Ledger.init(args.dir).close()
-    console.print(f"initialised an empty poisonlab ledger in {args.dir}", highlight=False, soft_wrap=True)
+    _say(f"initialised an empty poisonlab ledger in {args.dir}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -136,8 +146,11 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     path = Path(args.key)
     if path.exists() or Path(f"{path}.pub").exists():
         raise ConfigError(f"{path} or {path}.pub already exists; not overwriting a key")
-    key = generate_key(path)
-    console.print(f"private key: {path} (keep it secret)\npublic key:  {path}.pub {public_key_hex(key)}")
+    try:
+        key = generate_key(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the key ({exc.strerror})") from None
+    _say(f"private key: {path} (keep it secret)\npublic key:  {path}.pub {public_key_hex(key)}")
     return 0
 
 
@@ -150,7 +163,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         X, y, ids = load_batch(args.data, label_col=args.label_col, id_col=args.id_col, task=args.task)
         version = ledger.add(X, y, ids, source=args.source, sign_key=key, note=args.note)
     signed = " (signed)" if key is not None else ""
-    console.print(
+    _say(
         f"version {version.number}: +{len(ids)} samples from {args.source}{signed}; "
         f"{version.n} in all, root {version.root}",
         highlight=False,
@@ -168,9 +181,13 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         raise ConfigError(f"{path}: no such scan report") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a JSON scan report ({exc})") from None
-    if not isinstance(report, dict) or not {"ids", "flagged_ids"} <= set(report):
+    if (
+        not isinstance(report, dict)
+        or not isinstance(report.get("ids"), list)
+        or not isinstance(report.get("flagged_ids"), list)
+    ):
         raise ConfigError(
-            f"{path}: not a scan report of `poisonlab scan --out` (needs 'ids' and 'flagged_ids')"
+            f"{path}: not a scan report of `poisonlab scan --out` (needs lists 'ids' and 'flagged_ids')"
         )
     with _open(args) as ledger:
         head = ledger.head()
@@ -183,9 +200,16 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                 f"{len(head_ids)} of version {head.number} (e.g. id {stray[0]}); scan the head version "
                 f"with `poisonlab scan --ledger {args.ledger}`"
             )
+        scanned_root = report.get("ledger_root")
+        if scanned_root is not None and scanned_root != head.root:
+            raise ConfigError(
+                f"{path} is a scan of version {report.get('ledger_version')} (root {_short(scanned_root)}…), "
+                f"not of the head version {head.number}; scan the head with "
+                f"`poisonlab scan --ledger {args.ledger}`"
+            )
         flagged = report["flagged_ids"]
         if not flagged:
-            console.print(f"the scan flagged nothing; version {head.number} stays the head")
+            _say(f"the scan flagged nothing; version {head.number} stays the head")
             return 0
         reason = {
             "scan_report": path.name,
@@ -195,7 +219,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
             "n_flagged": len(flagged),
         }
         version = ledger.quarantine(flagged, reason=reason)
-    console.print(
+    _say(
         f"version {version.number}: quarantined {len(flagged)} samples flagged by "
         f"{reason['detector'] or 'a scan'}; {version.n} remain, root {version.root}",
         highlight=False,
@@ -208,7 +232,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         target = ledger.version(args.version)
         version = ledger.rollback(target)
-    console.print(
+    _say(
         f"version {version.number}: the {version.n} samples of version {target.number}, root {version.root}",
         highlight=False,
         soft_wrap=True,
@@ -224,7 +248,7 @@ def cmd_transform(args: argparse.Namespace) -> int:
         X, y, ids, _ = ledger.arrays("head")
         X2, y2, ids2 = run_transform(args.name, X, y, ids, params)
         version = ledger.transform(args.name, params, X2, y2, ids2, code_hash=code_hash(args.name))
-    console.print(
+    _say(
         f"version {version.number}: {args.name} applied ({version.n} samples), root {version.root}",
         highlight=False,
         soft_wrap=True,
@@ -239,16 +263,17 @@ def cmd_log(args: argparse.Namespace) -> int:
     if args.json:
         console.print_json(json.dumps([asdict(e) for e in events]))
         return 0
-    table = Table(title=f"ledger {args.ledger}: {len(events)} events")
+    table = Table(title=Text(f"ledger {args.ledger}: {len(events)} events"))
     for col in ("seq", "time", "actor", "kind", "version", "samples", "detail", "hash"):
         table.add_column(col, justify="right" if col in ("seq", "version", "samples") else "left")
     for e in events:
         p = e.payload
-        table.add_row(
+        cells = (
             str(e.seq), e.time, e.actor, e.kind, str(p.get("version", "")), str(p.get("n", "")),
             _detail(e.kind, p), _short(e.hash),
         )  # fmt: skip
-    console.print(table)
+        table.add_row(*(Text(str(cell)) for cell in cells))
+    console.print(table)  # its cells are Text: never markup
     return 0
 
 
@@ -274,20 +299,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
         version = ledger.version(args.version)
         members = ledger.membership(version)
-        event = next(e for e in ledger.log() if e.seq == version.event_seq)
+        event = next((e for e in ledger.log() if e.seq == version.event_seq), None)
+    if event is None:
+        raise DataError(f"version {version.number}: its event {version.event_seq} is missing (run verify)")
     names, counts = np.unique(members.source_names(), return_counts=True)
-    console.print(f"version {version.number}" + (f" (parent {version.parent})" if version.parent else ""))
-    console.print(f"  merkle root  {version.root}", highlight=False, soft_wrap=True)
-    console.print(f"  samples      {version.n}")
-    console.print(f"  schema       {version.schema}", highlight=False, soft_wrap=True)
-    console.print(f"  made by      event {event.seq}: {event.kind} by {event.actor} at {event.time}")
-    console.print(f"               {_detail(event.kind, event.payload)}", highlight=False, soft_wrap=True)
+    _say(f"version {version.number}" + (f" (parent {version.parent})" if version.parent else ""))
+    _say(f"  merkle root  {version.root}", highlight=False, soft_wrap=True)
+    _say(f"  samples      {version.n}")
+    _say(f"  schema       {version.schema}", highlight=False, soft_wrap=True)
+    _say(f"  made by      event {event.seq}: {event.kind} by {event.actor} at {event.time}")
+    _say(f"               {_detail(event.kind, event.payload)}", highlight=False, soft_wrap=True)
     for name, count in zip(names.tolist(), counts.tolist(), strict=True):
-        console.print(f"  source       {name}: {count}", highlight=False, soft_wrap=True)
+        _say(f"  source       {name}: {count}", highlight=False, soft_wrap=True)
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    if args.limit < 0:
+        raise ConfigError(f"--limit must be >= 0, got {args.limit}")
     with _open(args) as ledger:
         v1, v2 = ledger.version(args.v1), ledger.version(args.v2)
         diff = ledger.diff(v1, v2)
@@ -296,10 +325,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.json:
         console.print_json(json.dumps({"from": v1.number, "to": v2.number, **categories}))
         return 0
-    console.print(f"version {v1.number} → {v2.number}")
+    _say(f"version {v1.number} → {v2.number}")
     for name, ids in categories.items():
         shown = ", ".join(str(i) for i in ids[: args.limit]) + (" …" if len(ids) > args.limit else "")
-        console.print(f"  {name:<10} {len(ids):>7}  {shown}", highlight=False, soft_wrap=True)
+        _say(f"  {name:<10} {len(ids):>7}  {shown}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -310,15 +339,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
             n_events, n_versions = len(ledger.log()), len(ledger.versions())
             head = ledger.head() if n_versions else None
     for note in report.notes:
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        _say(f"note: {note}", highlight=False, soft_wrap=True)
     if not report.ok:
         for problem in report.problems:
-            console.print(f"problem: {problem}", highlight=False, soft_wrap=True)
+            _say(f"problem: {problem}", highlight=False, soft_wrap=True)
         more = f" ({len(report.problems)} problems in all)" if len(report.problems) > 1 else ""
         error(f"ledger {args.ledger} failed verification: {report.first_problem}{more}")
         return 1
     tip = f"; head version {head.number}, root {head.root}" if head else ""
-    console.print(
+    _say(
         f"ledger {args.ledger} intact: {n_events} events, {n_versions} versions{tip}",
         highlight=False,
         soft_wrap=True,
@@ -332,8 +361,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out must name a .npz file, got {args.out}")
     with _open(args) as ledger:
         version = ledger.version(args.version)
-        ledger.export(version, out)
-    console.print(f"version {version.number} ({version.n} samples, root {_short(version.root)}…) → {out}")
+        try:
+            ledger.export(version, out)
+        except OSError as exc:
+            raise ConfigError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
+    _say(f"version {version.number} ({version.n} samples, root {_short(version.root)}…) → {out}")
     return 0
 
 
@@ -342,8 +374,11 @@ def cmd_attest(args: argparse.Namespace) -> int:
         statement = ledger.attestation(args.version)
     text = json.dumps(statement, indent=2, sort_keys=True)
     if args.out:
-        Path(args.out).write_text(text + "\n")
-        console.print(f"attestation → {args.out}")
+        try:
+            Path(args.out).write_text(text + "\n")
+        except OSError as exc:
+            raise ConfigError(f"{args.out}: cannot write the attestation ({exc.strerror or exc})") from None
+        _say(f"attestation → {args.out}")
     else:
         print(text)
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from poisonlab.cli._common import console, data_options
 from poisonlab.errors import ConfigError
@@ -58,8 +59,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise ConfigError(f"--fail-above must be >= 0, got {args.fail_above}")
     if (args.data is None) == (args.ledger is None):
         raise ConfigError("give either DATA or --ledger DIR")
+    ledger_version: dict[str, Any] = {}
     if args.ledger is not None:
-        data = _ledger_dataset(args.ledger, args.version, args.task)
+        data, ledger_version = _ledger_dataset(args.ledger, args.version, args.task)
     else:
         data = load_dataset(
             args.data,
@@ -83,13 +85,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
     )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report.to_json()) + "\n")
+        # a scan of a ledger names the version it read, so `ledger quarantine` can refuse it for another
+        Path(args.out).write_text(json.dumps(report.to_json() | ledger_version) + "\n")
 
     share = report.n_flagged / len(data)
     console.print(
         f"{data.name}: {len(data)} samples, detector {args.detector}, "
         f"{report.n_flagged} flagged ({share:.1%})",
         highlight=False,
+        markup=False,
     )
     # flagged rows first, then by score
     top = np.lexsort((-report.scores, ~report.flags))[: args.top]
@@ -100,7 +104,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     for i in top:
         table.add_row(
             str(i),
-            str(data.ids[i]),
+            Text(str(data.ids[i])),  # ids (from a ledger, a CSV) are data, not rich markup
             f"{labels[i]:.4g}" if data.is_regression else str(labels[i]),
             f"{report.scores[i]:.3f}",
             "yes" if report.flags[i] else "",
@@ -112,8 +116,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 1 if report.n_flagged > args.fail_above else 0
 
 
-def _ledger_dataset(folder: str, version: str, task: str | None) -> Any:
-    """A ledger version as a dataset whose per-sample source is its batch's source."""
+def _ledger_dataset(folder: str, version: str, task: str | None) -> tuple[Any, dict[str, Any]]:
+    """A ledger version as a dataset (sources from its batches), and the version's number and root."""
     from poisonlab.provenance import Ledger
     from poisonlab.provenance.io import as_dataset
 
@@ -121,7 +125,8 @@ def _ledger_dataset(folder: str, version: str, task: str | None) -> Any:
         record = ledger.version(version)
         X, y, ids, source = ledger.arrays(record)
     name = f"{Path(folder).name or folder}@v{record.number}"
-    return as_dataset(X, y, ids, source, name=name, task=task)  # type: ignore[arg-type]
+    data = as_dataset(X, y, ids, source, name=name, task=task)  # type: ignore[arg-type]
+    return data, {"ledger_version": record.number, "ledger_root": record.root}
 
 
 def _fraction(text: str) -> float:

@@ -104,8 +104,10 @@ def as_ids_like(wanted: np.ndarray, ids: np.ndarray) -> np.ndarray:
         return wanted.astype(str)
     if wanted.dtype.kind in "iu":
         return wanted
-    try:
-        return np.array([int(str(v)) for v in wanted.tolist()], dtype=np.int64)
-    except ValueError:
-        bad = next(v for v in wanted.tolist() if not str(v).lstrip("-").isdigit())
-        raise DataError(f"id {bad!r} is not in the ledger (its ids are integers)") from None
+    out = np.empty(wanted.shape[0], dtype=np.int64)
+    for k, value in enumerate(wanted.tolist()):
+        try:
+            out[k] = int(str(value))
+        except (ValueError, OverflowError):  # "x", "1.5", or beyond int64
+            raise DataError(f"id {value!r} is not in the ledger (its ids are 64-bit integers)") from None
+    return out

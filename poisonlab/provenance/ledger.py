@@ -8,7 +8,7 @@ A ledger is a folder::
 
 Every write is one SQLite transaction started with ``BEGIN IMMEDIATE`` (so writers
 from several processes serialise and each rereads the chain head under the lock);
-objects are written and fsynced *before* the transaction, so a process killed at
+objects are written and fsynced *before* the commit, so a process killed at
 any point leaves the batch either fully recorded or not recorded at all (at worst
 an orphan object, which :meth:`Ledger.verify` reports as a note).
 """
@@ -230,10 +230,14 @@ class Ledger:
         if isinstance(version, str):
             if version.lower() == "head":
                 return self.head()
-            if not version.strip().isdigit():
+            text = version.strip()
+            if not (text.isascii() and text.isdigit()):  # "²".isdigit() is true, int("²") fails
                 raise ConfigError(f"a version is a number or 'head', got {version!r}")
-            version = int(version)
-        row = self._db.execute("SELECT * FROM versions WHERE number = ?", (int(version),)).fetchone()
+            version = int(text)
+        number = int(version)
+        row = None
+        if 0 <= number < 2**63:  # SQLite integers are 64-bit; a larger one would be an OverflowError
+            row = self._db.execute("SELECT * FROM versions WHERE number = ?", (number,)).fetchone()
         if row is None:
             count = self._db.execute("SELECT COUNT(*) FROM versions").fetchone()[0]
             known = f"versions 1..{count}" if count else "no versions yet"
@@ -281,7 +285,10 @@ class Ledger:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(X, y, ids, source)`` of a version, bit-exact to what was added or transformed.
 
-        ``source`` is a unicode array naming each sample's batch source.
+        ``source`` is a unicode array naming each sample's batch source. Every sample
+        is checked against its recorded hash, so a shard replaced on disk (which the
+        zip CRC does not catch when the new file is well formed) is a
+        :class:`DataError` naming the sample, not data silently exported or scanned.
         """
         record = self.version(version)
         members = self.membership(record)
@@ -299,7 +306,18 @@ class Ledger:
             except DataError as exc:
                 raise DataError(f"version {record.number}: shard {digest}: {exc}") from None
             rows = members.row[where]
-            X[where], y[where], ids[where] = shard["X"][rows], shard["y"][rows], shard["ids"][rows]
+            try:
+                X[where], y[where], ids[where] = shard["X"][rows], shard["y"][rows], shard["ids"][rows]
+            except (IndexError, ValueError, TypeError) as exc:  # a shard replaced on disk
+                raise DataError(
+                    f"version {record.number}: shard {digest} does not fit the version ({exc})"
+                ) from None
+        differ = np.nonzero(np.any(sample_hashes(X, y, ids) != members.hashes, axis=1))[0]
+        if differ.size:
+            raise DataError(
+                f"version {record.number}: sample {ids[differ[0]].item()!r} does not match its "
+                "recorded hash (run `poisonlab ledger verify`)"
+            )
         return X, y, ids, members.source_names()
 
     def export(self, version: int | str | Version, path: str | os.PathLike[str]) -> Path:

@@ -37,11 +37,12 @@ def generate_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     Raises
     ------
     ConfigError
-        If ``path`` already exists (a key is never overwritten).
+        If ``path`` or ``path.pub`` already exists (a key is never overwritten).
     """
     path = Path(path)
-    if path.exists():
-        raise ConfigError(f"{path} already exists; not overwriting a key")
+    public = Path(f"{path}.pub")
+    if path.exists() or public.exists():
+        raise ConfigError(f"{path} or {public} already exists; not overwriting a key")
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -50,7 +51,7 @@ def generate_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     os.chmod(path, 0o600)  # O_CREAT's mode is filtered by the umask
-    Path(f"{path}.pub").write_text(public_key_hex(key) + "\n", encoding="ascii")
+    public.write_text(public_key_hex(key) + "\n", encoding="ascii")
     return key
 
 

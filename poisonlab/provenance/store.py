@@ -52,7 +52,14 @@ class ObjectStore:
         self.root = root
 
     def path(self, digest: str) -> Path:
-        """Where the object ``digest`` lives."""
+        """Where the object ``digest`` lives.
+
+        ``digest`` comes from the database or a membership object, both editable by
+        hand: anything but a SHA-256 hex digest (``../../x``) is a :class:`DataError`,
+        so a record can never make the ledger read a file outside its store.
+        """
+        if not is_digest(digest):
+            raise DataError(f"object name {digest!r} is not a SHA-256 digest")
         return self.root / digest[:2] / f"{digest}.npz"
 
     def put(self, **arrays: np.ndarray) -> str:

@@ -3,8 +3,9 @@
 Checked: every event hash and chain link; every shard's SHA-256 against its name;
 every sample hash against its batch's Merkle root (and, when a damaged shard can
 still be parsed, the first sample that differs); every signature; every version's
-membership object, its Merkle root and its agreement with the stored shards; and
-that the event payloads agree with the batch and version rows. Damaged content
+membership object, its Merkle root and its agreement with the stored shards;
+that the event payloads agree with the batch and version rows; and that a rollback
+version holds its target's root. Damaged content
 (missing, truncated or garbled files, rows edited by hand) becomes a problem line,
 never an exception.
 """
@@ -54,18 +55,27 @@ class _State:
     shard_hashes: dict[str, np.ndarray] = field(default_factory=dict)
     shard_ids: dict[str, np.ndarray] = field(default_factory=dict)
     shard_roots: dict[str, str] = field(default_factory=dict)
+    version_roots: dict[Any, Any] = field(default_factory=dict)
 
 
 def verify_ledger(db: sqlite3.Connection, store: ObjectStore) -> VerifyReport:
     """Check a ledger's database and objects; see the module docstring."""
     state = _State(store)
-    try:
-        events = db.execute("SELECT * FROM events ORDER BY seq").fetchall()
-        batches = db.execute("SELECT * FROM batches ORDER BY id").fetchall()
-        versions = db.execute("SELECT * FROM versions ORDER BY number").fetchall()
+    try:  # one read transaction: a writer committing between the SELECTs must not look like tampering
+        own = not db.in_transaction
+        if own:
+            db.execute("BEGIN")
+        try:
+            events = db.execute("SELECT * FROM events ORDER BY seq").fetchall()
+            batches = db.execute("SELECT * FROM batches ORDER BY id").fetchall()
+            versions = db.execute("SELECT * FROM versions ORDER BY number").fetchall()
+        finally:
+            if own:
+                db.execute("COMMIT")
     except sqlite3.Error as exc:
         return VerifyReport(False, [f"ledger database: cannot be read ({exc})"])
     _check_chain(state, events)
+    state.version_roots = {row[0]: row[3] for row in versions}
     for row in versions:
         try:
             _load_membership(state, row[5])
@@ -262,6 +272,10 @@ def _check_version(state: _State, row: tuple[Any, ...], label: str) -> None:
         for name, value in mine.items():
             if payload.get(name) != value:
                 state.problems.append(f"{label}: {name} differs from event {seq}")
+        if event[0] == "rollback":  # the log says "rollback to T": the content must be T's
+            target = payload.get("target")
+            if target not in state.version_roots or state.version_roots[target] != root:
+                state.problems.append(f"{label}: root differs from that of its rollback target {target!r}")
         try:
             same_schema = json.loads(schema) == payload.get("schema")
         except (TypeError, ValueError):
