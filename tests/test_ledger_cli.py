@@ -107,6 +107,10 @@ def test_verify_exits_1_naming_the_tampered_batch(tmp_path: Path) -> None:
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
     assert "failed verification" in line and "batch 2 (source crowd)" in line
+    # nor does it vouch for the tampered ledger
+    attest = poisonlab("ledger", "attest", "--ledger", "L", cwd=tmp_path)
+    assert attest.returncode == 2 and not attest.stdout
+    assert "not attesting" in attest.stderr and "batch 2 (source crowd)" in attest.stderr
 
 
 def test_the_provenance_detector_reads_sources_from_the_ledger(tmp_path: Path) -> None:

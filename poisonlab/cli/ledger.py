@@ -371,6 +371,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_attest(args: argparse.Namespace) -> int:
     with _open(args) as ledger:
+        ledger.version(args.version)  # an unknown version fails before the (longer) verify
+        report = ledger.verify()
+        if not report.ok:  # never vouch for a ledger that does not hold together
+            raise ConfigError(f"not attesting: the ledger fails verification: {report.first_problem}")
         statement = ledger.attestation(args.version)
     text = json.dumps(statement, indent=2, sort_keys=True)
     if args.out:
