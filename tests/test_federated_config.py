@@ -93,6 +93,12 @@ def test_selection_rules_report_the_share_of_malicious_updates_kept(tmp_path: Pa
         ({"poison_rates": [0.1]}, ConfigError, "unknown key 'poison_rates' in a federated config"),
         ({"datasets": ["diabetes"]}, ConfigError, "needs classification data"),
         ({"scenario": "centralized"}, ConfigError, "scenario must be one of"),
+        # values only the attack's crafting or the rule itself checks, and data-shape mismatches
+        ({"attacks": [{"name": "sign_flip", "scale": -1}]}, ConfigError, "scale must be > 0"),
+        ({"aggregators": [{"name": "multi_krum", "m": 100}]}, ConfigError, "m must be in [1, n]"),
+        ({"attacks": [{"name": "backdoor", "target": "x"}]}, ConfigError, "target must be an integer"),
+        ({"attacks": [{"name": "backdoor"}], "datasets": ["wine"]}, ConfigError, "it needs images"),
+        ({"models": ["cnn"], "datasets": ["wine"]}, ConfigError, "'cnn' model needs image data"),
     ],
 )
 def test_bad_federated_configs_fail_before_any_run(
@@ -114,6 +120,20 @@ def test_fl_command_runs_round_by_round_and_stores_the_run(
     assert row["scenario"] == "federated" and row["defense"] == "krum" and row["malicious_selected"] == 0.0
 
 
+def test_fl_into_a_folder_with_results_is_refused_in_one_line(tmp_path: Path) -> None:
+    def fl() -> subprocess.CompletedProcess[str]:
+        argv = ["fl", "--clients", "5", "--rounds", "1", "--out", "out"]
+        command = [sys.executable, "-m", "poisonlab", *argv]
+        return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+    assert fl().returncode == 0
+    stored = (tmp_path / "out" / "results.sqlite").read_bytes()
+    again = fl()
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
+    assert "already holds 1 stored runs" in again.stderr
+    assert (tmp_path / "out" / "results.sqlite").read_bytes() == stored
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -123,6 +143,12 @@ def test_fl_command_runs_round_by_round_and_stores_the_run(
         (["--malicious", "lots"], "--malicious must be a share in [0, 1] or a count of clients"),
         (["--agg-param", "f"], "--agg-param wants KEY=VALUE"),
         (["--data", "missing.npz"], "missing.npz: no such file or folder"),
+        (["--attack", "backdoor", "--param", "target=x"], "attack_params target must be an integer"),
+        (["--attack", "backdoor", "--param", "patch_size=9"], "needs images (N×C×H×W) at least that large"),
+        (["--model", "cnn", "--data", "wine"], "the 'cnn' model needs image data"),
+        (["--aggregator", "norm_clipping", "--agg-param", "max_norm=-1"], "max_norm must be a finite"),
+        (["--param", "scale=x"], "attack_params for 'sign_flip': '<=' not supported"),
+        (["--aggregator", "krum", "--agg-param", "f=x"], "krum: f must be an integer, got 'x'"),
     ],
 )
 def test_fl_bad_input_gets_one_line_and_stores_nothing(tmp_path: Path, args: list[str], message: str) -> None:
@@ -137,3 +163,26 @@ def test_fl_bad_input_gets_one_line_and_stores_nothing(tmp_path: Path, args: lis
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_fl_malicious_reads_an_integer_as_a_count_as_the_config_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["fl", "--clients", "10", "--rounds", "1", "--malicious", "1", "--out", str(tmp_path / "a")]
+    assert main(argv) == 0
+    assert "1 of 10 clients malicious" in capsys.readouterr().out
+    argv = ["fl", "--clients", "10", "--rounds", "1", "--malicious", "0.5", "--out", str(tmp_path / "b")]
+    assert main(argv) == 0
+    assert "5 of 10 clients malicious" in capsys.readouterr().out
+
+
+def test_fl_backdoor_runs_on_data_whose_labels_are_not_0_to_k(tmp_path: Path) -> None:
+    from poisonlab.data import Dataset, load_dataset
+    from poisonlab.data.readers import write_npz
+
+    digits = load_dataset("digits")
+    write_npz(tmp_path / "shifted.npz", Dataset.from_arrays(digits.X, digits.original_labels() + 10))
+    argv = ["fl", "--data", str(tmp_path / "shifted.npz"), "--clients", "10", "--rounds", "1"]
+    assert main([*argv, "--attack", "backdoor", "--out", str(tmp_path / "out")]) == 0
+    [row] = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert row["status"] == "ok" and 0.0 <= row["asr"] <= 1.0

@@ -111,6 +111,25 @@ def test_weight_by_examples_matches_flowers_weighted_mean() -> None:
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
+def test_reported_example_counts_buy_no_weight_by_default() -> None:
+    rng = np.random.default_rng(8)
+    global_model = model(rng)
+    clients = honest_clients(rng, global_model, 4)
+    liar = [g + 1.0 for g in global_model]  # claims a million examples
+    results = fit_results([*clients, liar], [10, 10, 10, 10, 1_000_000])
+    strategy = PoisonlabStrategy(aggregator="fedavg")
+    start_round(strategy, global_model, 5)
+    params, _ = strategy.aggregate_fit(1, results, [])
+    assert params is not None
+    # the plain mean: the liar moves the model by 1/5 of its step, not by almost all of it
+    for a, g, *cs in zip(parameters_to_ndarrays(params), global_model, *clients, strict=True):
+        np.testing.assert_allclose(a, (sum(cs) + g + 1.0) / 5, rtol=0, atol=1e-5)
+    weighted, _ = FedAvg().aggregate_fit(1, results, [])  # Flower's own FedAvg trusts the count
+    assert weighted is not None
+    for a, g in zip(parameters_to_ndarrays(weighted), global_model, strict=True):
+        assert np.abs(a - (g + 1.0)).max() < 1e-3
+
+
 @pytest.mark.parametrize("attack", ["huge", "sign_flip"])
 def test_krum_keeps_an_honest_client_and_drops_the_attackers(attack: str) -> None:
     rng = np.random.default_rng(2)

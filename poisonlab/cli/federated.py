@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fl.add_argument("--model", default="mlp", choices=("mlp", "cnn", "logreg"), help="global model")
     fl.add_argument("--clients", type=int, default=20, help="number of clients (default 20)")
     fl.add_argument(
-        "--malicious", default="0.2", help="share of malicious clients in [0, 1], or a count (default 0.2)"
+        "--malicious",
+        default="0.2",
+        help="share of malicious clients (a decimal such as 0.2 or 1.0), or a count (an integer such as 1)",
     )
     fl.add_argument(
         "--attack", default="sign_flip", help="malicious behaviour, or 'none' (see poisonlab list)"
@@ -71,24 +73,31 @@ def cmd_fl(args: argparse.Namespace) -> int:
     experiment = parse_config(raw, base_dir=Path.cwd())  # every bad option fails here, before training
     out = Path(args.out) if args.out else Path("runs") / (datetime.now().strftime("%Y%m%d-%H%M%S") + "-fl")
     history: list[dict[str, Any]] = []
-    with Progress(
+    progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         console=err_console,
-    ) as progress:
-        task = progress.add_task("rounds", total=args.rounds, status="")
+    )
+    task = progress.add_task("rounds", total=args.rounds, status="")
 
-        def on_round(record: dict[str, Any]) -> None:
-            history.append(record)
-            status = f"acc {100 * record['accuracy']:.1f}%"
-            if record["asr"] is not None:
-                status += f"  ASR {100 * record['asr']:.1f}%"
-            progress.update(task, advance=1, status=status)
+    def on_round(record: dict[str, Any]) -> None:
+        # Shown from the first round, so that an --out run_grid refuses prints one line only.
+        if not history:
+            progress.start()
+        history.append(record)
+        status = f"acc {100 * record['accuracy']:.1f}%"
+        if record["asr"] is not None:
+            status += f"  ASR {100 * record['asr']:.1f}%"
+        progress.update(task, advance=1, status=status)
 
+    try:
         outcome = run_grid(experiment, out, on_round=on_round)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
     record = outcome.records[0]
     if record["status"] != "ok":
         raise ConfigError(f"the federated run failed: {record['error']}")
@@ -104,6 +113,11 @@ def cmd_fl(args: argparse.Namespace) -> int:
 
 
 def _malicious(text: str) -> float | int:
+    """An integer is a count of clients and a decimal a share, as in the run config."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
     try:
         value = float(text)
     except ValueError:
@@ -111,7 +125,7 @@ def _malicious(text: str) -> float | int:
             f"--malicious must be a share in [0, 1] or a count of clients, got {text!r}"
         ) from None
     if value > 1 and value.is_integer():
-        return int(value)  # a count of clients
+        return int(value)  # 3.0: a count of clients
     return value
 
 

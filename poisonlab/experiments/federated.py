@@ -168,7 +168,9 @@ def parse_federated(raw: dict[str, Any], datasets: list[tuple[Any, str, str, str
                 )
                 kwargs = spec.simulate_kwargs()
                 kwargs.pop("seed")
-                plan_simulation(n_train=n_train, n_classes=data.n_classes, **kwargs)  # fail fast
+                plan_simulation(  # fail fast
+                    n_train=n_train, n_classes=data.n_classes, sample_shape=data.X.shape[1:], **kwargs
+                )
                 runs += [
                     FederatedSpec(
                         data_comp,

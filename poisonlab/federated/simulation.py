@@ -166,6 +166,50 @@ def _positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def _int_param(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _rehearse_round(
+    attack: str,
+    spec: ClientAttack | None,
+    craft_kwargs: Mapping[str, Any],
+    aggregator: str,
+    agg_kwargs: Mapping[str, Any],
+    *,
+    n_clients: int,
+    n_sampled: int,
+    n_malicious: int,
+) -> None:
+    """Craft and aggregate one made-up round of ``n_sampled`` 4-d updates.
+
+    The attack functions and rules check their parameters' values only when called;
+    calling them here makes a bad value (``scale=-1``, ``m`` above ``n``, a string
+    where a number belongs) fail before the first round, not after it. The made-up
+    round holds an honest client unless every client is malicious, and the rule sees
+    the honest made-up updates: what a crafted update does to the rule is the
+    experiment's to measure.
+    """
+    rng = np.random.default_rng(0)
+    updates = rng.standard_normal((n_sampled, 4)).astype(np.float32)
+    malicious = np.arange(min(n_malicious, n_sampled if n_malicious >= n_clients else n_sampled - 1))
+    if spec is not None and spec.craft is not None and len(malicious):
+        ctx = RoundContext(malicious=malicious, benign=np.arange(len(malicious), n_sampled))
+        try:
+            spec.craft(updates, ctx, rng, **craft_kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"attack_params for {attack!r}: {exc}") from None
+    kwargs = dict(agg_kwargs)
+    if aggregator == "fltrust":
+        kwargs["server_update"] = np.ones(updates.shape[1], dtype=np.float32)
+    try:
+        AGGREGATORS[aggregator](updates, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"aggregator_params for {aggregator!r}: {exc}") from None
+
+
 def _n_malicious(malicious: Any, n_clients: int) -> int:
     """An int is a count of clients; a float is a share of ``n_clients``."""
     if isinstance(malicious, bool) or not isinstance(malicious, numbers.Real):
@@ -216,16 +260,23 @@ def plan_simulation(
     alpha: float | None = None,
     attack_params: Mapping[str, Any] | None = None,
     aggregator_params: Mapping[str, Any] | None = None,
+    sample_shape: tuple[int, ...] | None = None,
 ) -> SimulationPlan:
     """Validate a federated run's settings without training (see :func:`simulate`).
 
     Raises the same one-line errors :func:`simulate` would, so a config can be
     checked before any run starts: unknown names, out-of-range values, more
     malicious clients than clients, an ``f`` the rule cannot tolerate, a Dirichlet
-    ``alpha <= 0``, fewer samples than clients.
+    ``alpha <= 0``, fewer samples than clients. The attack's crafting and the rule
+    are run once on a small made-up round, so that a bad value of one of their
+    parameters fails here too. Given ``sample_shape`` (one sample's shape), a CNN or
+    a BadNets patch on data that are not images, or a patch larger than the images,
+    fails as well.
     """
     if model not in MODELS:
         raise UnknownNameError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    if model == "cnn" and sample_shape is not None and len(sample_shape) != 3:
+        raise ConfigError("the 'cnn' model needs image data (N×C×H×W); use 'mlp' for tabular data")
     if attack != "none" and attack not in CLIENT_ATTACKS:
         raise UnknownNameError(f"unknown attack {attack!r}; known: none, {', '.join(CLIENT_ATTACKS)}")
     if aggregator not in AGGREGATORS:
@@ -248,10 +299,15 @@ def plan_simulation(
     target = 0
     patch_size = 3
     if attack in _BACKDOOR_ATTACKS:
-        target = int(params.pop("target", 0))
-        patch_size = int(params.pop("patch_size", 3))
+        target = _int_param(params.pop("target", 0), "attack_params target")
+        patch_size = _positive_int(params.pop("patch_size", 3), "attack_params patch_size")
         if not 0 <= target < n_classes:
             raise ConfigError(f"backdoor target must lie in 0..{n_classes - 1}, got {target}")
+        if sample_shape is not None and (len(sample_shape) != 3 or patch_size > min(sample_shape[1:])):
+            raise ConfigError(
+                f"{attack} stamps a {patch_size}×{patch_size} BadNets patch: it needs images "
+                f"(N×C×H×W) at least that large, got samples of shape {tuple(sample_shape)}"
+            )
     allowed = (spec.data_params | spec.craft_params) if spec else frozenset()
     unknown = sorted(set(params) - allowed)
     if unknown:
@@ -276,9 +332,12 @@ def plan_simulation(
         agg_kwargs.setdefault("f", m)
     if aggregator == "trimmed_mean":
         agg_kwargs.setdefault("beta", min(m / k, 0.49))
-    f_check = int(agg_kwargs.get("f", m))
     if aggregator in ("median", "trimmed_mean") or aggregator in _F_RULES:
-        check_preconditions(aggregator, k, f_check, beta=agg_kwargs.get("beta"))
+        # check_preconditions checks f's type too: f="x" is one line, not int()'s ValueError
+        check_preconditions(aggregator, k, agg_kwargs.get("f", m), beta=agg_kwargs.get("beta"))
+    _rehearse_round(
+        attack, spec, craft_kwargs, aggregator, agg_kwargs, n_clients=n_clients, n_sampled=k, n_malicious=m
+    )
 
     if alpha is not None and not (isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha > 0):
         raise ConfigError(f"alpha must be a finite number > 0 (or None for IID), got {alpha!r}")
@@ -363,7 +422,8 @@ def simulate(
         ``label_flip``) plus keys the simulation uses itself: ``start_round`` (first
         round, 1-based, in which the malicious clients misbehave; honest before it,
         default 1), ``local_epochs`` (the malicious clients' own local epochs, default
-        ``local_epochs``) and, for ``backdoor``/``scaling``, ``target`` (default 0) and
+        ``local_epochs``) and, for ``backdoor``/``scaling``, ``target`` (a class index
+        ``0 .. K−1`` into ``train.classes``, default 0) and
         ``patch_size`` (BadNets patch side, default 3).
     aggregator_params : mapping, optional
         Keyword arguments of the rule. For Krum, Multi-Krum and Bulyan ``f`` defaults
@@ -413,6 +473,7 @@ def simulate(
         alpha=alpha,
         attack_params=attack_params,
         aggregator_params=aggregator_params,
+        sample_shape=tuple(train.X.shape[1:]),
     )
     m, k, spec, target = plan.n_malicious, plan.n_sampled, plan.spec, plan.target
     start_round, attacker_epochs = plan.start_round, plan.attacker_epochs
@@ -442,7 +503,9 @@ def simulate(
         from poisonlab.attacks.backdoor import BadNets
 
         # Only the trigger is wanted: poison one sample of the training set to obtain it.
-        trigger = BadNets(target=target, patch_size=plan.patch_size).poison(train, 1, seed).trigger
+        # ``target`` is a class index; BadNets reads its target in the data's label space.
+        badnets = BadNets(target=train.classes[target], patch_size=plan.patch_size)
+        trigger = badnets.poison(train, 1, seed).trigger
         data_kwargs.update(trigger=trigger, target=target)
     if attack == "label_flip":
         data_kwargs["n_classes"] = train.n_classes
