@@ -74,6 +74,12 @@ def test_federated_runs_go_to_the_same_store_and_summary(tmp_path: Path) -> None
     assert outcome.n_failed == 0
 
 
+def test_a_count_of_malicious_clients_is_stored_as_a_share() -> None:
+    exp = parse_config(config(malicious=[2], aggregators=["fedavg"], baseline=False))
+    [spec] = exp.runs
+    assert isinstance(spec, FederatedSpec) and spec.malicious == 2 and spec.malicious_share == 0.2
+
+
 def test_selection_rules_report_the_share_of_malicious_updates_kept(tmp_path: Path) -> None:
     exp = parse_config(config(aggregators=["krum"], baseline=False, federated={"clients": 10, "rounds": 2}))
     [record] = run_grid(exp, tmp_path).records

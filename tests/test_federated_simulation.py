@@ -199,6 +199,15 @@ def test_logistic_regression_learns_federated_and_tabular_features_are_standardi
         assert records[-1]["accuracy"] > 0.9
 
 
+def test_a_blown_up_global_model_ends_the_run_with_its_last_round_recorded(small):
+    # A sign flip boosted 20× makes FedAvg's parameters grow until training gives NaN.
+    records = simulate(*small, n_clients=10, rounds=10, attack="sign_flip", attack_params={"scale": 20.0})
+    # Measured (seed 0): chance accuracy from round 1, updates non-finite in round 8.
+    assert 1 < len(records) < 10
+    assert records[-1]["diverged"] and not any(r["diverged"] for r in records[:-1])
+    assert records[-1]["accuracy"] < 0.2
+
+
 def test_cnn_needs_image_data():
     data = load_dataset("synthetic", n_samples=100, n_features=8, n_informative=4)
     train, test = train_test_split(data, random_state=0)
@@ -221,6 +230,8 @@ def test_alie_z_hand_case_uses_the_inverse_cdf():
     assert z != pytest.approx(norm.cdf(9 / 16), abs=0.1)  # the CDF would give ~0.71
     # Attackers holding a majority: s is floored at 1, z stays finite.
     assert np.isfinite(alie_z(10, 6))
+    # one honest client: the spread is 0, and z stays finite (0) instead of -inf
+    assert alie_z(2, 1) == 0.0 and alie_z(3, 2) == 0.0
 
 
 def test_alie_and_ipm_are_vectorised_over_malicious_rows():

@@ -108,6 +108,12 @@ def cmd_fl(args: argparse.Namespace) -> int:
         + ("" if record["asr"] is None else f", ASR {100 * record['asr']:.1f}%"),
         highlight=False,
     )
+    if record.get("diverged_round") is not None:
+        console.print(
+            f"the global model diverged in round {record['diverged_round']} (its updates were no longer "
+            "finite); the run stopped there",
+            highlight=False,
+        )
     console.print(f"results: {out / 'summary.json'}, {out / 'results.csv'}, {out / 'results.sqlite'}")
     return 0
 

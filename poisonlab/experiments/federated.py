@@ -89,6 +89,13 @@ class FederatedSpec:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=str)
 
+    @property
+    def malicious_share(self) -> float | None:
+        """The share of malicious clients (a count in the config is divided by the clients)."""
+        if self.malicious is None or isinstance(self.malicious, float):
+            return self.malicious
+        return self.malicious / {**SETTINGS, **self.settings}["clients"]
+
     def simulate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`poisonlab.federated.simulation.simulate`."""
         s = {**SETTINGS, **self.settings}
@@ -197,5 +204,6 @@ def federated_record(rounds: list[dict[str, Any]], n_malicious: int) -> dict[str
         "asr": last["asr"],
         "malicious_selected": sum(shares) / len(shares) if shares else None,
         "n_poison": n_malicious,
+        "diverged_round": next((r["round"] for r in rounds if r.get("diverged")), None),
         "rounds": rounds,
     }

@@ -86,7 +86,7 @@ def run_record_stub(spec: RunSpec | FederatedSpec) -> dict[str, Any]:
     clients its poison rate.
     """
     if isinstance(spec, FederatedSpec):
-        rate, defense = spec.malicious, spec.aggregator.label
+        rate, defense = spec.malicious_share, spec.aggregator.label
     else:
         rate, defense = spec.poison_rate, spec.defense.label
     return {

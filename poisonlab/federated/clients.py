@@ -267,12 +267,14 @@ def alie_z(n: int, m: int) -> float:
 
     When the attackers already hold a majority (``s ≤ 0``) the formula gives
     ``Φ⁻¹(≥ 1) = ∞``; ``s`` is then taken as 1, the smallest meaningful value, so
-    that ``z`` stays finite.
+    that ``z`` stays finite. For the same reason the numerator is at least 1/2.
     """
     if not 0 <= m < n:
         raise ConfigError(f"alie: needs 0 <= m < n, got n={n}, m={m}")
     s = max(math.floor(n / 2 + 1) - m, 1)
-    return float(norm.ppf((n - m - s) / (n - m)))
+    # With a single honest client (n − m = 1) the quantile would be Φ⁻¹(0) = −∞; the
+    # spread of one update is 0 anyway, so any finite z gives the same update.
+    return float(norm.ppf(max(n - m - s, 0.5) / (n - m)))
 
 
 def alie(

@@ -153,6 +153,32 @@ def _local_update(
     return parameters_to_vector(net.parameters()).detach() - global_vec
 
 
+def _round_record(
+    rnd: int,
+    net: nn.Module,
+    global_vec: torch.Tensor,
+    X_test: torch.Tensor,
+    y_test: np.ndarray,
+    asr_X: torch.Tensor | None,
+    target: int,
+    k: int,
+    mal_rows: np.ndarray,
+) -> dict[str, Any]:
+    """The global model's figures after round ``rnd`` (``malicious_selected`` filled by the caller)."""
+    asr = None
+    if asr_X is not None:
+        asr = float((_predict(net, global_vec, asr_X) == target).mean()) if len(asr_X) else 0.0
+    return {
+        "round": rnd,
+        "accuracy": float((_predict(net, global_vec, X_test) == y_test).mean()),
+        "asr": asr,
+        "malicious_selected": None,
+        "n_sampled": int(k),
+        "n_malicious": len(mal_rows),
+        "diverged": False,
+    }
+
+
 @torch.no_grad()
 def _predict(net: nn.Module, vec: torch.Tensor, X: torch.Tensor) -> np.ndarray:
     vector_to_parameters(vec, net.parameters())
@@ -445,8 +471,11 @@ def simulate(
         inputs that, with the trigger, are predicted as the target; else ``None``),
         ``malicious_selected`` (for selection rules: the share of the round's sampled
         malicious updates that the rule kept in ``selected``; ``None`` for other rules
-        or when no malicious client was sampled), ``n_sampled`` and ``n_malicious``
-        (malicious clients among the sampled).
+        or when no malicious client was sampled), ``n_sampled``, ``n_malicious``
+        (malicious clients among the sampled) and ``diverged``. When a round's
+        updates are no longer finite (the global model has blown up, e.g. FedAvg
+        under a strong sign flip) that round is recorded with ``diverged=True``, the
+        global model's figures as they stand, and the run ends early.
 
     Raises
     ------
@@ -558,6 +587,14 @@ def simulate(
             updates = updates.copy()
             updates[mal_rows] = spec.craft(updates, ctx, rng, **craft_kwargs)
 
+        if not np.isfinite(updates).all():
+            # The global model has blown up (FedAvg under a strong sign flip, say) and
+            # training from it gives NaN: the run ends here, its last round recorded.
+            records.append(_round_record(rnd, net, global_vec, X_test, test.y, asr_X, target, k, mal_rows))
+            records[-1]["diverged"] = True
+            if on_round is not None:
+                on_round(records[-1])
+            break
         kwargs = dict(agg_kwargs)
         if aggregator == "fltrust" and root is not None:
             server = _local_update(
@@ -567,22 +604,10 @@ def simulate(
         result = rule(updates, **kwargs)
         global_vec = global_vec + torch.from_numpy(np.array(result.update, dtype=np.float32))
 
-        accuracy = float((_predict(net, global_vec, X_test) == test.y).mean())
-        asr = None
-        if asr_X is not None:
-            asr = float((_predict(net, global_vec, asr_X) == target).mean()) if len(asr_X) else 0.0
-        share = None
+        record = _round_record(rnd, net, global_vec, X_test, test.y, asr_X, target, k, mal_rows)
         # before start_round the malicious clients send honest updates: nothing to measure
         if attacking and aggregator in SELECTION_RULES and result.selected is not None and len(mal_rows):
-            share = float(np.isin(mal_rows, result.selected).mean())
-        record: dict[str, Any] = {
-            "round": rnd,
-            "accuracy": accuracy,
-            "asr": asr,
-            "malicious_selected": share,
-            "n_sampled": int(k),
-            "n_malicious": len(mal_rows),
-        }
+            record["malicious_selected"] = float(np.isin(mal_rows, result.selected).mean())
         records.append(record)
         if on_round is not None:
             on_round(record)
