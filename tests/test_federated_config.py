@@ -74,6 +74,11 @@ def test_federated_runs_go_to_the_same_store_and_summary(tmp_path: Path) -> None
     assert outcome.n_failed == 0
 
 
+def test_a_setting_written_at_its_default_names_the_same_run() -> None:
+    spelled = parse_config(config(federated={**FAST, "fraction": 1.0, "lr": 0.2}))
+    assert [s.run_id for s in spelled.runs] == [s.run_id for s in parse_config(config()).runs]
+
+
 def test_a_count_of_malicious_clients_is_stored_as_a_share() -> None:
     exp = parse_config(config(malicious=[2], aggregators=["fedavg"], baseline=False))
     [spec] = exp.runs

@@ -171,7 +171,15 @@ def parse_federated(raw: dict[str, Any], datasets: list[tuple[Any, str, str, str
             run_shares: list[Any] = [None] if attack.name == "none" else list(shares)
             for share in run_shares:
                 spec = FederatedSpec(
-                    data_comp, model, attack, share, aggregator, 0, dict(table), float(test_size), digest
+                    data_comp,
+                    model,
+                    attack,
+                    share,
+                    aggregator,
+                    0,
+                    {**SETTINGS, **table},
+                    float(test_size),
+                    digest,
                 )
                 kwargs = spec.simulate_kwargs()
                 kwargs.pop("seed")
@@ -186,7 +194,7 @@ def parse_federated(raw: dict[str, Any], datasets: list[tuple[Any, str, str, str
                         share,
                         aggregator,
                         seed,
-                        dict(table),
+                        {**SETTINGS, **table},
                         float(test_size),
                         digest,
                     )
