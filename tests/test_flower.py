@@ -18,6 +18,7 @@ with warnings.catch_warnings():
     from flwr.client import NumPyClient
     from flwr.common import (
         Code,
+        EvaluateRes,
         FitIns,
         FitRes,
         NDArrays,
@@ -128,6 +129,21 @@ def test_reported_example_counts_buy_no_weight_by_default() -> None:
     assert weighted is not None
     for a, g in zip(parameters_to_ndarrays(weighted), global_model, strict=True):
         assert np.abs(a - (g + 1.0)).max() < 1e-3
+
+
+def test_evaluation_losses_are_not_weighted_by_reported_counts() -> None:
+    losses, counts = [0.30, 0.32, 0.34, 0.31, 50.0], [10, 10, 10, 10, 1_000_000]
+    status = Status(code=Code.OK, message="")
+    results = [
+        (Proxy(str(i)), EvaluateRes(status=status, loss=loss, num_examples=n, metrics={}))
+        for i, (loss, n) in enumerate(zip(losses, counts, strict=True))
+    ]
+    loss, _ = PoisonlabStrategy(aggregator="median").aggregate_evaluate(1, results, [])
+    assert loss == pytest.approx(0.32)  # the median: the liar's loss and count decide nothing
+    weighted, _ = FedAvg().aggregate_evaluate(1, results, [])  # Flower's own follows the liar
+    assert weighted is not None and weighted > 49.0
+    trusting = PoisonlabStrategy(aggregator="fedavg", weight_by_examples=True)
+    assert trusting.aggregate_evaluate(1, results, [])[0] == pytest.approx(weighted)
 
 
 @pytest.mark.parametrize("attack", ["huge", "sign_flip"])

@@ -34,6 +34,7 @@ from poisonlab.federated.clients import CLIENT_ATTACKS, RoundContext, alie_z
 try:
     from flwr.client import NumPyClient
     from flwr.common import (
+        EvaluateRes,
         FitIns,
         FitRes,
         NDArrays,
@@ -266,6 +267,29 @@ class PoisonlabStrategy(FedAvg):
         if kept is not None:
             metrics["selected_cids"] = ",".join(str(results[i][0].cid) for i in kept)
         return parameters, metrics
+
+    def aggregate_evaluate(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, EvaluateRes]],
+        failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
+    ) -> tuple[float | None, dict[str, Scalar]]:
+        """The median of the clients' evaluation losses (their example-weighted mean with
+        ``weight_by_examples``), and ``evaluate_metrics_aggregation_fn``'s metrics.
+
+        Flower's FedAvg weights each loss by the client's reported example count, so one
+        client reporting a huge count (or loss) would decide the figure; the median of
+        the reported losses cannot be moved past the honest majority's.
+        """
+        if self.weight_by_examples:
+            return super().aggregate_evaluate(server_round, results, failures)
+        if not results or (failures and not self.accept_failures):
+            return None, {}
+        losses = np.array([res.loss for _, res in results], dtype=np.float64)
+        metrics: dict[str, Scalar] = {}
+        if self.evaluate_metrics_aggregation_fn:
+            metrics = self.evaluate_metrics_aggregation_fn([(r.num_examples, r.metrics) for _, r in results])
+        return float(np.median(losses[np.isfinite(losses)])) if np.isfinite(losses).any() else None, metrics
 
 
 class Colluders:
