@@ -146,6 +146,21 @@ def test_transforms_are_recorded_with_their_parameters_and_code_hash(tmp_path: P
     assert len(norm["code_hash"]) == 64 and norm["code_hash"] != dedupe["code_hash"]
 
 
+def test_two_inits_racing_make_one_ledger_and_a_killed_init_leaves_none(tmp_path: Path) -> None:
+    (tmp_path / "L").mkdir()
+    (tmp_path / "L" / ".ledger.sqlite.abc.init").write_bytes(b"half a database")  # a killed init
+    argv = [sys.executable, "-m", "poisonlab", "ledger", "init", "L"]
+    procs = [
+        subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(p.returncode, err) for p in procs for _, err in [p.communicate(timeout=120)]]
+    assert sorted(code for code, _ in results) == [0, 2]
+    assert any("is already a poisonlab ledger" in err for code, err in results if code == 2)
+    with Ledger.open(tmp_path / "L") as ledger:
+        assert ledger.verify().ok and ledger.versions() == []
+
+
 BAD = [
     (["ledger", "add", "missing.npz", "--source", "s", "--ledger", "L"], "missing.npz: no such file"),
     (["ledger", "add", "{garbage}", "--source", "s", "--ledger", "L"], "malformed npz"),

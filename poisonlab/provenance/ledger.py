@@ -52,6 +52,7 @@ from poisonlab.provenance.store import (
     ObjectStore,
     empty_membership,
     extended,
+    fsync_dir,
     is_digest,
 )
 
@@ -128,18 +129,39 @@ class Ledger:
                 raise ConfigError(f"{db_path} exists and is not a poisonlab ledger") from None
             raise ConfigError(f"{path} is already a poisonlab ledger")
         (path / "objects").mkdir(parents=True, exist_ok=True)
-        db = _connect(db_path, create=True)
-        _set_pragmas(db)
-        db.execute("BEGIN IMMEDIATE")
-        for statement in _TABLES.split(";"):
-            if statement.strip():
-                db.execute(statement)
-        db.executemany(
-            "INSERT INTO meta VALUES (?, ?)",
-            [("format", FORMAT), ("format_version", str(FORMAT_VERSION)), ("created", now())],
-        )
-        db.execute("COMMIT")
-        return cls(path, db)
+        # Build the database under a private name and link it into place only when complete:
+        # a kill midway leaves no half-made ledger.sqlite, and of two inits racing, one wins
+        # and the other is told the folder is already a ledger.
+        fd, tmp_name = tempfile.mkstemp(dir=path, prefix=f".{DB_NAME}.", suffix=".init")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the ledger from the team that reads it
+        try:
+            db = _connect(tmp, create=True)
+            try:
+                db.execute("PRAGMA journal_mode=DELETE")  # no -wal file to carry across the link
+                db.execute("PRAGMA synchronous=FULL")  # the commit reaches the disk
+                db.execute("BEGIN IMMEDIATE")
+                for statement in _TABLES.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [("format", FORMAT), ("format_version", str(FORMAT_VERSION)), ("created", now())],
+                )
+                db.execute("COMMIT")
+                db.execute("PRAGMA journal_mode=WAL")  # recorded in the file's header
+            finally:
+                db.close()
+            try:
+                os.link(tmp, db_path)  # unlike a rename, fails if another init got there first
+            except FileExistsError:
+                raise ConfigError(f"{path} is already a poisonlab ledger") from None
+            fsync_dir(path)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        return cls.open(path)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Ledger:

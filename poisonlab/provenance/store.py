@@ -26,7 +26,7 @@ from poisonlab.errors import DataError
 DIGEST_CHARS = frozenset("0123456789abcdef")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -75,7 +75,7 @@ class ObjectStore:
                     return digest
         if not target.parent.is_dir():
             target.parent.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(self.root)  # make the new fan-out folder itself durable
+            fsync_dir(self.root)  # make the new fan-out folder itself durable
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -88,7 +88,7 @@ class ObjectStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return digest
 
     def get(self, digest: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
