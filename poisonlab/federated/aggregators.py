@@ -46,6 +46,7 @@ from poisonlab.errors import ConfigError, UnknownNameError
 
 __all__ = [
     "AGGREGATORS",
+    "F_RULES",
     "AggregationResult",
     "bulyan",
     "check_preconditions",
@@ -818,6 +819,9 @@ def fltrust(updates: np.ndarray, server_update: np.ndarray) -> AggregationResult
         return _result(_weighted_sum(weights, x), weights=weights)
     return _result(np.zeros(d, dtype=np.float32), weights=weights)
 
+
+#: Rules that take ``f``, the number of Byzantine clients to tolerate.
+F_RULES = frozenset({"krum", "multi_krum", "bulyan"})
 
 AGGREGATORS: dict[str, Callable[..., AggregationResult]] = {
     "fedavg": fedavg,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from poisonlab.errors import ConfigError, UnknownNameError
-from poisonlab.federated.aggregators import AGGREGATORS, check_preconditions
+from poisonlab.federated.aggregators import AGGREGATORS, F_RULES, check_preconditions
 from poisonlab.federated.clients import CLIENT_ATTACKS, RoundContext, alie_z
 
 try:
@@ -55,7 +55,6 @@ __all__ = ["MODEL_ATTACKS", "Colluders", "MaliciousNumPyClient", "PoisonlabStrat
 
 #: Attacks :class:`MaliciousNumPyClient` applies to the update it returns.
 MODEL_ATTACKS = frozenset({"sign_flip", "gaussian", "scaling", "alie", "ipm"})
-_F_RULES = frozenset({"krum", "multi_krum", "bulyan"})
 _LOG = logging.getLogger(__name__)
 
 
@@ -180,7 +179,7 @@ class PoisonlabStrategy(FedAvg):
             raise ConfigError(f"weight_by_examples applies to fedavg only, not {aggregator!r}")
         if (aggregator == "fltrust") != (server_update_fn is not None):
             raise ConfigError("server_update_fn is required by fltrust and used by nothing else")
-        if aggregator in _F_RULES:
+        if aggregator in F_RULES:
             try:
                 check_preconditions(aggregator, min_fit_clients, params["f"])
             except ConfigError as err:

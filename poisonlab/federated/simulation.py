@@ -27,7 +27,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import ConfigError, UnknownNameError
-from poisonlab.federated.aggregators import AGGREGATORS, check_preconditions
+from poisonlab.federated.aggregators import AGGREGATORS, F_RULES, check_preconditions
 from poisonlab.federated.clients import CLIENT_ATTACKS, ClientAttack, RoundContext
 from poisonlab.models.torch_models import MLP, SmallCNN
 
@@ -39,8 +39,6 @@ MODELS = ("mlp", "cnn", "logreg")
 ROOT_SIZE = 100
 #: Rules that return ``selected`` (and so get a ``malicious_selected`` share).
 SELECTION_RULES = frozenset({"krum", "multi_krum", "bulyan"})
-# Rules that take the number of faulty clients to tolerate as ``f``.
-_F_RULES = frozenset({"krum", "multi_krum", "bulyan"})
 # attack_params keys the simulation itself consumes (the rest go to the attack functions).
 _SIM_KEYS = frozenset({"start_round", "local_epochs"})
 _BACKDOOR_ATTACKS = frozenset({"backdoor", "scaling"})
@@ -354,11 +352,11 @@ def plan_simulation(
             f"unknown aggregator_params for {aggregator!r}: {', '.join(unknown)}; "
             f"known: {', '.join(sorted(accepted)) or 'none'}"
         )
-    if aggregator in _F_RULES:
+    if aggregator in F_RULES:
         agg_kwargs.setdefault("f", m)
     if aggregator == "trimmed_mean":
         agg_kwargs.setdefault("beta", min(m / k, 0.49))
-    if aggregator in ("median", "trimmed_mean") or aggregator in _F_RULES:
+    if aggregator in ("median", "trimmed_mean") or aggregator in F_RULES:
         # check_preconditions checks f's type too: f="x" is one line, not int()'s ValueError
         check_preconditions(aggregator, k, agg_kwargs.get("f", m), beta=agg_kwargs.get("beta"))
     _rehearse_round(
