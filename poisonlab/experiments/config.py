@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from poisonlab.data.readers import load_dataset
 from poisonlab.defenses import DEFENSES, REGRESSION_DEFENSES
 from poisonlab.errors import ConfigError
 from poisonlab.experiments.federated import FederatedSpec, parse_federated
+from poisonlab.experiments.spec import HashedSpec
 from poisonlab.models import MODELS, model_task
 
 TOP_LEVEL_KEYS = {
@@ -50,7 +50,7 @@ class Component:
 
 
 @dataclass(frozen=True, eq=False)
-class RunSpec:
+class RunSpec(HashedSpec):
     """Everything one run depends on; its hash is the run's key in the results store."""
 
     dataset: Component
@@ -65,14 +65,6 @@ class RunSpec:
     @property
     def scenario(self) -> str:
         return "centralised"
-
-    @property
-    def run_id(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)

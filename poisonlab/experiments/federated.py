@@ -25,13 +25,12 @@ rule accepted, and the stored record keeps the per-round history.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from poisonlab.errors import ConfigError
+from poisonlab.experiments.spec import HashedSpec
 
 if TYPE_CHECKING:  # config imports this module; the types only are needed here
     from poisonlab.experiments.config import Component
@@ -64,7 +63,7 @@ FEDERATED_KEYS = {
 
 
 @dataclass(frozen=True, eq=False)
-class FederatedSpec:
+class FederatedSpec(HashedSpec):
     """Everything one federated run depends on; its hash is the run's key in the store."""
 
     dataset: Component
@@ -80,14 +79,6 @@ class FederatedSpec:
     @property
     def scenario(self) -> str:
         return "federated"
-
-    @property
-    def run_id(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, default=str)
 
     @property
     def malicious_share(self) -> float | None:
