@@ -117,15 +117,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Experi
     attacks = [_component(e, "attacks") for e in _list(raw, "attacks")]
     defenses = [_component(e, "defenses") for e in _list(raw, "defenses", ["none"])]
     rates = [_rate(r) for r in _list(raw, "poison_rates", [0.05])]
-    seeds = _list(raw, "seeds", [0])
-    if any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
-        raise ConfigError(f"seeds must be integers, got {seeds}")
-    test_size = raw.get("test_size", 0.25)
-    if isinstance(test_size, bool) or not isinstance(test_size, int | float) or not 0 < test_size < 1:
-        raise ConfigError(f"test_size must lie in (0, 1), got {test_size!r}")
-    baseline = raw.get("baseline", True)
-    if not isinstance(baseline, bool):
-        raise ConfigError(f"baseline must be true or false, got {baseline!r}")
+    seeds, test_size, baseline = _run_options(raw)
 
     for comp, registry in [(m, MODELS) for m in models] + [(d, DEFENSES) for d in defenses]:
         registry.create(comp.name, **comp.params)  # fail fast on unknown names or parameters
@@ -167,6 +159,20 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Experi
                 for rate, seed in itertools.product(attack_rates, seeds)
             ]
     return Experiment(tuple(runs))
+
+
+def _run_options(raw: dict[str, Any]) -> tuple[list[int], float, bool]:
+    """``seeds``, ``test_size`` and ``baseline``, checked; every scenario takes them."""
+    seeds = _list(raw, "seeds", [0])
+    if any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
+        raise ConfigError(f"seeds must be integers, got {seeds}")
+    test_size = raw.get("test_size", 0.25)
+    if isinstance(test_size, bool) or not isinstance(test_size, int | float) or not 0 < test_size < 1:
+        raise ConfigError(f"test_size must lie in (0, 1), got {test_size!r}")
+    baseline = raw.get("baseline", True)
+    if not isinstance(baseline, bool):
+        raise ConfigError(f"baseline must be true or false, got {baseline!r}")
+    return seeds, float(test_size), baseline
 
 
 def _list(raw: dict[str, Any], key: str, default: list[Any] | None = None) -> list[Any]:

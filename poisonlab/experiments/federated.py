@@ -115,7 +115,7 @@ def parse_federated(raw: dict[str, Any], datasets: list[tuple[Any, str, str, str
     task), as :func:`poisonlab.experiments.config.parse_config` resolves them.
     """
     from poisonlab.data.dataset import train_test_split
-    from poisonlab.experiments.config import _component, _list, load_dataset_component
+    from poisonlab.experiments.config import _component, _list, _run_options, load_dataset_component
     from poisonlab.federated.simulation import plan_simulation
 
     unknown = sorted(set(raw) - FEDERATED_KEYS)
@@ -134,15 +134,7 @@ def parse_federated(raw: dict[str, Any], datasets: list[tuple[Any, str, str, str
     attacks = [_component(e, "attacks") for e in _list(raw, "attacks")]
     aggregators = [_component(e, "aggregators") for e in _list(raw, "aggregators", ["fedavg"])]
     shares = _list(raw, "malicious", [0.2])
-    seeds = _list(raw, "seeds", [0])
-    if any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
-        raise ConfigError(f"seeds must be integers, got {seeds}")
-    test_size = raw.get("test_size", 0.25)
-    if isinstance(test_size, bool) or not isinstance(test_size, int | float) or not 0 < test_size < 1:
-        raise ConfigError(f"test_size must lie in (0, 1), got {test_size!r}")
-    baseline = raw.get("baseline", True)
-    if not isinstance(baseline, bool):
-        raise ConfigError(f"baseline must be true or false, got {baseline!r}")
+    seeds, test_size, baseline = _run_options(raw)
     for comp in models:
         if comp.params:
             raise ConfigError(f"federated models take no parameters, got {comp.label!r}")
