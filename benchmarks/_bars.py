@@ -1,7 +1,8 @@
-"""Shared by the benchmark scripts: print each bar as PASS or MISS and count the misses."""
+"""Shared by the benchmark scripts: time a call, print each bar as PASS or MISS and count the misses."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 Bar = tuple[str, float, Callable[[float], bool]]
@@ -16,3 +17,13 @@ def report_bars(bars: Sequence[Bar], *, scale: float = 1.0, width: int = 58) -> 
         missed += not passed
         print(f"{'PASS' if passed else 'MISS'}  {name:<{width}} measured {scale * value:.3f}")
     return missed
+
+
+def timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``fn``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times

@@ -37,26 +37,16 @@ import os
 import resource
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
-from _bars import report_bars  # benchmarks/ is on sys.path when a script runs
+from _bars import report_bars, timed  # benchmarks/ is on sys.path when a script runs
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from poisonlab.federated import bulyan, coordinate_median, krum, multi_krum, trimmed_mean
 
 NAIVE_N, NAIVE_D = 20, 100_000
 BAR_SECONDS = 1.0
-
-
-def timed(fn: Callable[[], object], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def naive_distances(x: np.ndarray) -> np.ndarray:

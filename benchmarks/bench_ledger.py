@@ -26,26 +26,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _bars import report_bars  # benchmarks/ is on sys.path when a script runs
+from _bars import report_bars, timed  # benchmarks/ is on sys.path when a script runs
 
 from poisonlab.provenance import Ledger, merkle_root, sample_hashes
 
 ADD_BAR_SECONDS = 30.0
 VERIFY_BAR_SECONDS = 20.0
-
-
-def timed(fn: Callable[[], object], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def row(name: str, times: list[float]) -> None:
