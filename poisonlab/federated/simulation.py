@@ -30,6 +30,7 @@ from poisonlab.errors import ConfigError, UnknownNameError
 from poisonlab.federated.aggregators import AGGREGATORS, F_RULES, check_preconditions
 from poisonlab.federated.clients import CLIENT_ATTACKS, ClientAttack, RoundContext
 from poisonlab.models.torch_models import MLP, SmallCNN
+from poisonlab.validation import positive_int
 
 __all__ = ["ROOT_SIZE", "SELECTION_RULES", "SimulationPlan", "plan_simulation", "simulate", "split_clients"]
 
@@ -184,12 +185,6 @@ def _predict(net: nn.Module, vec: torch.Tensor, X: torch.Tensor) -> np.ndarray:
     return net(X).argmax(dim=1).numpy()
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 def _int_param(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ConfigError(f"{name} must be an integer, got {value!r}")
@@ -305,10 +300,10 @@ def plan_simulation(
         raise UnknownNameError(f"unknown attack {attack!r}; known: none, {', '.join(CLIENT_ATTACKS)}")
     if aggregator not in AGGREGATORS:
         raise UnknownNameError(f"unknown aggregator {aggregator!r}; known: {', '.join(AGGREGATORS)}")
-    n_clients = _positive_int(n_clients, "n_clients")
-    rounds = _positive_int(rounds, "rounds")
-    local_epochs = _positive_int(local_epochs, "local_epochs")
-    batch_size = _positive_int(batch_size, "batch_size")
+    n_clients = positive_int(n_clients, "n_clients")
+    rounds = positive_int(rounds, "rounds")
+    local_epochs = positive_int(local_epochs, "local_epochs")
+    batch_size = positive_int(batch_size, "batch_size")
     if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
     if not (isinstance(fraction, numbers.Real) and 0 < fraction <= 1):
@@ -317,14 +312,14 @@ def plan_simulation(
     k = max(1, round(fraction * n_clients))
 
     params = dict(attack_params or {})
-    start_round = _positive_int(params.pop("start_round", 1), "attack_params start_round")
-    attacker_epochs = _positive_int(params.pop("local_epochs", local_epochs), "attack_params local_epochs")
+    start_round = positive_int(params.pop("start_round", 1), "attack_params start_round")
+    attacker_epochs = positive_int(params.pop("local_epochs", local_epochs), "attack_params local_epochs")
     spec = CLIENT_ATTACKS.get(attack)
     target = 0
     patch_size = 3
     if attack in _BACKDOOR_ATTACKS:
         target = _int_param(params.pop("target", 0), "attack_params target")
-        patch_size = _positive_int(params.pop("patch_size", 3), "attack_params patch_size")
+        patch_size = positive_int(params.pop("patch_size", 3), "attack_params patch_size")
         if not 0 <= target < n_classes:
             raise ConfigError(f"backdoor target must lie in 0..{n_classes - 1}, got {target}")
         if sample_shape is not None and (len(sample_shape) != 3 or patch_size > min(sample_shape[1:])):

@@ -30,6 +30,7 @@ from poisonlab.data.dataset import Dataset
 from poisonlab.errors import ConfigError
 from poisonlab.metrics import attack_success_rate, clean_accuracy, non_target_mask
 from poisonlab.stream.gate import StreamGate
+from poisonlab.validation import positive_int
 
 if TYPE_CHECKING:  # torch loads only when a torch learner is asked for
     import torch
@@ -221,12 +222,6 @@ class _TorchLearner:
 # --------------------------------------------------------------------------- simulation
 
 
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 def _read_only(array: np.ndarray) -> np.ndarray:
     """A view a callback cannot write through, so it cannot change what the learner sees."""
     view = array.view()
@@ -324,10 +319,10 @@ def simulate_stream(
         raise ConfigError("the stream simulation needs classification data, not regression")
     if train.X.shape[1:] != test.X.shape[1:]:
         raise ConfigError(f"train samples have shape {train.X.shape[1:]}, test samples {test.X.shape[1:]}")
-    batch_size = _positive_int(batch_size, "batch_size")
-    epochs_per_batch = _positive_int(epochs_per_batch, "epochs_per_batch")
-    eval_every = _positive_int(eval_every, "eval_every")
-    trusted = _positive_int(trusted, "trusted")
+    batch_size = positive_int(batch_size, "batch_size")
+    epochs_per_batch = positive_int(epochs_per_batch, "epochs_per_batch")
+    eval_every = positive_int(eval_every, "eval_every")
+    trusted = positive_int(trusted, "trusted")
     if trusted >= len(train):
         raise ConfigError(f"trusted ({trusted}) must be smaller than the {len(train)} training samples")
     if isinstance(poison_share, bool) or not (
