@@ -7,14 +7,10 @@ import pytest
 
 from poisonlab.data import load_dataset, train_test_split
 from poisonlab.errors import ConfigError, DataError
-from poisonlab.models import MODELS, REGRESSION_MODELS, TorchClassifier, model_task
+from poisonlab.models import MODELS, TorchClassifier
 
-SKLEARN_MODELS = [
-    entry.name
-    for entry in MODELS
-    if entry.name not in ("cnn", "mlp") and model_task(entry.name) == "classification"
-]
-REGRESSORS = sorted(REGRESSION_MODELS)
+SKLEARN_MODELS = [e.name for e in MODELS.where(task="classification", torch=False)]
+REGRESSORS = sorted(e.name for e in MODELS.where(task="regression"))
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +115,10 @@ def test_regressors_beat_the_mean_on_diabetes(name):
 
 
 def test_every_model_declares_its_task():
-    assert {model_task(e.name) for e in MODELS} == {"classification", "regression"}
-    assert model_task("ridge") == "regression" and model_task("cnn") == "classification"
+    assert {e.tag("task") for e in MODELS} == {"classification", "regression"}
+    assert (
+        MODELS.get("ridge").tag("task") == "regression" and MODELS.get("cnn").tag("task") == "classification"
+    )
 
 
 @pytest.mark.parametrize("name", ["logreg", "knn", "random_forest"])

@@ -15,7 +15,7 @@ from poisonlab.attacks import ATTACKS
 from poisonlab.data import load_dataset, train_test_split
 from poisonlab.defenses import DEFENSES
 from poisonlab.defenses.scan import scan
-from poisonlab.errors import DataError
+from poisonlab.errors import DataError, IncompatibleError
 from poisonlab.experiments import parse_config, run_grid
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
@@ -77,10 +77,18 @@ def test_clean_regression_scan_raises_few_flags() -> None:
 
 def test_regression_defenses_refuse_classification_data_and_the_reverse() -> None:
     digits = load_dataset("digits").subset(np.arange(200))
-    with pytest.raises(DataError, match="defense trim is for regression data; digits is a classification"):
+    with pytest.raises(IncompatibleError, match="detector 'trim' is for regression data.*'digits'"):
         DEFENSES.create("trim").apply(digits, np.random.default_rng(0))
-    with pytest.raises(DataError, match="defense auto is for classification data"):
-        DEFENSES.create("auto").apply(load_dataset("diabetes"), np.random.default_rng(0))
+    with pytest.raises(IncompatibleError, match="detector 'spectral' is for classification data.*'diabetes'"):
+        DEFENSES.create("spectral").apply(load_dataset("diabetes"), np.random.default_rng(0))
+
+
+def test_auto_on_regression_data_is_trim() -> None:
+    diabetes = load_dataset("diabetes")
+    auto = DEFENSES.create("auto").apply(diabetes, np.random.default_rng(0))
+    trim = DEFENSES.create("trim").apply(diabetes, np.random.default_rng(0))
+    np.testing.assert_array_equal(auto.removed_mask, trim.removed_mask)
+    assert 0 < auto.removed_mask.sum() < 0.5 * len(diabetes)
 
 
 def poisonlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -109,8 +117,11 @@ def test_cli_attack_then_scan_a_regression_file(tmp_path: Path) -> None:
         ),
         (("attack", "label_flip", "diabetes", "--rate", "0.1"), "poisons classification data; diabetes is a"),
         (("attack", "optp", "diabetes", "--rate", "0.99"), "leaves 5 clean samples of diabetes, fewer than"),
-        (("scan", "diabetes", "--detector", "knn_label"), "'knn_label' is not for regression data"),
-        (("scan", "digits", "--detector", "trim"), "trim is for regression data; digits is a classification"),
+        (("scan", "diabetes", "--detector", "knn_label"), "detector 'knn_label' is for classification data"),
+        (
+            ("scan", "digits", "--detector", "trim"),
+            "detector 'trim' is for regression data, so it cannot work with dataset 'digits'",
+        ),
         (
             ("scan", "t.csv", "--label-col", "target", "--task", "regression"),
             "must hold numbers, found 'high'",
@@ -132,23 +143,23 @@ def test_cli_regression_bad_input_gets_one_line_and_exit_2(args, message, tmp_pa
     [
         (
             {"datasets": ["digits"], "models": ["ridge"], "attacks": ["none"]},
-            "model 'ridge' is a regression model",
+            "model 'ridge' is for regression data, so it cannot work with dataset 'digits'",
         ),
         (
             {"datasets": ["diabetes"], "models": ["cnn"], "attacks": ["none"]},
-            "model 'cnn' is a classification model",
+            "model 'cnn' is for classification data, so it cannot work with dataset 'diabetes'",
         ),
         (
             {"datasets": ["diabetes"], "models": ["ridge"], "attacks": ["label_flip"]},
-            "attack 'label_flip' poisons classification data; dataset 'diabetes' is a regression dataset",
+            "attack 'label_flip' is for classification data, so it cannot work with dataset 'diabetes'",
         ),
         (
-            {"datasets": ["diabetes"], "models": ["ridge"], "attacks": ["none"], "defenses": ["auto"]},
-            "defense 'auto' is for classification data",
+            {"datasets": ["diabetes"], "models": ["ridge"], "attacks": ["none"], "defenses": ["spectral"]},
+            "defense 'spectral' is for classification data",
         ),
         (
             {"datasets": ["wine"], "models": ["logreg"], "attacks": ["none"], "defenses": ["trim"]},
-            "defense 'trim' is for regression data; dataset 'wine' is a classification dataset",
+            "defense 'trim' is for regression data, so it cannot work with dataset 'wine'",
         ),
     ],
 )

@@ -146,7 +146,7 @@ def test_parallel_runs_match_serial_runs(tmp_path: Path) -> None:
         ({**FAST, "datasets": ["nope"]}, "unknown dataset 'nope'"),
         ({**FAST, "poison_rates": [1.5]}, "poison rate must lie in"),
         ({**FAST, "poison_rates": [0]}, "poison rate must lie in"),
-        ({**FAST, "attacks": ["badnets"]}, "works on image data"),
+        ({**FAST, "attacks": ["badnets"]}, "attack .badnets. is for image data"),
         ({**FAST, "attacks": [{"name": "badnets", "patch": 3}]}, "has no parameter 'patch'"),
         ({**FAST, "seeds": []}, "non-empty list"),
         ({**FAST, "test_size": 1.5}, "test_size"),

@@ -7,7 +7,16 @@ from poisonlab.attacks.none import NoAttack
 from poisonlab.attacks.regression import OptP, StatP
 from poisonlab.registry import Registry
 
-ATTACKS: Registry[Attack] = Registry("attack")
+#: Tags every attack declares (class attributes of :class:`Attack`, with these defaults).
+ATTACK_TAGS = {
+    "tasks": Attack.tasks,
+    "modalities": Attack.modalities,
+    "backdoor": Attack.backdoor,
+    "keeps_labels": Attack.keeps_labels,
+    "keeps_features": Attack.keeps_features,
+    "needs_model": Attack.needs_model,
+}
+ATTACKS: Registry[Attack] = Registry("attack", tags=ATTACK_TAGS)
 ATTACKS.add("none", NoAttack, "No poisoning: the clean baseline every grid compares against")
 ATTACKS.add("label_flip", RandomLabelFlip, "Random label flipping: chosen samples get another class")
 ATTACKS.add(
@@ -34,6 +43,7 @@ ATTACKS.add(
 
 __all__ = [
     "ATTACKS",
+    "ATTACK_TAGS",
     "Attack",
     "BadNets",
     "Blended",

@@ -72,6 +72,7 @@ def _check_shape(X: np.ndarray, image_shape: tuple[int, ...]) -> None:
 
 
 class _Backdoor(Attack):
+    backdoor = True
     """Shared all-to-one poisoning: pick non-target rows, trigger them, relabel to target."""
 
     target: int

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
-from poisonlab.errors import ConfigError
+from poisonlab.errors import ConfigError, IncompatibleError
 
 Budget = float | int
 Seed = int | np.random.Generator | None
@@ -54,20 +54,29 @@ class PoisonResult:
 class Attack(ABC):
     """Base class: subclasses implement :meth:`_poison` and declare what data they accept."""
 
+    # Tags (read by ``ATTACKS`` and :mod:`poisonlab.checks`):
     #: Modalities the attack can poison.
     modalities: ClassVar[tuple[str, ...]] = ("image", "tabular")
     #: Learning tasks the attack applies to.
     tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    #: The attack plants a :class:`Trigger` and a target class (a backdoor).
+    backdoor: ClassVar[bool] = False
+    #: The attack leaves every label as it is (clean-label); it may change features only.
+    keeps_labels: ClassVar[bool] = False
+    #: The attack leaves every feature as it is; it may change labels only.
+    keeps_features: ClassVar[bool] = False
+    #: The attack trains or differentiates a surrogate model to choose or craft its poisons.
+    needs_model: ClassVar[bool] = False
 
     def poison(self, dataset: Dataset, budget: Budget | None, rng: Seed = None) -> PoisonResult:
         """Poison at most ``budget`` samples of ``dataset`` (a fraction in (0, 1] or a count)."""
         if dataset.task not in self.tasks:
-            raise ConfigError(
+            raise IncompatibleError(
                 f"attack {type(self).__name__} poisons {' or '.join(self.tasks)} data; "
                 f"{dataset.name} is a {dataset.task} dataset"
             )
         if dataset.modality not in self.modalities:
-            raise ConfigError(
+            raise IncompatibleError(
                 f"attack {type(self).__name__} works on {' or '.join(self.modalities)} data, "
                 f"not on {dataset.modality} data ({dataset.name})"
             )

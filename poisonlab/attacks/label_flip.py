@@ -10,6 +10,7 @@ from poisonlab.errors import ConfigError
 
 
 class RandomLabelFlip(Attack):
+    keeps_features = True
     """Uniform random label noise: each chosen sample gets a different class, uniformly.
 
     The baseline label-flip adversary against which targeted and model-aware flips
@@ -31,6 +32,7 @@ class RandomLabelFlip(Attack):
 
 
 class TargetedLabelFlip(Attack):
+    keeps_features = True
     """Relabel samples of one source class as a chosen target class.
 
     The attacker wants source-class inputs classified as the target class at test
@@ -65,6 +67,8 @@ class TargetedLabelFlip(Attack):
 
 
 class FarthestFirstLabelFlip(Attack):
+    keeps_features = True
+    needs_model = True
     """Model-aware flips: relabel the samples a clean surrogate model is most sure of.
 
     The "farthest-first" heuristic of Xiao et al. (2015): flip the labels of the

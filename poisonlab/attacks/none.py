@@ -12,6 +12,8 @@ class NoAttack(Attack):
     """Returns the training set unchanged; every experiment grid measures against it."""
 
     tasks = ("classification", "regression")
+    keeps_labels = True
+    keeps_features = True
 
     def poison(self, dataset: Dataset, budget: Budget | None = None, rng: Seed = None) -> PoisonResult:
         return PoisonResult(dataset, np.zeros(len(dataset), dtype=bool))

@@ -73,6 +73,7 @@ class StatP(_RegressionAttack):
 
 
 class OptP(_RegressionAttack):
+    needs_model = True
     """OptP: poison points optimised by gradient ascent through ridge regression's optimality conditions.
 
     See :func:`poisonlab.attacks.regression_core.optp`. The attacker knows the

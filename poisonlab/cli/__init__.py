@@ -2,7 +2,10 @@
 
 One module per group of commands; each adds its subcommands in ``register`` and names
 the function that runs them. ``main`` turns a :class:`~poisonlab.errors.PoisonlabError`
-into one line on stderr and exit status 2.
+into one line on stderr and the exit status its type maps to
+(:data:`poisonlab.errors.EXIT_CODES`: 75 when a ledger is busy, 2 otherwise); the
+text of an exception is never read to decide. Anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 
 from poisonlab.cli import experiments, federated, ledger, scan, stream
 from poisonlab.cli._common import Parser, error
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, exit_code
 
 __all__ = ["build_parser", "main"]
 
@@ -32,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except PoisonlabError as exc:
         error(str(exc))
-        return 2
+        return exit_code(exc)
     except KeyboardInterrupt:
         error("interrupted; finished work is kept (results store, ledger)")
         return 130

@@ -50,10 +50,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     from poisonlab.data import load_dataset
     from poisonlab.defenses.detectors import DETECTORS
-    from poisonlab.defenses.regression import METHODS
 
-    if args.detector not in METHODS:
-        DETECTORS.get(args.detector)  # unknown names fail before any work
+    DETECTORS.get(args.detector)  # unknown names fail before any work
     contamination = None if args.contamination == "auto" else _fraction(args.contamination)
     if args.fail_above < 0:
         raise ConfigError(f"--fail-above must be >= 0, got {args.fail_above}")

@@ -7,10 +7,13 @@ import numpy as np
 from poisonlab.data.dataset import Dataset
 from poisonlab.registry import Registry
 
-DATASETS: Registry[Dataset] = Registry("dataset")
+#: ``task`` and ``modality`` are what the set loads as, so a config is checked without loading it.
+DATASETS: Registry[Dataset] = Registry("dataset", tags={"task": "classification", "modality": "tabular"})
 
 
-@DATASETS.register("digits", "8×8 greyscale handwritten digits, 10 classes, 1,797 images (scikit-learn)")
+@DATASETS.register(
+    "digits", "8×8 greyscale handwritten digits, 10 classes, 1,797 images (scikit-learn)", modality="image"
+)
 def digits() -> Dataset:
     from sklearn.datasets import load_digits
 
@@ -60,7 +63,9 @@ def synthetic(
 
 
 @DATASETS.register(
-    "diabetes", "Diabetes progression, 10 features, regression target, 442 rows (scikit-learn)"
+    "diabetes",
+    "Diabetes progression, 10 features, regression target, 442 rows (scikit-learn)",
+    task="regression",
 )
 def diabetes() -> Dataset:
     from sklearn.datasets import load_diabetes
@@ -71,7 +76,9 @@ def diabetes() -> Dataset:
     )
 
 
-@DATASETS.register("synthetic_regression", "Seeded make_regression tabular set (sizes configurable)")
+@DATASETS.register(
+    "synthetic_regression", "Seeded make_regression tabular set (sizes configurable)", task="regression"
+)
 def synthetic_regression(
     *,
     n_samples: int = 500,

@@ -7,6 +7,7 @@ also a defense of the same name: flag, drop what it flags, and train on the rest
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,7 +41,11 @@ class NoDefense:
 
 
 class DetectAndDrop:
-    """Scan the training set with a detector, drop what it flags, train on the rest."""
+    """Scan the training set with a detector, drop what it flags, train on the rest.
+
+    One defense for every detector and both tasks: classification data are scanned
+    on a proxy model's evidence, regression data by robust linear fits.
+    """
 
     def __init__(self, detector: str, *, contamination: float | None = None, **params: Any) -> None:
         self.detector = detector
@@ -51,20 +56,22 @@ class DetectAndDrop:
     def apply(self, train: Dataset, rng: np.random.Generator) -> DefenseResult:
         from poisonlab.defenses.scan import scan
 
-        if train.is_regression:
-            raise DataError(
-                f"defense {self.detector} is for classification data; for {train.name} (regression) "
-                "use trim, ransac, huber or residual"
-            )
         seed = int(rng.integers(2**31 - 1))
-        report = scan(train, detector=self.detector, contamination=self.contamination, random_state=seed)
+        report = scan(
+            train,
+            detector=self.detector,
+            contamination=self.contamination,
+            random_state=seed,
+            params=self.params,
+        )
         keep = ~report.flags
-        if np.unique(train.y[keep]).size < 2:
+        if not train.is_regression and np.unique(train.y[keep]).size < 2:
             raise DataError(f"{self.detector} flagged all but one class; nothing left to train on")
         return DefenseResult(train.subset(np.flatnonzero(keep)), report.flags, report.scores)
 
 
-DEFENSES: Registry[Defense] = Registry("defense")
+#: ``tasks``: the data the defense applies to.
+DEFENSES: Registry[Defense] = Registry("defense", tags={"tasks": ("classification", "regression")})
 DEFENSES.add("none", NoDefense, "No defense: train on the data as it is")
 
 
@@ -72,48 +79,26 @@ def _detect_and_drop(name: str) -> Callable[..., Defense]:
     def factory(*, contamination: float | None = None, **params: Any) -> Defense:
         return DetectAndDrop(name, contamination=contamination, **params)
 
+    # the defense takes its detector's parameters, and says so to `list` and to checks
+    detector = inspect.signature(DETECTORS.get(name).factory).parameters.values()
+    contamination = inspect.Parameter("contamination", inspect.Parameter.KEYWORD_ONLY, default=None)
+    params = [contamination, *(p for p in detector if p.name != "random_state")]
+    factory.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    factory.__name__ = name
     return factory
 
 
 for _entry in DETECTORS:
-    DEFENSES.add(_entry.name, _detect_and_drop(_entry.name), f"Drop what '{_entry.name}' flags, then train")
-
-
-def _robust_regression(method: str, doc: str) -> Callable[..., Defense]:
-    from poisonlab.defenses.regression import RobustRegressionDefense
-
-    def factory(**params: Any) -> Defense:
-        return RobustRegressionDefense(method, **params)
-
-    factory.__name__ = method
-    factory.__doc__ = doc
-    return factory
-
-
-def _trim(*, poison_rate: float | str = "auto", n_init: int = 10) -> Defense:
-    from poisonlab.defenses.regression import RobustRegressionDefense
-
-    return RobustRegressionDefense("trim", poison_rate=poison_rate, n_init=n_init)
-
-
-DEFENSES.add("trim", _trim, "Regression: TRIM (Jagielski et al. 2018), poison rate given or 'auto'")
-DEFENSES.add(
-    "ransac", _robust_regression("ransac", "RANSAC"), "Regression: keep RANSAC's inliers (scikit-learn)"
-)
-DEFENSES.add("huber", _robust_regression("huber", "Huber"), "Regression: drop Huber regression's outliers")
-DEFENSES.add(
-    "residual",
-    _robust_regression("residual", "residual"),
-    "Regression: drop rows whose residual's robust z-score exceeds 3.5, refit",
-)
-
-#: Defenses for regression data; every other defense (but ``none``) is for classification.
-REGRESSION_DEFENSES = frozenset({"trim", "ransac", "huber", "residual"})
+    DEFENSES.add(
+        _entry.name,
+        _detect_and_drop(_entry.name),
+        f"Drop what detector '{_entry.name}' flags, then train",
+        tasks=_entry.tag("tasks"),
+    )
 
 __all__ = [
     "DEFENSES",
     "DETECTORS",
-    "REGRESSION_DEFENSES",
     "Defense",
     "DefenseResult",
     "DetectAndDrop",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -61,11 +63,10 @@ def compute_evidence(
         data_X = dataset.X
         name = model or ("cnn" if dataset.modality == "image" else "mlp")
 
+    MODELS.require(name, "the scan's proxy model (it needs representations)", torch=True)
+
     def proxy() -> TorchClassifier:
-        m = MODELS.create(name, random_state=random_state)
-        if not isinstance(m, TorchClassifier):
-            raise DataError(f"the scan proxy must be a torch model (cnn or mlp), got {name!r}")
-        return m
+        return cast(TorchClassifier, MODELS.create(name, random_state=random_state))
 
     full = proxy()
     full.track_losses = True

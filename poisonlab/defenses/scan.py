@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
-from poisonlab.defenses.detectors import DETECTORS, AutoDetector, Detector, flag_top
+from poisonlab.defenses.detectors import DETECTORS, Detector, flag_top
 from poisonlab.defenses.evidence import compute_evidence
-from poisonlab.defenses.regression import METHODS, robust_fit, unit_box
 from poisonlab.errors import ConfigError, DataError
 
 
@@ -59,63 +59,33 @@ def scan(
     contamination: float | None = None,
     features: np.ndarray | None = None,
     random_state: int = 0,
+    params: Mapping[str, Any] | None = None,
 ) -> ScanReport:
     """Find the samples of ``dataset`` most likely to be poisoned, without knowing the rate.
 
     ``contamination=None`` uses the detector's own automatic rule; a fraction flags
-    that share of the highest scores instead. Regression data go to the
-    residual-based detectors (:func:`scan_regression`).
+    that share of the highest scores instead. ``params`` are the detector's own
+    hyperparameters (``random_state`` is ``random_state``'s). Classification data are scanned on a
+    proxy model's evidence (:func:`compute_evidence`, or the user's ``features``);
+    regression detectors read ``X`` and ``y`` themselves (robust linear fits on the
+    unit box, a sample's score its absolute residual).
     """
+    what = f"dataset {dataset.name!r} ({dataset.task})"
+    entry = DETECTORS.require(detector, what, tasks=dataset.task)
+    if entry.tag("needs_sources") and dataset.source is None:
+        raise DataError(f"detector {detector!r} judges sources; {dataset.name} has no per-sample source")
+    det: Detector = entry.create(**{**_seeded(entry.parameters(), random_state), **(params or {})})
+    evidence = None
     if dataset.is_regression:
         if features is not None:
             raise ConfigError("--features applies to classification data; regression scans read X and y")
-        return scan_regression(
-            dataset, detector=detector, contamination=contamination, random_state=random_state
-        )
-    if detector in METHODS:
-        raise ConfigError(
-            f"detector {detector} is for regression data; {dataset.name} is a classification dataset"
-        )
-    entry = DETECTORS.get(detector)
-    det: Detector = entry.create(**_seeded(entry.parameters(), random_state))
-    evidence = compute_evidence(dataset, features=features, random_state=random_state)
+    else:
+        evidence = compute_evidence(dataset, features=features, random_state=random_state)
     det.fit(dataset, evidence)
     scores = det.score_samples()
     flags = det.auto_flags() if contamination is None else flag_top(scores, contamination)
-    if isinstance(det, AutoDetector):
-        per = dict(det.parts_)
-    else:
-        per = {detector: (scores, flags)}
-    return ScanReport(dataset, detector, contamination, scores, flags, per)
-
-
-def scan_regression(
-    dataset: Dataset, *, detector: str = "auto", contamination: float | None = None, random_state: int = 0
-) -> ScanReport:
-    """Scan a regression training set with robust linear fits; ``auto`` is TRIM with an estimated rate.
-
-    Features and response are scaled to ``[0, 1]``; a sample's score is its
-    absolute residual under the detector's robust fit, and its flag is that fit's
-    rejection (TRIM's trimmed rows, RANSAC's outliers, Huber's outliers, or a
-    residual robust z-score above 3.5). ``auto`` also reports the residual detector.
-    """
-    if detector != "auto" and detector not in METHODS:
-        raise ConfigError(
-            f"detector {detector!r} is not for regression data; use auto or one of {', '.join(METHODS)}"
-        )
-    if len(dataset) < dataset.n_features + 2:
-        raise DataError(
-            f"{dataset.name}: {len(dataset)} samples are too few for {dataset.n_features} features"
-        )
-    X, y = unit_box(dataset.X, dataset.y)
-    names = ("trim", "residual") if detector == "auto" else (detector,)
-    per: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name in names:
-        kept, residuals = robust_fit(name, X, y, random_state=random_state)
-        per[name] = (residuals, ~kept)
-    scores, flags = per[names[0]]
-    if contamination is not None:
-        flags = flag_top(scores, contamination)
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] | None = getattr(det, "parts_", None)
+    per = dict(parts) if parts is not None else {detector: (scores, flags)}
     return ScanReport(dataset, detector, contamination, scores, flags, per)
 
 

@@ -12,11 +12,11 @@ from typing import Any
 from poisonlab.attacks import ATTACKS
 from poisonlab.data.dataset import Dataset
 from poisonlab.data.readers import load_dataset
-from poisonlab.defenses import DEFENSES, REGRESSION_DEFENSES
+from poisonlab.defenses import DEFENSES
 from poisonlab.errors import ConfigError
 from poisonlab.experiments.federated import FederatedSpec, parse_federated
 from poisonlab.experiments.spec import HashedSpec
-from poisonlab.models import MODELS, model_task
+from poisonlab.models import MODELS
 
 TOP_LEVEL_KEYS = {
     "datasets",
@@ -123,34 +123,18 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Experi
         registry.create(comp.name, **comp.params)  # fail fast on unknown names or parameters
     if baseline and not any(a.name == "none" for a in attacks):
         attacks.insert(0, Component("none"))
-    built = [ATTACKS.create(a.name, **a.params) for a in attacks]
+    for attack in attacks:
+        ATTACKS.create(attack.name, **attack.params)  # fail fast on unknown names or parameters
 
     runs: list[RunSpec] = []
     for data_comp, digest, modality, task in datasets:
-        for attack, made in zip(attacks, built, strict=True):
-            if task not in made.tasks:
-                raise ConfigError(
-                    f"attack {attack.name!r} poisons {' or '.join(made.tasks)} data; "
-                    f"dataset {data_comp.label!r} is a {task} dataset"
-                )
-            if modality not in made.modalities:
-                raise ConfigError(
-                    f"attack {attack.name!r} works on {' or '.join(made.modalities)} data; "
-                    f"dataset {data_comp.label!r} is {modality}"
-                )
+        what = f"dataset {data_comp.label!r} ({modality} {task})"
+        for attack in attacks:
+            ATTACKS.require(attack.name, what, tasks=task, modalities=modality)
         for model in models:
-            if model_task(model.name) != task:
-                raise ConfigError(
-                    f"model {model.name!r} is a {model_task(model.name)} model; "
-                    f"dataset {data_comp.label!r} is a {task} dataset"
-                )
+            MODELS.require(model.name, what, task=task, modalities=modality)
         for defense in defenses:
-            defense_task = "regression" if defense.name in REGRESSION_DEFENSES else "classification"
-            if defense.name != "none" and defense_task != task:
-                raise ConfigError(
-                    f"defense {defense.name!r} is for {defense_task} data; "
-                    f"dataset {data_comp.label!r} is a {task} dataset"
-                )
+            DEFENSES.require(defense.name, what, tasks=task)
         for model, defense, attack in itertools.product(models, defenses, attacks):
             # The clean baseline has no rate: one run per seed, not one per rate.
             attack_rates: list[float | None] = [None] if attack.name == "none" else list(rates)

@@ -13,10 +13,9 @@ from poisonlab import metrics
 from poisonlab.attacks import ATTACKS
 from poisonlab.data.dataset import train_test_split
 from poisonlab.defenses import DEFENSES
-from poisonlab.errors import ConfigError
 from poisonlab.experiments.config import RunSpec, load_dataset_component
 from poisonlab.experiments.federated import FederatedSpec, federated_record
-from poisonlab.models import MODELS, model_task
+from poisonlab.models import MODELS
 
 #: Columns of summary.json / results.csv, in order.
 RECORD_FIELDS = (
@@ -125,11 +124,7 @@ def _evaluate(spec: RunSpec) -> dict[str, Any]:
     poisoned = attack.poison(train, spec.poison_rate, rng)
     defense = DEFENSES.create(spec.defense.name, **spec.defense.params)
     defended = defense.apply(poisoned.dataset, np.random.default_rng([spec.seed, 2]))
-    if model_task(spec.model.name) != data.task:
-        raise ConfigError(
-            f"model {spec.model.name} is a {model_task(spec.model.name)} model; "
-            f"{spec.dataset.label} is a {data.task} dataset"
-        )
+    MODELS.require(spec.model.name, f"dataset {spec.dataset.label!r} ({data.task})", task=data.task)
     model = MODELS.create(spec.model.name, random_state=spec.seed, **spec.model.params)
     model.fit(defended.dataset.X, defended.dataset.y)
 

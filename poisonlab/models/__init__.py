@@ -22,7 +22,13 @@ class Classifier(Protocol):
     def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
-MODELS: Registry[Classifier] = Registry("model")
+#: ``task``: what the model learns. ``modalities``: the data it takes. ``torch``: a
+#: :class:`TorchClassifier` (``predict_proba``, ``representations``, a scan proxy).
+#: ``federated``: the federated simulation and the stream can train its network.
+MODELS: Registry[Classifier] = Registry(
+    "model",
+    tags={"task": "classification", "modalities": ("image", "tabular"), "torch": False, "federated": False},
+)
 
 
 def _torch_factory(arch: str, *, default_batch_size: int, default_width: int) -> Any:
@@ -57,11 +63,16 @@ MODELS.add(
     "cnn",
     _torch_factory("cnn", default_batch_size=128, default_width=16),
     "Small PyTorch CNN for images (2 conv layers), 30 epochs of Adam",
+    modalities=("image",),
+    torch=True,
+    federated=True,
 )
 MODELS.add(
     "mlp",
     _torch_factory("mlp", default_batch_size=64, default_width=32),
     "PyTorch MLP (2 hidden layers) on standardised, flattened features",
+    torch=True,
+    federated=True,
 )
 
 
@@ -117,6 +128,8 @@ for _name, _cls, _defaults, _desc in _REGRESSORS:
         _name,
         sklearn_classifier("sklearn.linear_model", _cls, scale=True, regressor=True, **_defaults),
         _desc,
+        task="regression",
+        modalities=("tabular",),
     )
 MODELS.add(
     "mlp_regressor",
@@ -131,15 +144,9 @@ MODELS.add(
         early_stopping=True,
     ),
     "Regression: MLP with two hidden layers of 64 (scikit-learn), early stopping",
+    task="regression",
+    modalities=("tabular",),
 )
-
-#: Models that fit a continuous target; every other model is a classifier.
-REGRESSION_MODELS = frozenset(name for name, *_ in _REGRESSORS) | {"mlp_regressor"}
-
-
-def model_task(name: str) -> str:
-    """The task a registered model learns: ``"regression"`` or ``"classification"``."""
-    return "regression" if name in REGRESSION_MODELS else "classification"
 
 
 def __getattr__(name: str) -> Any:
@@ -153,11 +160,9 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "MLP",
     "MODELS",
-    "REGRESSION_MODELS",
     "Classifier",
     "FlatClassifier",
     "FlatRegressor",
     "SmallCNN",
     "TorchClassifier",
-    "model_task",
 ]

@@ -7,11 +7,28 @@ from poisonlab.defenses.detectors.label_noise import ConfidentLearning, KNNLabel
 from poisonlab.defenses.detectors.loss import EarlyLossDetector
 from poisonlab.defenses.detectors.outliers import IsolationForestDetector, LocalOutlierFactorDetector
 from poisonlab.defenses.detectors.provenance import ProvenanceDetector
+from poisonlab.defenses.detectors.regression import (
+    HuberDetector,
+    RANSACDetector,
+    ResidualDetector,
+    TRIMDetector,
+)
 from poisonlab.defenses.detectors.spectral import SpectralSignature, Spectre
 from poisonlab.registry import Registry
 
-DETECTORS: Registry[Detector] = Registry("detector")
-DETECTORS.add("auto", AutoDetector, "Activation clustering ∪ (confident learning ∩ k-NN); no rate needed")
+#: Tags every detector declares (class attributes of :class:`Detector`, with these defaults).
+DETECTOR_TAGS = {
+    "tasks": Detector.tasks,
+    "needs": Detector.needs,
+    "min_samples": Detector.min_samples,
+    "needs_sources": Detector.needs_sources,
+}
+DETECTORS: Registry[Detector] = Registry("detector", tags=DETECTOR_TAGS)
+DETECTORS.add(
+    "auto",
+    AutoDetector,
+    "Activation clustering ∪ (confident learning ∩ k-NN); on regression data TRIM; no rate needed",
+)
 DETECTORS.add(
     "spectral", SpectralSignature, "Spectral signatures on centred class features (Tran et al. 2018)"
 )
@@ -31,21 +48,32 @@ DETECTORS.add("early_loss", EarlyLossDetector, "Per-sample loss over early epoch
 DETECTORS.add(
     "provenance", ProvenanceDetector, "Whole sources judged by held-out effect (Baracaldo et al. 2017)"
 )
+DETECTORS.add(
+    "trim", TRIMDetector, "Regression: TRIM's trimmed rows (Jagielski et al. 2018), rate given or 'auto'"
+)
+DETECTORS.add("ransac", RANSACDetector, "Regression: RANSAC's outliers around least squares (scikit-learn)")
+DETECTORS.add("huber", HuberDetector, "Regression: Huber regression's outliers (scikit-learn)")
+DETECTORS.add("residual", ResidualDetector, "Regression: least-squares residual robust z-score above 3.5")
 
 __all__ = [
     "DETECTORS",
+    "DETECTOR_TAGS",
     "ActivationClustering",
     "AutoDetector",
     "ConfidentLearning",
     "Detector",
     "EarlyLossDetector",
     "Evidence",
+    "HuberDetector",
     "IsolationForestDetector",
     "KNNLabelDisagreement",
     "LocalOutlierFactorDetector",
     "ProvenanceDetector",
+    "RANSACDetector",
+    "ResidualDetector",
     "SpectralSignature",
     "Spectre",
+    "TRIMDetector",
     "flag_outlying",
     "flag_top",
 ]

@@ -8,6 +8,7 @@ from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence, flag_outlying
 from poisonlab.defenses.detectors.clustering import ActivationClustering
 from poisonlab.defenses.detectors.label_noise import ConfidentLearning, KNNLabelDisagreement
+from poisonlab.defenses.detectors.regression import ResidualDetector, TRIMDetector
 
 
 def rank_scores(scores: np.ndarray) -> np.ndarray:
@@ -48,6 +49,10 @@ class AutoDetector(Detector):
       cluster just like a backdoor's), so clustering runs only on the samples the
       label-noise part did not flag.
 
+    On regression data ``auto`` is TRIM with the poison rate estimated
+    (:class:`~poisonlab.defenses.detectors.regression.TRIMDetector`), its trimmed
+    rows flagged, with the residual detector reported beside it.
+
     The score, for ranking and ROC analysis, puts every flagged sample above every
     unflagged one, and orders within each group by the mean rank percentile of the
     three member detectors' scores (samples that activation clustering did not
@@ -57,6 +62,7 @@ class AutoDetector(Detector):
     BadNets at 10% on digits).
     """
 
+    tasks = ("classification", "regression")
     needs = ("pred_probs",)
 
     def __init__(self, *, min_target: int = 5, max_own_prob: float = 0.0, random_state: int = 0) -> None:
@@ -65,6 +71,8 @@ class AutoDetector(Detector):
         self.random_state = random_state
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
+        if dataset.is_regression:
+            return self._score_regression(dataset)
         assert evidence.pred_probs is not None  # guaranteed by `needs`
         y = dataset.y
         knn = KNNLabelDisagreement().fit(dataset, evidence)
@@ -105,5 +113,18 @@ class AutoDetector(Detector):
         ranks = [rank_scores(ac_scores), rank_scores(cl.score_samples()), rank_scores(knn.score_samples())]
         return flags + np.mean(ranks, axis=0)
 
+    def _score_regression(self, dataset: Dataset) -> np.ndarray:
+        """TRIM with the poison rate estimated, the residual detector reported beside it."""
+        trim = TRIMDetector(random_state=self.random_state).fit(dataset)
+        residual = ResidualDetector().fit(dataset)
+        self.parts_ = {
+            "trim": (trim.score_samples(), trim.auto_flags()),
+            "residual": (residual.score_samples(), residual.auto_flags()),
+        }
+        self.regression_flags_ = trim.auto_flags()
+        return trim.score_samples()
+
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
+        if dataset.is_regression:
+            return self.regression_flags_
         return self.clusters_ | self.label_noise_ | self.targeted_

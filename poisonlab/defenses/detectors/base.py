@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import ClassVar, Self, cast
 
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
-from poisonlab.errors import DataError
+from poisonlab.errors import DataError, IncompatibleError
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,29 +54,52 @@ class Evidence:
 
 
 class Detector(ABC):
-    """Base class: ``fit`` → ``score_samples`` → ``auto_flags`` / :func:`flag_top`."""
+    """Base class: ``fit`` → ``score_samples`` → ``auto_flags`` / :func:`flag_top`.
 
-    #: Evidence fields the detector reads besides ``representations``.
+    Classification data come with :class:`Evidence` from a proxy model; regression
+    detectors read the data itself and take ``evidence=None``.
+    """
+
+    # Tags (read by ``DETECTORS`` and :mod:`poisonlab.checks`):
+    #: Learning tasks whose training sets the detector scans.
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    #: Evidence fields the detector reads besides ``representations`` (classification data).
     needs: ClassVar[tuple[str, ...]] = ()
     #: Smallest class (or dataset) size the detector can work with.
     min_samples: ClassVar[int] = 10
+    #: The detector judges whole sources and needs a ``source`` column.
+    needs_sources: ClassVar[bool] = False
 
-    def fit(self, dataset: Dataset, evidence: Evidence) -> Self:
+    def fit(self, dataset: Dataset, evidence: Evidence | None = None) -> Self:
         n = len(dataset)
-        if evidence.representations.shape[0] != n:
-            raise DataError(f"representations have {evidence.representations.shape[0]} rows, dataset has {n}")
-        for name in ("early_representations", "inputs"):
-            value = getattr(evidence, name)
-            if value is not None and value.shape[0] != n:
-                raise DataError(f"{name.replace('_', ' ')} have {value.shape[0]} rows, dataset has {n}")
-        for name in self.needs:
-            value = getattr(evidence, name)
-            if value is None or value.shape[0] != n:
-                raise DataError(f"{type(self).__name__} needs {name} for every sample")
+        if dataset.task not in self.tasks:
+            raise IncompatibleError(
+                f"{type(self).__name__} scans {' or '.join(self.tasks)} data; "
+                f"{dataset.name} is a {dataset.task} dataset"
+            )
+        if dataset.is_regression:
+            evidence = None  # robust fits read X and y
+        elif evidence is None:
+            raise DataError(f"{type(self).__name__} needs evidence (representations) for classification data")
+        else:
+            if evidence.representations.shape[0] != n:
+                raise DataError(
+                    f"representations have {evidence.representations.shape[0]} rows, dataset has {n}"
+                )
+            for name in ("early_representations", "inputs"):
+                value = getattr(evidence, name)
+                if value is not None and value.shape[0] != n:
+                    raise DataError(f"{name.replace('_', ' ')} have {value.shape[0]} rows, dataset has {n}")
+            for name in self.needs:
+                value = getattr(evidence, name)
+                if value is None or value.shape[0] != n:
+                    raise DataError(f"{type(self).__name__} needs {name} for every sample")
         if n < self.min_samples:
             raise DataError(f"{type(self).__name__} needs at least {self.min_samples} samples, got {n}")
-        self.scores_ = np.asarray(self._score(dataset, evidence), dtype=np.float64)
-        self.flags_ = np.asarray(self._auto_flags(dataset, evidence, self.scores_), dtype=bool)
+        # evidence is None only for regression data, whose detectors do not read it
+        seen = cast(Evidence, evidence)
+        self.scores_ = np.asarray(self._score(dataset, seen), dtype=np.float64)
+        self.flags_ = np.asarray(self._auto_flags(dataset, seen, self.scores_), dtype=bool)
         return self
 
     def score_samples(self) -> np.ndarray:

@@ -32,6 +32,8 @@ class ProvenanceDetector(Detector):
         self.min_gain = min_gain
         self.random_state = random_state
 
+    needs_sources = True
+
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import KFold
