@@ -7,7 +7,7 @@ import pytest
 
 import poisonlab.stream as stream
 from poisonlab.data import load_dataset, train_test_split
-from poisonlab.errors import ConfigError, DataError
+from poisonlab.errors import ConfigError, DataError, IncompatibleError, NotFittedError, UnknownNameError
 from poisonlab.stream import BatchRecord, StreamGate, StreamResult, simulate_stream
 
 
@@ -80,8 +80,9 @@ def test_admit_grows_the_history_and_the_cap_keeps_the_trusted_seed() -> None:
 def test_gate_scores_images_and_validates() -> None:
     with pytest.raises(ConfigError, match="k must be"):
         StreamGate(k=0).fit(*_blobs(5, seed=0))
-    with pytest.raises(ConfigError, match="not fitted"):
-        StreamGate().check(*_blobs(5, seed=0))
+    for method in ("check", "admit", "score_samples"):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            getattr(StreamGate(), method)(*_blobs(5, seed=0))
     gate = StreamGate().fit(*_blobs(10, seed=0))
     with pytest.raises(DataError, match="features"):
         gate.check(np.zeros((2, 4)), np.zeros(2, dtype=int))
@@ -198,8 +199,6 @@ def test_no_poison_and_tabular_streams(digits) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"learner": "xgboost"}, "unknown learner 'xgboost'"),
-        ({"attack": "trojan"}, "unknown attack 'trojan'"),
         ({"poison_share": 1.0}, "poison_share must lie in"),
         ({"poison_share": -0.1}, "poison_share must lie in"),
         ({"poison_share": 0.9}, "poisoned sources send only"),
@@ -210,7 +209,6 @@ def test_no_poison_and_tabular_streams(digits) -> None:
         ({"epochs_per_batch": 0}, "epochs_per_batch must be"),
         ({"target": 42}, "target class 42"),
         ({"gate": "yes"}, "gate must be"),
-        ({"attack": "feature_trigger"}, "works on tabular"),
     ],
 )
 def test_invalid_settings_fail_in_one_line(digits, kwargs, message) -> None:
@@ -218,6 +216,59 @@ def test_invalid_settings_fail_in_one_line(digits, kwargs, message) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         simulate_stream(train, test, **kwargs)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"learner": "xgboost"}, UnknownNameError, "unknown learner 'xgboost'; known: sgd, mlp_sk, mlp, cnn"),
+        ({"attack": "trojan"}, UnknownNameError, "unknown attack 'trojan'; known: "),
+        (
+            {"attack": "label_flip"},
+            IncompatibleError,
+            "attack 'label_flip' has backdoor False, so it cannot work with the stream on 'digits' "
+            "(image data), which plants a backdoor; attacks that would work: badnets, blended",
+        ),
+        (
+            {"attack": "feature_trigger"},
+            IncompatibleError,
+            "attack 'feature_trigger' is for tabular data, so it cannot work with the stream on 'digits' "
+            "(image data), which plants a backdoor; attacks that would work: badnets, blended",
+        ),
+        ({"learner": object()}, ConfigError, "learner must be a name (sgd, mlp_sk, mlp, cnn) or an object"),
+    ],
+)
+def test_names_resolve_through_the_registries_and_misfits_are_refused_in_one_line(
+    digits, kwargs, error, message
+) -> None:
+    train, test = digits
+    with pytest.raises(error) as info:
+        simulate_stream(train, test, **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_tabular_data_refuses_the_cnn_and_image_backdoors() -> None:
+    tab_train, tab_test = train_test_split(load_dataset("wine"), random_state=0)
+    with pytest.raises(IncompatibleError) as info:
+        simulate_stream(tab_train, tab_test, attack="badnets", trusted=50, batch_size=10)
+    assert str(info.value) == (
+        "attack 'badnets' is for image data, so it cannot work with the stream on 'wine' (tabular data), "
+        "which plants a backdoor; attacks that would work: feature_trigger"
+    )
+    with pytest.raises(
+        IncompatibleError, match=r"learner 'cnn' is for image data.*would work: sgd, mlp_sk, mlp$"
+    ):
+        simulate_stream(tab_train, tab_test, attack="feature_trigger", learner="cnn", trusted=50)
+
+
+def test_a_learner_object_is_used_as_given(digits) -> None:
+    from poisonlab.stream.learners import SGDLearner
+
+    train, test = digits
+    small = train.subset(np.arange(400))
+    by_name = simulate_stream(small, test, learner="sgd", trusted=100, gate=False, seed=2)
+    given = simulate_stream(small, test, learner=SGDLearner(random_state=2), trusted=100, gate=False, seed=2)
+    assert by_name.records == given.records
 
 
 def test_regression_data_is_refused() -> None:

@@ -183,7 +183,7 @@ BAD_INPUTS = [
     (["--attack", "nope"], "unknown attack 'nope'", False),
     (
         ["--data", "wine", "--trusted", "50", "--batch-size", "10"],
-        "attack 'badnets' works on image data",
+        "attack 'badnets' is for image data, so it cannot work with the stream on 'wine' (tabular data)",
         False,
     ),
     (["--data", "nope"], "unknown dataset 'nope'", False),

@@ -6,16 +6,17 @@ says which samples go to quarantine. :func:`simulate_stream` runs a seeded strea
 a :class:`~poisonlab.data.Dataset` with backdoor-poisoning sources, with or without
 the gate, and returns a :class:`StreamResult` (per-batch records, final accuracy and
 attack success rate, totals, and the quarantined samples); its ``on_gate`` hook sees
-every batch as a :class:`GateEvent` before the learner does. PyTorch is imported only
-when a torch learner is used.
+every batch as a :class:`GateEvent` before the learner does, and
+:class:`LedgerRecorder` is that hook recording the stream in a provenance ledger.
+Learners come from :data:`LEARNERS` (one :class:`Learner` protocol); PyTorch is
+imported only when a torch learner is used.
 """
 
 from __future__ import annotations
 
 from poisonlab.stream.gate import GateDecision, StreamGate
+from poisonlab.stream.learners import LEARNERS, Learner
 from poisonlab.stream.simulation import (
-    ATTACK_NAMES,
-    LEARNERS,
     BatchRecord,
     GateEvent,
     StreamResult,
@@ -23,11 +24,11 @@ from poisonlab.stream.simulation import (
 )
 
 __all__ = [
-    "ATTACK_NAMES",
     "LEARNERS",
     "BatchRecord",
     "GateDecision",
     "GateEvent",
+    "Learner",
     "StreamGate",
     "StreamResult",
     "simulate_stream",

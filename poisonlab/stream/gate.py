@@ -56,7 +56,7 @@ import numpy as np
 from scipy.stats import binom
 from threadpoolctl import ThreadpoolController
 
-from poisonlab.errors import ConfigError, DataError
+from poisonlab.errors import ConfigError, DataError, NotFittedError
 
 __all__ = ["GateDecision", "StreamGate"]
 
@@ -121,6 +121,11 @@ class StreamGate:
     max_history : int or None
         Cap on the history: past it the oldest *admitted* samples are forgotten (the
         trusted seed is always kept). ``None`` keeps everything.
+
+    Raises
+    ------
+    NotFittedError
+        From ``check``, ``admit`` and ``score_samples`` before ``fit``.
 
     Notes
     -----
@@ -258,7 +263,7 @@ class StreamGate:
     # ------------------------------------------------------------------ internals
     def _transform(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not hasattr(self, "history_X_"):
-            raise ConfigError("this StreamGate is not fitted; call fit(X_trusted, y_trusted) first")
+            raise NotFittedError("this StreamGate is not fitted; call fit(X_trusted, y_trusted) first")
         X = np.asarray(X)
         y = _labels(y, X)
         flat = X.reshape(X.shape[0], int(np.prod(X.shape[1:]))).astype(np.float64)

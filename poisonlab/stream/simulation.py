@@ -10,11 +10,11 @@ of the *whole* stream: with three sources and 10 %, about 30 % of one poisoned
 source's samples. With a gate, each batch is checked before the model learns from
 it; quarantined samples are returned in the result, never dropped silently.
 
-Learners (``learner``): ``"sgd"`` is scikit-learn's ``SGDClassifier(loss="log_loss")``
-and ``"mlp_sk"`` its ``MLPClassifier``, both updated with ``partial_fit``; ``"mlp"``
-and ``"cnn"`` are poisonlab's torch :class:`~poisonlab.models.torch_models.MLP` and
-:class:`~poisonlab.models.torch_models.SmallCNN`, updated with ``epochs_per_batch``
-Adam passes over each admitted batch (mini-batches of 32).
+The learner (``learner``) is a name of :data:`~poisonlab.stream.learners.LEARNERS`
+(``"sgd"``, ``"mlp_sk"``, ``"mlp"``, ``"cnn"``) or any object following the
+:class:`~poisonlab.stream.learners.Learner` protocol; the attack is a name of
+:data:`poisonlab.attacks.ATTACKS` whose tags say it is a backdoor for the data's
+modality.
 """
 
 from __future__ import annotations
@@ -30,20 +30,13 @@ from poisonlab.data.dataset import Dataset
 from poisonlab.errors import ConfigError
 from poisonlab.metrics import attack_success_rate, clean_accuracy, non_target_mask
 from poisonlab.stream.gate import StreamGate
+from poisonlab.stream.learners import LEARNERS, Learner
 from poisonlab.validation import positive_int
 
-if TYPE_CHECKING:  # torch loads only when a torch learner is asked for
-    import torch
-
+if TYPE_CHECKING:
     from poisonlab.attacks.base import Attack
 
-__all__ = ["ATTACK_NAMES", "LEARNERS", "BatchRecord", "GateEvent", "StreamResult", "simulate_stream"]
-
-LEARNERS = ("sgd", "mlp_sk", "mlp", "cnn")
-ATTACK_NAMES = ("badnets", "blended", "feature_trigger")
-# Passes over the trusted seed that initialise every learner.
-_WARMUP_EPOCHS = 30
-_IMAGE_MIN_SPREAD = 0.1
+__all__ = ["BatchRecord", "GateEvent", "StreamResult", "simulate_stream"]
 
 
 @dataclass(frozen=True)
@@ -124,101 +117,6 @@ class StreamResult:
         return self.n_poison - self.n_poison_admitted
 
 
-# --------------------------------------------------------------------------- learners
-
-
-def _standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and spread of the trusted seed's flattened inputs.
-
-    For images the spread is floored at 0.1 (pixels lie in [0, 1]): border pixels that
-    are blank in every seed image would otherwise be divided by ~0, turning any trigger
-    pixel there into an input of size 1e5 and the model's answer on triggered inputs
-    into an all-or-nothing switch that flips from one batch to the next.
-    """
-    flat = X.reshape(X.shape[0], -1).astype(np.float64)
-    spread = flat.std(axis=0)
-    scale = np.maximum(spread, _IMAGE_MIN_SPREAD) if X.ndim == 4 else spread + 1e-6
-    return flat.mean(axis=0), scale
-
-
-class _SklearnLearner:
-    """``partial_fit`` on flattened inputs, standardised with the trusted seed's statistics."""
-
-    def __init__(self, name: str, n_classes: int, seed: int) -> None:
-        from sklearn.linear_model import SGDClassifier
-        from sklearn.neural_network import MLPClassifier
-
-        self.classes = np.arange(n_classes)
-        self.model = (
-            SGDClassifier(loss="log_loss", alpha=1e-4, random_state=seed)
-            if name == "sgd"
-            else MLPClassifier(hidden_layer_sizes=(64,), learning_rate_init=3e-3, random_state=seed)
-        )
-
-    def _flat(self, X: np.ndarray) -> np.ndarray:
-        return (X.reshape(X.shape[0], -1) - self.mean) / self.scale
-
-    def warm_up(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
-        self.mean, self.scale = _standardiser(X)
-        self.learn(X, y, _WARMUP_EPOCHS, rng)
-
-    def learn(self, X: np.ndarray, y: np.ndarray, epochs: int, rng: np.random.Generator) -> None:
-        # One call over the epochs' shuffles laid end to end: the same SGD steps as one
-        # call per epoch, without paying partial_fit's per-call overhead (~20 ms) each time.
-        order = np.concatenate([rng.permutation(len(y)) for _ in range(epochs)])
-        self.model.partial_fit(self._flat(X[order]), y[order], classes=self.classes)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict(self._flat(X)))
-
-
-class _TorchLearner:
-    """poisonlab's torch MLP or CNN, trained by Adam on each admitted batch."""
-
-    def __init__(self, name: str, sample_shape: tuple[int, ...], n_classes: int, seed: int) -> None:
-        import torch
-
-        from poisonlab.models.torch_models import MLP, SmallCNN
-
-        self.torch = torch
-        torch.manual_seed(seed)
-        self.arch = name
-        if name == "cnn":
-            if len(sample_shape) != 3:
-                raise ConfigError("the 'cnn' learner needs image data (N×C×H×W); use 'mlp' for tabular data")
-            self.net: torch.nn.Module = SmallCNN(sample_shape, n_classes)  # type: ignore[arg-type]
-        else:
-            self.net = MLP(int(np.prod(sample_shape)), n_classes, hidden=64)
-        self.optimiser = torch.optim.Adam(self.net.parameters(), lr=3e-3)
-        self.loss = torch.nn.CrossEntropyLoss()
-
-    def _inputs(self, X: np.ndarray) -> torch.Tensor:
-        X = np.asarray(X, dtype=np.float32)
-        if self.arch == "mlp":
-            X = ((X.reshape(X.shape[0], -1) - self.mean) / self.scale).astype(np.float32)
-        return self.torch.from_numpy(np.array(X, dtype=np.float32, copy=True))
-
-    def warm_up(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
-        self.mean, self.scale = _standardiser(X)
-        self.learn(X, y, _WARMUP_EPOCHS, rng)
-
-    def learn(self, X: np.ndarray, y: np.ndarray, epochs: int, rng: np.random.Generator) -> None:
-        inputs, targets = self._inputs(X), self.torch.from_numpy(np.asarray(y, dtype=np.int64))
-        self.net.train()
-        for _ in range(epochs):
-            order = self.torch.from_numpy(rng.permutation(len(y)))
-            for start in range(0, len(y), 32):
-                batch = order[start : start + 32]
-                self.optimiser.zero_grad(set_to_none=True)
-                self.loss(self.net(inputs[batch]), targets[batch]).backward()
-                self.optimiser.step()
-        self.net.eval()
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        with self.torch.no_grad():
-            return self.net(self._inputs(X)).argmax(dim=1).numpy()
-
-
 # --------------------------------------------------------------------------- simulation
 
 
@@ -229,18 +127,33 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return view
 
 
-def _attack(name: str, target: int) -> Attack:
-    from poisonlab.attacks.backdoor import BadNets, Blended, FeatureTrigger
+def _backdoor(name: str, target: int, train: Dataset) -> Attack:
+    """The attack ``name`` from ATTACKS, refused unless it is a backdoor for ``train``'s data."""
+    from poisonlab.attacks import ATTACKS
 
-    factories = {"badnets": BadNets, "blended": Blended, "feature_trigger": FeatureTrigger}
-    return factories[name](target=target)
+    what = f"the stream on {train.name!r} ({train.modality} data), which plants a backdoor"
+    entry = ATTACKS.require(name, what, backdoor=True, modalities=train.modality, tasks="classification")
+    return entry.create(target=target)
+
+
+def _learner(learner: str | Learner, seed: int, train: Dataset) -> Learner:
+    """A learner built from its LEARNERS entry (seeded with ``seed``), or the object given."""
+    if not isinstance(learner, str):
+        if not isinstance(learner, Learner):
+            raise ConfigError(
+                f"learner must be a name ({', '.join(LEARNERS.names())}) or an object with "
+                f"warm_up, learn and predict, got {type(learner).__name__}"
+            )
+        return learner
+    what = f"the stream on {train.name!r} ({train.modality} data)"
+    return LEARNERS.require(learner, what, modalities=train.modality).create(random_state=seed)
 
 
 def simulate_stream(
     train: Dataset,
     test: Dataset,
     *,
-    learner: str = "sgd",
+    learner: str | Learner = "sgd",
     batch_size: int = 50,
     sources: tuple[str, ...] = ("vendor-a", "vendor-b", "crowd"),
     poisoned_sources: tuple[str, ...] = ("crowd",),
@@ -262,11 +175,14 @@ def simulate_stream(
     train, test : Dataset
         Classification data: ``train`` is the stream (and the trusted seed), ``test``
         measures clean accuracy and the attack success rate.
-    learner : {"sgd", "mlp_sk", "mlp", "cnn"}
-        The online model (see the module docstring). On digits with 10 % BadNets or
-        Blended poison and no gate, ``"sgd"``, ``"mlp_sk"`` and ``"mlp"`` all end with
-        ASR >= 0.96 (seeds 0-2); the small CNN learns BadNets (0.84-0.99) but not the
-        Blended key in one pass of the stream (0.01-0.07).
+    learner : str or Learner
+        The online model: a name of :data:`~poisonlab.stream.learners.LEARNERS`
+        (``"sgd"``, ``"mlp_sk"``, ``"mlp"``, ``"cnn"``; seeded with ``seed``) whose
+        ``modalities`` tag holds the data's, or a learner object (seeded as built).
+        On digits with 10 % BadNets or Blended poison and no gate, ``"sgd"``,
+        ``"mlp_sk"`` and ``"mlp"`` all end with ASR >= 0.96 (seeds 0-2); the small CNN
+        learns BadNets (0.84-0.99) but not the Blended key in one pass of the stream
+        (0.01-0.07).
     batch_size : int
         Samples per streamed batch (the last one may be smaller).
     sources : tuple of str
@@ -276,9 +192,10 @@ def simulate_stream(
     poison_share : float in [0, 1)
         Poisoned share of the whole stream; the poisons are spread at random over the
         poisoned sources' non-target samples, so they must have enough of them.
-    attack : {"badnets", "blended", "feature_trigger"}
-        The backdoor, with its defaults and ``target``; ``feature_trigger`` is the
-        tabular one.
+    attack : str
+        A backdoor of :data:`poisonlab.attacks.ATTACKS` (tag ``backdoor=True``) for the
+        data's modality, built with its defaults and ``target``: ``"badnets"`` or
+        ``"blended"`` for images, ``"feature_trigger"`` for tabular data.
     target : int
         Target class, a label of ``train``'s label space.
     trusted : int
@@ -307,14 +224,15 @@ def simulate_stream(
 
     Raises
     ------
+    UnknownNameError
+        An unknown learner or attack name.
+    IncompatibleError
+        A learner that does not take the data's modality, or an attack that is not a
+        backdoor or not for the data's modality (naming what would work).
     ConfigError
-        An unknown learner or attack, or a parameter out of range (one line each).
+        A parameter out of range (one line each).
     """
     # ---- validation: one clear line per bad input, before any training
-    if learner not in LEARNERS:
-        raise ConfigError(f"unknown learner {learner!r}; known: {', '.join(LEARNERS)}")
-    if attack not in ATTACK_NAMES:
-        raise ConfigError(f"unknown attack {attack!r}; known: {', '.join(ATTACK_NAMES)}")
     if train.is_regression or test.is_regression:
         raise ConfigError("the stream simulation needs classification data, not regression")
     if train.X.shape[1:] != test.X.shape[1:]:
@@ -341,8 +259,8 @@ def simulate_stream(
         raise ConfigError(
             f"target class {target} does not exist in {train.name} (labels: {list(train.classes)})"
         )
-    if learner == "cnn" and train.modality != "image":
-        raise ConfigError("the 'cnn' learner needs image data (N×C×H×W); use 'mlp' for tabular data")
+    attack_obj = _backdoor(attack, int(target), train)
+    model = _learner(learner, seed, train)
 
     # ---- the stream: seeded shuffle, trusted seed, batches, sources, poisons
     rng = np.random.default_rng(seed)
@@ -362,9 +280,6 @@ def simulate_stream(
             f"poison_share {poison_share} needs {n_poison} poisoned samples but the poisoned sources "
             f"send only {eligible} non-target samples; lower it or add poisoned sources"
         )
-    attack_obj = _attack(attack, int(target))
-    if train.modality not in type(attack_obj).modalities:
-        raise ConfigError(f"attack {attack!r} works on {' or '.join(type(attack_obj).modalities)} data")
     # The attack poisons the poisoned sources' rows; with n_poison = 0 only its trigger is used.
     victims = train.subset(poisoned_rows) if n_poison else train
     result = attack_obj.poison(victims, max(n_poison, 1), rng)
@@ -384,12 +299,7 @@ def simulate_stream(
     X_asr = trigger.apply(test.X) if non_target_mask(test.y, target_index).any() else None
 
     # ---- learner and gate from the trusted seed
-    model: _SklearnLearner | _TorchLearner = (
-        _SklearnLearner(learner, train.n_classes, seed)
-        if learner in ("sgd", "mlp_sk")
-        else _TorchLearner(learner, tuple(train.X.shape[1:]), train.n_classes, seed)
-    )
-    model.warm_up(train.X[seed_idx], train.y[seed_idx], rng)
+    model.warm_up(train.X[seed_idx], train.y[seed_idx], n_classes=train.n_classes, rng=rng)
     the_gate: StreamGate | None = None
     if gate is not False:
         the_gate = StreamGate() if gate is True else gate
@@ -427,7 +337,7 @@ def simulate_stream(
                 )
             )
         if keep.any():
-            model.learn(X_b[keep], y_b[keep], epochs_per_batch, rng)
+            model.learn(X_b[keep], y_b[keep], epochs=epochs_per_batch, rng=rng)
             if the_gate is not None:
                 the_gate.admit(X_b[keep], y_b[keep])
         if not keep.all():
