@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poisonlab.data.readers import read_npz
-from poisonlab.errors import ConfigError, DataError
+from poisonlab.errors import ConfigError, DataError, IntegrityError, LedgerBusy, LedgerError
 from poisonlab.provenance import (
     Ledger,
     generate_key,
@@ -259,7 +259,7 @@ def test_damaged_or_missing_objects_are_problems_not_exceptions(tmp_path: Path) 
         assert any(p.startswith("version 3: membership object") for p in report.problems)
         shard.unlink()
         assert "file missing" in ledger.verify().first_problem
-        with pytest.raises(DataError, match="version 3: membership"):
+        with pytest.raises(IntegrityError, match="version 3: membership"):
             ledger.arrays(3)
 
 
@@ -296,7 +296,7 @@ def test_a_payload_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
     db.close()
     with Ledger.open(path) as ledger:
         assert "event 2: payload is not valid JSON" in ledger.verify().problems
-        with pytest.raises(DataError, match="event 2: the payload is not JSON"):
+        with pytest.raises(IntegrityError, match="event 2: the payload is not JSON"):
             ledger.log()
 
 
@@ -387,9 +387,9 @@ def test_object_names_from_records_never_leave_the_store(tmp_path: Path) -> None
         db.execute("UPDATE versions SET membership = '../../outside' WHERE number = 5")
     db.close()
     with Ledger.open(path) as ledger:
-        with pytest.raises(DataError, match=r"'\.\./\.\./outside' is not a SHA-256 digest"):
+        with pytest.raises(IntegrityError, match=r"'\.\./\.\./outside' is not a SHA-256 digest"):
             ledger.arrays(5)
-        with pytest.raises(DataError, match="is not a SHA-256 digest"):
+        with pytest.raises(IntegrityError, match="is not a SHA-256 digest"):
             ledger.export(5, tmp_path / "out.npz")
     assert not (tmp_path / "out.npz").exists()
 
@@ -404,11 +404,11 @@ def test_a_well_formed_replacement_shard_is_never_read_as_the_version(tmp_path: 
             X, y, ids = archive["X"].copy(), archive["y"], archive["ids"]
         X[4, 0] += 1.0
         np.savez(shard, X=X, y=y, ids=ids)
-        with pytest.raises(DataError, match=r"version 2: sample 1004 does not match its recorded hash"):
+        with pytest.raises(IntegrityError, match=r"version 2: sample 1004 does not match its recorded hash"):
             ledger.export(2, tmp_path / "v2.npz")
         assert ledger.arrays(1)[0].shape == (40, 5)  # versions without that shard still read
         np.savez(shard, X=X[:3], y=y[:3], ids=ids[:3])
-        with pytest.raises(DataError, match=f"version 2: shard {batch.shard} does not fit the version"):
+        with pytest.raises(IntegrityError, match=f"version 2: shard {batch.shard} does not fit the version"):
             ledger.arrays(2)
         assert not ledger.verify().ok
     assert not (tmp_path / "v2.npz").exists()
@@ -433,6 +433,118 @@ def test_verify_reads_the_three_tables_in_one_snapshot(tmp_path: Path) -> None:
     reads = [i for i, s in enumerate(statements) if s.startswith("SELECT * FROM")]
     assert len(reads) == 3
     assert statements[reads[0] - 1] == "BEGIN" and statements[reads[-1] + 1] == "COMMIT"
+
+
+def test_a_write_blocked_by_another_writer_is_ledger_busy_and_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import poisonlab.provenance.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "BUSY_TIMEOUT", 0.05)
+    with Ledger.init(tmp_path / "l") as ledger:
+        ledger.add(*_batch(5, 0), source="a")
+    holder = sqlite3.connect(tmp_path / "l" / "ledger.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write lock, held
+    try:
+        with Ledger.open(tmp_path / "l") as ledger:
+            writes = [
+                lambda: ledger.add(*_batch(5, 100), source="b"),
+                lambda: ledger.quarantine([1], reason={"why": "test"}),
+                lambda: ledger.rollback(1),
+            ]
+            for write in writes:
+                with pytest.raises(LedgerBusy) as caught:
+                    write()
+                assert (
+                    str(caught.value) == f"the ledger {tmp_path / 'l'} is locked by another writer; try again"
+                )
+                assert isinstance(caught.value, LedgerError)
+            assert ledger.head().number == 1  # reads go on: WAL readers never wait for the writer
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with Ledger.open(tmp_path / "l") as ledger:
+        assert ledger.add(*_batch(5, 100), source="b").number == 2 and ledger.verify().ok
+
+
+def test_a_read_only_ledger_is_a_ledger_error_not_busy(tmp_path: Path) -> None:
+    import poisonlab.provenance.ledger as ledger_module
+
+    with Ledger.init(tmp_path / "l") as ledger:
+        ledger.add(*_batch(5, 0), source="a")
+    error = sqlite3.OperationalError("attempt to write a readonly database")
+    error.sqlite_errorcode = 8  # type: ignore[attr-defined]  # SQLITE_READONLY
+    assert not ledger_module._is_busy(error)
+    assert type(ledger_module._write_error(error, tmp_path)) is LedgerError
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode = 5 | (3 << 8)  # type: ignore[attr-defined]  # SQLITE_BUSY_SNAPSHOT
+    assert ledger_module._is_busy(busy)
+    assert ledger_module._is_busy(sqlite3.OperationalError("database is locked"))  # no code: the text
+
+
+def test_a_transform_racing_another_writer_is_a_ledger_error(ledger: Ledger) -> None:
+    import contextlib
+
+    ledger.add(*_batch(10, 0), source="a")
+    X, y, ids, _ = ledger.arrays()
+    real_write = ledger._write
+
+    @contextlib.contextmanager
+    def another_writer_first():
+        with Ledger.open(ledger.path) as other:
+            other.add(*_batch(3, 500), source="b")
+        with real_write() as db:
+            yield db
+
+    ledger._write = another_writer_first  # type: ignore[method-assign]
+    with pytest.raises(LedgerError, match="moved to version 2 during the transform; rerun it"):
+        ledger.transform("t", {}, X, y, ids, code_hash=CODE_HASH)
+    ledger._write = real_write  # type: ignore[method-assign]
+    assert ledger.head().number == 2 and ledger.verify().ok
+
+
+# -- transforms --------------------------------------------------------------------------
+def test_transforms_resolve_through_their_registry_and_record_what_rebuilds_them(ledger: Ledger) -> None:
+    from poisonlab.provenance.transforms import (
+        TRANSFORMS,
+        Deduplicate,
+        Normalise,
+        apply_transform,
+        code_hash,
+        deduplicate,
+        normalise,
+    )
+
+    assert TRANSFORMS.names() == ["normalise", "deduplicate"]
+    assert TRANSFORMS.get("normalise").tag("changes_features") and TRANSFORMS.get("deduplicate").tag(
+        "drops_samples"
+    )
+    assert TRANSFORMS.where(drops_samples=False)[0].name == "normalise"
+    X = np.array([[1.0, 10.0], [1.0, 10.0], [3.0, 30.0], [5.0, 50.0]], dtype=np.float32)
+    y, ids = np.array([0, 0, 1, 1]), np.array([7, 8, 9, 10])
+    ledger.add(X, y, ids, source="s")
+    version = apply_transform(ledger, "deduplicate", actor="bob")
+    event = ledger.log()[-1]
+    assert version.n == 3 and event.actor == "bob"
+    assert event.payload["name"] == "deduplicate" and event.payload["params"] == {"keep": "first"}
+    assert event.payload["code_hash"] == code_hash("deduplicate") == code_hash(Deduplicate(keep="last"))
+    apply_transform(ledger, "normalise", {"method": "minmax"})
+    recorded = ledger.log()[-1].payload
+    # the recorded parameters rebuild the transform: replaying them on the input version gives the head
+    X1, y1, ids1, _ = ledger.arrays(version)
+    replay = TRANSFORMS.create("normalise", **recorded["params"])(X1, y1, ids1)
+    head = ledger.arrays("head")
+    for a, b in zip(replay, head[:3], strict=True):
+        assert a.tobytes() == b.tobytes()
+    # the old function API gives the same arrays
+    assert normalise(X1, y1, ids1, method="minmax")[0].tobytes() == head[0].tobytes()
+    assert deduplicate(X, y, ids)[2].tolist() == [7, 9, 10]
+    assert Normalise().params() == {"method": "standard"}
+    with pytest.raises(ConfigError, match="normalise: method must be 'standard' or 'minmax'"):
+        apply_transform(ledger, "normalise", {"method": "max"})
+    with pytest.raises(ConfigError, match="'deduplicate' has no parameter 'order'; its parameters are: keep"):
+        apply_transform(ledger, "deduplicate", {"order": 1})
+    assert ledger.head().number == 3
 
 
 # -- concurrency and crashes ---------------------------------------------------------

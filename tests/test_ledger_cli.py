@@ -220,6 +220,64 @@ def test_bad_input_gets_one_line_and_leaves_the_ledger_unchanged(
         assert ledger.verify().ok
 
 
+def test_a_busy_ledger_exits_75_with_one_line_and_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import poisonlab.provenance.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "BUSY_TIMEOUT", 0.05)  # not two minutes of waiting
+    ledger = tmp_path / "L"
+    np.savez(tmp_path / "d.npz", X=np.ones((2, 2)), y=np.array([0, 1]), ids=np.arange(2))
+    np.savez(tmp_path / "e.npz", X=np.ones((2, 2)), y=np.array([0, 1]), ids=np.arange(2, 4))
+    Ledger.init(ledger).close()
+    L = ["--ledger", str(ledger)]
+    assert main(["ledger", "add", str(tmp_path / "d.npz"), "--source", "s", *L]) == 0
+    capsys.readouterr()
+    holder = sqlite3.connect(ledger / "ledger.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        for argv in (
+            ["add", str(tmp_path / "e.npz"), "--source", "s"],
+            ["rollback", "1"],
+            ["transform", "normalise"],
+        ):
+            assert main(["ledger", *argv, *L]) == 75, argv
+            lines = capsys.readouterr().err.strip().splitlines()
+            assert lines == [f"poisonlab: error: the ledger {ledger} is locked by another writer; try again"]
+        assert main(["ledger", "verify", *L]) == 0  # readers are not held up
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _event_count(ledger) == 1
+
+
+def test_a_damaged_ledger_fails_with_one_line(tmp_path: Path) -> None:
+    ledger = tmp_path / "L"
+    np.savez(tmp_path / "d.npz", X=np.arange(4.0).reshape(2, 2), y=np.array([0, 1]), ids=np.arange(2))
+    Ledger.init(ledger).close()
+    assert main(["ledger", "add", str(tmp_path / "d.npz"), "--source", "s", "--ledger", str(ledger)]) == 0
+    with Ledger.open(ledger) as opened:
+        shard = opened.batches()[0].shard
+    # a well-formed replacement: the zip is fine, the sample is not the one recorded
+    np.savez(
+        ledger / "objects" / shard[:2] / f"{shard}.npz",
+        X=np.zeros((2, 2)),
+        y=np.array([0, 1]),
+        ids=np.arange(2),
+    )
+    result = poisonlab("ledger", "export", "1", "--out", "x.npz", "--ledger", "L", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "poisonlab: error: version 1: sample 0 does not match its recorded hash "
+        "(run `poisonlab ledger verify`)"
+    ]
+    assert not (tmp_path / "x.npz").exists()
+    (ledger / "ledger.sqlite").write_bytes(b"garbage" * 100)
+    result = poisonlab("ledger", "log", "--ledger", "L", cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "L is not a poisonlab ledger" in result.stderr
+
+
 def test_show_names_a_missing_event_instead_of_crashing(tmp_path: Path) -> None:
     ledger = tmp_path / "L"
     Ledger.init(ledger).close()

@@ -1,7 +1,10 @@
 """``poisonlab ledger …``: the provenance ledger from the command line.
 
 Every subcommand but ``init`` and ``keygen`` works on the ledger named by
-``--ledger DIR`` (default: ``$POISONLAB_LEDGER``, else the current folder).
+``--ledger DIR`` (default: ``$POISONLAB_LEDGER``, else the current folder). The
+library decides every error: a ledger another process is writing raises
+:class:`~poisonlab.errors.LedgerBusy` (exit 75: try again), a damaged one
+:class:`~poisonlab.errors.IntegrityError` (exit 2).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import os
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from poisonlab.cli._common import console, error, parse_params
-from poisonlab.errors import ConfigError, DataError
+from poisonlab.errors import ConfigError, IntegrityError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -39,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                 metavar="DIR",
                 help="ledger folder (default: $POISONLAB_LEDGER, else the current folder)",
             )
-        parser.set_defaults(func=_locked(fn))
+        parser.set_defaults(func=fn)
         return parser
 
     p = add("init", cmd_init, "create an empty ledger in DIR", needs_ledger=False)
@@ -90,23 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("version", nargs="?", default="head")
     p.add_argument("--out", metavar="FILE.json", help="write it to a file instead of printing it")
 
-    p = add("transform", cmd_transform, "apply a recorded transform (normalise, deduplicate) to the head")
-    p.add_argument("name", help="normalise or deduplicate")
+    p = add("transform", cmd_transform, "apply a recorded transform (see poisonlab list) to the head")
+    p.add_argument("name", help="a ledger transform: normalise or deduplicate")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="transform parameter")
-
-
-def _locked(fn: Command) -> Command:
-    """A ledger another process holds past SQLite's wait is a user-facing condition, not a bug."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise ConfigError("the ledger is locked by another writer; try again") from exc
-            raise
-
-    return run
 
 
 @contextlib.contextmanager
@@ -241,13 +229,12 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_transform(args: argparse.Namespace) -> int:
-    from poisonlab.provenance.transforms import code_hash, run_transform
+    from poisonlab.provenance.transforms import TRANSFORMS, apply_transform
 
     params = parse_params(args.param)
+    TRANSFORMS.create(args.name, **params)  # a bad name or parameter fails before the ledger is read
     with _open(args) as ledger:
-        X, y, ids, _ = ledger.arrays("head")
-        X2, y2, ids2 = run_transform(args.name, X, y, ids, params)
-        version = ledger.transform(args.name, params, X2, y2, ids2, code_hash=code_hash(args.name))
+        version = apply_transform(ledger, args.name, params)
     _say(
         f"version {version.number}: {args.name} applied ({version.n} samples), root {version.root}",
         highlight=False,
@@ -301,7 +288,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         members = ledger.membership(version)
         event = next((e for e in ledger.log() if e.seq == version.event_seq), None)
     if event is None:
-        raise DataError(f"version {version.number}: its event {version.event_seq} is missing (run verify)")
+        raise IntegrityError(
+            f"version {version.number}: its event {version.event_seq} is missing (run verify)"
+        )
     names, counts = np.unique(members.source_names(), return_counts=True)
     _say(f"version {version.number}" + (f" (parent {version.parent})" if version.parent else ""))
     _say(f"  merkle root  {version.root}", highlight=False, soft_wrap=True)
@@ -374,7 +363,7 @@ def cmd_attest(args: argparse.Namespace) -> int:
         ledger.version(args.version)  # an unknown version fails before the (longer) verify
         report = ledger.verify()
         if not report.ok:  # never vouch for a ledger that does not hold together
-            raise ConfigError(f"not attesting: the ledger fails verification: {report.first_problem}")
+            raise IntegrityError(f"not attesting: the ledger fails verification: {report.first_problem}")
         statement = ledger.attestation(args.version)
     text = json.dumps(statement, indent=2, sort_keys=True)
     if args.out:

@@ -7,7 +7,9 @@ A ledger is a folder::
                             memberships, named by the SHA-256 of their bytes
 
 Every write is one SQLite transaction started with ``BEGIN IMMEDIATE`` (so writers
-from several processes serialise and each rereads the chain head under the lock);
+from several processes serialise and each rereads the chain head under the lock); a
+writer that waits longer than :data:`BUSY_TIMEOUT` for the lock gets
+:class:`~poisonlab.errors.LedgerBusy` and may simply try again;
 objects are written and fsynced *before* the commit, so a process killed at
 any point leaves the batch either fully recorded or not recorded at all (at worst
 an orphan object, which :meth:`Ledger.verify` reports as a note).
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from poisonlab.errors import ConfigError, DataError
+from poisonlab.errors import ConfigError, DataError, IntegrityError, LedgerBusy, LedgerError
 from poisonlab.provenance.chain import (
     GENESIS_HASH,
     as_ids_like,
@@ -59,6 +61,10 @@ from poisonlab.provenance.store import (
 FORMAT = "poisonlab-ledger"
 FORMAT_VERSION = 1
 DB_NAME = "ledger.sqlite"
+#: Seconds a writer waits for another process's write lock before :class:`LedgerBusy`.
+BUSY_TIMEOUT = 120.0
+#: SQLite's primary result codes for a lock held elsewhere (an extended code's low byte).
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 _TABLES = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,7 +90,27 @@ def _checkpoint(stage: str) -> None:
 
 def _connect(db_path: Path, *, create: bool) -> sqlite3.Connection:
     uri = db_path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
-    return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=120.0)
+    return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """Whether SQLite gave up waiting for a lock another connection holds.
+
+    Decided here, in the library, from SQLite's result code (its message where the
+    driver gives no code), so no caller ever reads an exception's text.
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) in _BUSY_CODES
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _write_error(exc: sqlite3.Error, path: Path) -> LedgerError:
+    """The ledger error for a failed write: busy (try again) or any other refusal, one line each."""
+    if _is_busy(exc):
+        return LedgerBusy(f"the ledger {path} is locked by another writer; try again")
+    return LedgerError(f"the ledger {path} cannot be written ({exc})")
 
 
 def _set_pragmas(db: sqlite3.Connection) -> None:
@@ -95,6 +121,13 @@ def _set_pragmas(db: sqlite3.Connection) -> None:
 
 class Ledger:
     """A provenance ledger in a folder; use :meth:`init` or :meth:`open`, ideally as a context manager.
+
+    Every write (``add``, ``transform``, ``quarantine``, ``rollback``) raises
+    :class:`~poisonlab.errors.LedgerBusy` when another process held the write lock for
+    longer than :data:`BUSY_TIMEOUT` (nothing was recorded: try again), and
+    :class:`~poisonlab.errors.LedgerError` when SQLite refuses it otherwise (a
+    read-only or full disk). Reads raise :class:`~poisonlab.errors.IntegrityError` when
+    what the ledger stores no longer matches its hashes.
 
     Examples
     --------
@@ -127,6 +160,8 @@ class Ledger:
                 cls.open(path).close()
             except ConfigError:
                 raise ConfigError(f"{db_path} exists and is not a poisonlab ledger") from None
+            except LedgerError:  # a ledger this poisonlab cannot read, still a ledger
+                pass
             raise ConfigError(f"{path} is already a poisonlab ledger")
         (path / "objects").mkdir(parents=True, exist_ok=True)
         # Build the database under a private name and link it into place only when complete:
@@ -170,7 +205,9 @@ class Ledger:
         Raises
         ------
         ConfigError
-            If ``path`` is not a ledger, or one in a format this poisonlab cannot read.
+            If ``path`` is not a ledger.
+        LedgerError
+            If it is a ledger in a format this poisonlab cannot read.
         """
         path = Path(path)
         not_ledger = ConfigError(f"{path} is not a poisonlab ledger (run `poisonlab ledger init {path}`)")
@@ -191,11 +228,15 @@ class Ledger:
             raise not_ledger
         if meta.get("format_version") != str(FORMAT_VERSION):
             db.close()
-            raise ConfigError(
+            raise LedgerError(
                 f"{path}: ledger format version {meta.get('format_version')} is not supported "
                 f"(this poisonlab reads version {FORMAT_VERSION})"
             )
-        _set_pragmas(db)
+        try:
+            _set_pragmas(db)
+        except sqlite3.Error as exc:
+            db.close()
+            raise _write_error(exc, path) from exc
         return cls(path, db)
 
     def close(self) -> None:
@@ -212,14 +253,20 @@ class Ledger:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction; SQLite's refusals become :class:`LedgerBusy` or :class:`LedgerError`."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # waited BUSY_TIMEOUT for another writer's lock
+            raise _write_error(exc, self.path) from exc
         try:
             yield self._db
             _checkpoint("before-commit")
             self._db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):  # a full disk, a read-only file, a lost lock
+                raise _write_error(exc, self.path) from exc
             raise
 
     # -- reading records -------------------------------------------------------
@@ -274,7 +321,7 @@ class Ledger:
             try:
                 payload = json.loads(text)
             except (TypeError, ValueError):
-                raise DataError(f"event {seq}: the payload is not JSON (run verify)") from None
+                raise IntegrityError(f"event {seq}: the payload is not JSON (run verify)") from None
             events.append(Event(seq, time, actor, kind, payload, prev, digest))
         return events
 
@@ -295,12 +342,18 @@ class Ledger:
         return out
 
     def membership(self, version: int | str | Version) -> Membership:
-        """The membership object of a version (sample hashes, ids and where each sample is stored)."""
+        """The membership object of a version (sample hashes, ids and where each sample is stored).
+
+        Raises
+        ------
+        IntegrityError
+            If the object is missing, unreadable or not named by a digest.
+        """
         record = self.version(version)
         try:
             return Membership.load(self._store, record.membership)
-        except DataError as exc:
-            raise DataError(f"version {record.number}: membership {record.membership}: {exc}") from None
+        except DataError as exc:  # the store holds what the ledger wrote: anything else is damage
+            raise IntegrityError(f"version {record.number}: membership {record.membership}: {exc}") from None
 
     def arrays(
         self, version: int | str | Version = "head"
@@ -309,8 +362,13 @@ class Ledger:
 
         ``source`` is a unicode array naming each sample's batch source. Every sample
         is checked against its recorded hash, so a shard replaced on disk (which the
-        zip CRC does not catch when the new file is well formed) is a
-        :class:`DataError` naming the sample, not data silently exported or scanned.
+        zip CRC does not catch when the new file is well formed) is an
+        :class:`IntegrityError` naming the sample, not data silently exported or scanned.
+
+        Raises
+        ------
+        IntegrityError
+            If a stored object is missing or damaged, or a sample differs from its hash.
         """
         record = self.version(version)
         members = self.membership(record)
@@ -326,17 +384,17 @@ class Ledger:
             try:
                 shard = self._store.get(digest, SHARD_ARRAYS)
             except DataError as exc:
-                raise DataError(f"version {record.number}: shard {digest}: {exc}") from None
+                raise IntegrityError(f"version {record.number}: shard {digest}: {exc}") from None
             rows = members.row[where]
             try:
                 X[where], y[where], ids[where] = shard["X"][rows], shard["y"][rows], shard["ids"][rows]
             except (IndexError, ValueError, TypeError) as exc:  # a shard replaced on disk
-                raise DataError(
+                raise IntegrityError(
                     f"version {record.number}: shard {digest} does not fit the version ({exc})"
                 ) from None
         differ = np.nonzero(np.any(sample_hashes(X, y, ids) != members.hashes, axis=1))[0]
         if differ.size:
-            raise DataError(
+            raise IntegrityError(
                 f"version {record.number}: sample {ids[differ[0]].item()!r} does not match its "
                 "recorded hash (run `poisonlab ledger verify`)"
             )
@@ -520,10 +578,12 @@ class Ledger:
         Raises
         ------
         ConfigError
-            On a bad name, params that are not JSON, a malformed ``code_hash``, an
-            empty ledger, or a head that moved while the transform ran.
+            On a bad name, params that are not JSON, a malformed ``code_hash`` or an
+            empty ledger.
         DataError
             On bad arrays.
+        LedgerError
+            If another writer moved the head while the transform ran.
         """
         name = text_option(name, "transform name")
         if not is_digest(code_hash):
@@ -550,7 +610,7 @@ class Ledger:
         with self._write() as db:
             head = self.head()
             if head.number != seen.number:
-                raise ConfigError(f"the ledger moved to version {head.number} during the transform; rerun it")
+                raise LedgerError(f"the ledger moved to version {head.number} during the transform; rerun it")
             return self._new_version(
                 db, kind="transform", actor=actor, members=members, root=batch_root,
                 schema=schema_of(X, y, ids), payload=payload, batch=batch,
