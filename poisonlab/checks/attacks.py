@@ -1,0 +1,137 @@
+"""Conformance checks for attacks: the ``poison(dataset, budget, rng)`` contract and the tags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from poisonlab.attacks.base import Attack, PoisonResult, resolve_budget
+from poisonlab.checks._base import Check, expect, run_checks
+from poisonlab.checks._data import accepted_data, other_data
+from poisonlab.data.dataset import Dataset
+from poisonlab.errors import IncompatibleError
+from poisonlab.registry import Entry
+
+__all__ = ["check_attack", "yield_attack_checks"]
+
+RATE = 0.1
+
+
+def _tags(attack: Attack, tags: dict[str, Any] | None) -> dict[str, Any]:
+    keys = ("tasks", "modalities", "backdoor", "keeps_labels", "keeps_features", "needs_model")
+    return {**{k: getattr(attack, k) for k in keys}, **(tags or {})}
+
+
+def yield_attack_checks(attack: Attack | Any, *, tags: dict[str, Any] | None = None) -> Iterator[Check]:
+    """Every check an attack's tags call for, on each kind of data it declares it takes.
+
+    ``attack`` is an :class:`~poisonlab.attacks.base.Attack` instance, or a registry
+    entry (built with its defaults, its tags taken from the entry).
+    """
+    if isinstance(attack, Entry):
+        tags = {**dict(attack.tags), **(tags or {})}
+        attack = attack.create()
+    t = _tags(attack, tags)
+    name = type(attack).__name__
+    datasets = accepted_data(tuple(t["tasks"]), tuple(t["modalities"]))
+
+    def for_each(fn: Callable[[Dataset], None]) -> Callable[[], None]:
+        def run() -> None:
+            for dataset in datasets:
+                fn(dataset)
+
+        return run
+
+    yield Check(f"{name}.declares_data_it_takes", lambda: expect(datasets, "its tags accept no data at all"))
+    yield Check(f"{name}.returns_exact_mask_within_budget", for_each(lambda d: _mask_and_budget(attack, d)))
+    yield Check(f"{name}.does_not_mutate_input", for_each(lambda d: _no_mutation(attack, d)))
+    yield Check(f"{name}.same_seed_same_poisons", for_each(lambda d: _deterministic(attack, d)))
+    yield Check(f"{name}.keeps_ids_and_order", for_each(lambda d: _keeps_ids(attack, d)))
+    if t["keeps_labels"]:
+        yield Check(f"{name}.keeps_labels", for_each(lambda d: _keeps(attack, d, "y")))
+    if t["keeps_features"]:
+        yield Check(f"{name}.keeps_features", for_each(lambda d: _keeps(attack, d, "X")))
+    if t["backdoor"]:
+        yield Check(f"{name}.plants_a_trigger", for_each(lambda d: _trigger(attack, d)))
+    for other in other_data(tuple(t["tasks"]), tuple(t["modalities"])):
+        yield Check(f"{name}.refuses_{other.name}", partial(_refuses, attack, other))
+
+
+def check_attack(attack: Attack | Any, *, tags: dict[str, Any] | None = None) -> list[str]:
+    """Run every check of :func:`yield_attack_checks`; raise ``CheckFailed`` at the first failure."""
+    return run_checks(yield_attack_checks(attack, tags=tags))
+
+
+def _poison(attack: Attack, dataset: Dataset, seed: int = 0) -> PoisonResult:
+    return attack.poison(dataset, RATE, np.random.default_rng(seed))
+
+
+def _changed_rows(before: Dataset, after: Dataset) -> np.ndarray:
+    n = len(before)
+    X_changed = np.any(before.X.reshape(n, -1) != after.X.reshape(n, -1), axis=1)
+    return X_changed | (before.y != after.y)
+
+
+def _mask_and_budget(attack: Attack, dataset: Dataset) -> None:
+    result = _poison(attack, dataset)
+    mask = np.asarray(result.poison_mask)
+    expect(mask.dtype == bool and mask.shape == (len(dataset),), f"mask has {mask.dtype} {mask.shape}")
+    expect(len(result.dataset) == len(dataset), f"{len(result.dataset)} rows returned for {len(dataset)}")
+    expect(
+        result.dataset.X.shape == dataset.X.shape and result.dataset.X.dtype == dataset.X.dtype,
+        f"features changed shape or dtype: {result.dataset.X.shape} {result.dataset.X.dtype}",
+    )
+    budget = resolve_budget(RATE, len(dataset))
+    expect(result.n_poison <= budget, f"poisoned {result.n_poison} rows with a budget of {budget}")
+    changed = _changed_rows(dataset, result.dataset)
+    expect(not (changed & ~mask).any(), f"{int((changed & ~mask).sum())} changed rows are not in the mask")
+    expect(not (mask & ~changed).any(), f"{int((mask & ~changed).sum())} rows in the mask are unchanged")
+
+
+def _no_mutation(attack: Attack, dataset: Dataset) -> None:
+    X, y = dataset.X.copy(), dataset.y.copy()
+    _poison(attack, dataset)
+    expect(np.array_equal(X, dataset.X) and np.array_equal(y, dataset.y), "poison() wrote into its input")
+
+
+def _deterministic(attack: Attack, dataset: Dataset) -> None:
+    a, b = _poison(attack, dataset, 3), _poison(attack, dataset, 3)
+    expect(np.array_equal(a.poison_mask, b.poison_mask), "the same seed chose different rows")
+    expect(np.array_equal(a.dataset.X, b.dataset.X), "the same seed gave different features")
+    expect(np.array_equal(a.dataset.y, b.dataset.y), "the same seed gave different labels")
+
+
+def _keeps_ids(attack: Attack, dataset: Dataset) -> None:
+    result = _poison(attack, dataset)
+    expect(np.array_equal(result.dataset.ids, dataset.ids), "sample ids changed or were reordered")
+
+
+def _keeps(attack: Attack, dataset: Dataset, field: str) -> None:
+    result = _poison(attack, dataset)
+    what = "labels" if field == "y" else "features"
+    expect(np.array_equal(getattr(result.dataset, field), getattr(dataset, field)), f"{what} changed")
+
+
+def _trigger(attack: Attack, dataset: Dataset) -> None:
+    result = _poison(attack, dataset)
+    expect(result.trigger is not None and result.target_class is not None, "no trigger or target class")
+    assert result.trigger is not None  # narrowed for the type checker
+    expect(0 <= int(result.target_class or 0) < max(dataset.n_classes, 1), "target class out of range")
+    X = dataset.X[:5].copy()
+    triggered = result.trigger.apply(X)
+    expect(np.array_equal(X, dataset.X[:5]), "Trigger.apply wrote into its input")
+    expect(
+        triggered.shape == X.shape and triggered.dtype == X.dtype, "triggered inputs changed shape or dtype"
+    )
+    expect(not np.array_equal(triggered, X), "the trigger changes nothing")
+
+
+def _refuses(attack: Attack, other: Dataset) -> None:
+    try:
+        _poison(attack, other)
+    except IncompatibleError:
+        return
+    expect(False, f"poisoned {other.name}, which its tags say it does not take, without IncompatibleError")

@@ -1,0 +1,269 @@
+"""Conformance checks for detectors (fit → score_samples → auto_flags) and defenses (apply)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from poisonlab.checks._base import Check, expect, run_checks
+from poisonlab.checks._data import N_CLASSES, toy_dataset
+from poisonlab.data.dataset import Dataset
+from poisonlab.defenses.detectors.base import Detector, Evidence
+from poisonlab.errors import DataError, IncompatibleError
+from poisonlab.registry import Entry
+
+__all__ = ["check_defense", "check_detector", "planted_case", "yield_defense_checks", "yield_detector_checks"]
+
+N_POISON = 10
+#: A detector must rank the planted poisons above clean samples at least this well.
+MIN_AUROC = 0.6
+#: ... and its own rule may flag at most this share of a clean set.
+MAX_CLEAN_FLAGS = 0.15
+
+
+def planted_case(
+    task: str, *, poisoned: bool = True, by_source: bool = False, seed: int = 0
+) -> tuple[Dataset, Evidence | None, np.ndarray]:
+    """A toy set with ``N_POISON`` planted poisons that every family of detector can see.
+
+    Classification: 10 classes of 12 in a 16-d representation space; each poison is
+    a sample of another class relabelled as class 0, moved by a common offset (a
+    trigger: its own cluster inside class 0), its out-of-sample probabilities still
+    on its true class, its early losses high, and all poisons sent by one source.
+    Regression: responses of the poisons moved far off the linear fit. Returns the
+    dataset, the evidence (``None`` for regression) and the true poison mask.
+
+    ``by_source``: the case detectors that judge whole sources are built for: one
+    source sends only poisons, ``2 × N_POISON`` samples with random wrong labels
+    at their true class's place, which costs the other sources' held-out accuracy.
+    """
+    rng = np.random.default_rng(seed)
+    if task == "regression":
+        data = toy_dataset("regression", "tabular", seed=seed)
+        mask = np.zeros(len(data), dtype=bool)
+        if poisoned:
+            mask[rng.choice(len(data), N_POISON, replace=False)] = True
+        y = data.y + mask * 8.0
+        return data.with_arrays(y=y), None, mask
+    per = 12
+    y_true = np.repeat(np.arange(N_CLASSES), per)
+    centres = 6.0 * rng.standard_normal((N_CLASSES, 16))
+    reps = centres[y_true] + rng.standard_normal((len(y_true), 16))
+    mask = np.zeros(len(y_true), dtype=bool)
+    if by_source:
+        if poisoned:
+            mask[rng.choice(len(y_true), 2 * N_POISON, replace=False)] = True
+        wrong = (y_true + rng.integers(1, N_CLASSES, size=len(y_true))) % N_CLASSES
+        y = np.where(mask, wrong, y_true)
+    else:
+        if poisoned:
+            mask[rng.choice(np.flatnonzero(y_true != 0), N_POISON, replace=False)] = True
+        y = np.where(mask, 0, y_true)
+        reps[mask] += 4.0 * np.ones(16)
+    probs = np.full((len(y), N_CLASSES), 0.02)
+    probs[np.arange(len(y)), y_true] = 1.0 - 0.02 * (N_CLASSES - 1)
+    losses = np.abs(rng.normal(0.2, 0.05, size=(len(y), 3))) + mask[:, None] * 2.0
+    sources = np.where(mask, "bad", np.array(["a", "b", "c"])[np.arange(len(y)) % 3])
+    if not by_source:
+        sources[~mask & (np.arange(len(y)) % 7 == 0)] = "bad"  # the bad source also sends clean rows
+    X = reps.astype(np.float32)
+    data = Dataset.from_arrays(X, y, source=sources, name="planted")
+    evidence = Evidence(
+        representations=reps,
+        early_representations=reps.copy(),
+        pred_probs=probs,
+        losses=losses,
+        inputs=(reps - reps.mean(axis=0)) / reps.std(axis=0),
+    )
+    return data, evidence, mask
+
+
+def _auroc(mask: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(mask, scores))
+
+
+def yield_detector_checks(detector: Detector | Any, *, tags: dict[str, Any] | None = None) -> Iterator[Check]:
+    """Every check a detector's tags call for, on each task it declares it scans.
+
+    ``detector`` is a :class:`~poisonlab.defenses.detectors.base.Detector`
+    instance, or a registry entry (built with its defaults).
+    """
+    if isinstance(detector, Entry):
+        tags = {**dict(detector.tags), **(tags or {})}
+        detector = detector.create()
+    keys = ("tasks", "needs", "needs_sources", "min_samples")
+    t = {**{k: getattr(detector, k) for k in keys}, **(tags or {})}
+    name = type(detector).__name__
+    fits = _Fits(detector)
+    for task in ("classification", "regression"):
+        if task not in t["tasks"]:
+            yield Check(f"{name}.refuses_{task}_data", partial(_refuses, detector, task))
+            continue
+        yield Check(f"{name}.{task}.scores_and_flags_every_sample", partial(_shapes, fits, task))
+        yield Check(f"{name}.{task}.ranks_planted_poisons_high", partial(_ranks, fits, task))
+        yield Check(f"{name}.{task}.quiet_on_clean_data", partial(_quiet, fits, task))
+        yield Check(f"{name}.{task}.same_input_same_scores", partial(_deterministic, fits, task))
+        yield Check(f"{name}.{task}.does_not_mutate_input", partial(_no_mutation, fits, task))
+        if task == "classification":
+            for need in t["needs"]:
+                yield Check(f"{name}.refuses_evidence_without_{need}", partial(_needs, detector, need))
+
+
+def check_detector(detector: Detector | Any, *, tags: dict[str, Any] | None = None) -> list[str]:
+    """Run every check of :func:`yield_detector_checks`; raise ``CheckFailed`` at the first failure."""
+    return run_checks(yield_detector_checks(detector, tags=tags))
+
+
+@dataclass(frozen=True, eq=False)
+class _Fit:
+    scores: np.ndarray
+    flags: np.ndarray
+    mask: np.ndarray
+    mutated: str  # what fit() wrote into, or ""
+
+
+class _Fits:
+    """Fits one detector once per (task, poisoned, run) and keeps what each fit returned."""
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+        self._memo: dict[tuple[str, bool, int], _Fit] = {}
+
+    def get(self, task: str, *, poisoned: bool = True, run: int = 0) -> _Fit:
+        key = (task, poisoned, run)
+        if key not in self._memo:
+            by_source = self.detector.needs_sources
+            data, evidence, mask = planted_case(task, poisoned=poisoned, by_source=by_source)
+            X, y = data.X.copy(), data.y.copy()
+            reps = None if evidence is None else evidence.representations.copy()
+            fitted = self.detector.fit(data, evidence)
+            mutated = ""
+            if not (np.array_equal(X, data.X) and np.array_equal(y, data.y)):
+                mutated = "the dataset"
+            elif (
+                evidence is not None
+                and reps is not None
+                and not np.array_equal(reps, evidence.representations)
+            ):
+                mutated = "the evidence"
+            scores, flags = np.array(fitted.score_samples()), np.array(fitted.auto_flags())
+            self._memo[key] = _Fit(scores, flags, mask, mutated)
+        return self._memo[key]
+
+
+def _shapes(fits: _Fits, task: str) -> None:
+    fit = fits.get(task)
+    expect(fit.scores.shape == fit.mask.shape, f"{fit.scores.shape} scores for {fit.mask.shape[0]} samples")
+    expect(np.isfinite(fit.scores).all(), "scores are not all finite")
+    expect(fit.flags.dtype == bool and fit.flags.shape == fit.mask.shape, f"flags are {fit.flags.dtype}")
+
+
+def _ranks(fits: _Fits, task: str) -> None:
+    fit = fits.get(task)
+    auroc = _auroc(fit.mask, fit.scores)
+    expect(auroc >= MIN_AUROC, f"AUROC {auroc:.2f} on the planted poisons (higher score = more suspicious?)")
+
+
+def _quiet(fits: _Fits, task: str) -> None:
+    share = float(np.mean(fits.get(task, poisoned=False).flags))
+    expect(share <= MAX_CLEAN_FLAGS, f"its own rule flags {share:.0%} of a clean set")
+
+
+def _deterministic(fits: _Fits, task: str) -> None:
+    first, second = fits.get(task).scores, fits.get(task, run=1).scores
+    expect(np.allclose(first, second, equal_nan=True), "two fits on the same input gave different scores")
+
+
+def _no_mutation(fits: _Fits, task: str) -> None:
+    fit = fits.get(task)
+    expect(not fit.mutated, f"fit() wrote into {fit.mutated}")
+
+
+def _needs(detector: Detector, need: str) -> None:
+    data, evidence, _ = planted_case("classification")
+    assert evidence is not None
+    fields = {k: getattr(evidence, k) for k in ("early_representations", "pred_probs", "losses", "inputs")}
+    fields[need] = None
+    try:
+        detector.fit(data, Evidence(representations=evidence.representations, **fields))
+    except DataError:
+        return
+    expect(False, f"fitted without {need}, which it declares it needs, and raised no DataError")
+
+
+def _refuses(detector: Detector, task: str) -> None:
+    data, evidence, _ = planted_case(task)
+    try:
+        detector.fit(data, evidence)
+    except IncompatibleError:
+        return
+    expect(False, f"fitted {task} data, which its tags say it does not scan, without IncompatibleError")
+
+
+# --------------------------------------------------------------------------- defenses
+
+
+def yield_defense_checks(defense: Any, *, tags: dict[str, Any] | None = None) -> Iterator[Check]:
+    """Every check of the defense contract ``apply(train, rng) -> DefenseResult``.
+
+    ``defense`` is an object with ``apply``, or a registry entry (built with its
+    defaults). It is applied to a toy tabular set of each task its tags take.
+    """
+    if isinstance(defense, Entry):
+        tags = {**dict(defense.tags), **(tags or {})}
+        defense = defense.create()
+    tasks = tuple((tags or {}).get("tasks", ("classification", "regression")))
+    name = type(defense).__name__
+    applied = _Applied(defense)
+    for task in tasks:
+        yield Check(f"{name}.{task}.returns_kept_rows_and_mask", partial(_defense_result, applied, task))
+        yield Check(f"{name}.{task}.same_seed_same_rows", partial(_defense_deterministic, applied, task))
+
+
+def check_defense(defense: Any, *, tags: dict[str, Any] | None = None) -> list[str]:
+    """Run every check of :func:`yield_defense_checks`; raise ``CheckFailed`` at the first failure."""
+    return run_checks(yield_defense_checks(defense, tags=tags))
+
+
+def _toy_train(task: str) -> Dataset:
+    return toy_dataset(task, "tabular", seed=1)
+
+
+class _Applied:
+    """Applies one defense once per (task, run) and keeps the result and the input it saw."""
+
+    def __init__(self, defense: Any) -> None:
+        self.defense = defense
+        self._memo: dict[tuple[str, int], tuple[Dataset, Any, bool]] = {}
+
+    def get(self, task: str, run: int = 0) -> tuple[Dataset, Any, bool]:
+        """(training set, DefenseResult, whether apply wrote into the training set), seed 0."""
+        if (task, run) not in self._memo:
+            train = _toy_train(task)
+            X = train.X.copy()
+            result = self.defense.apply(train, np.random.default_rng(0))
+            self._memo[task, run] = (train, result, not np.array_equal(X, train.X))
+        return self._memo[task, run]
+
+
+def _defense_result(applied: _Applied, task: str) -> None:
+    train, result, mutated = applied.get(task)
+    removed = np.asarray(result.removed_mask)
+    expect(removed.dtype == bool and removed.shape == (len(train),), f"removed mask is {removed.dtype}")
+    expect(len(result.dataset) == len(train) - int(removed.sum()), "kept rows do not match the removed mask")
+    expect(np.array_equal(result.dataset.ids, train.ids[~removed]), "kept rows are not the unremoved ones")
+    expect(not mutated, "apply() wrote into the training set")
+    if result.scores is not None:
+        expect(np.shape(result.scores) == (len(train),), "scores are not one per training row")
+
+
+def _defense_deterministic(applied: _Applied, task: str) -> None:
+    first = applied.get(task)[1].removed_mask
+    again = applied.get(task, run=1)[1].removed_mask
+    expect(np.array_equal(first, again), "the same seed removed different rows")
