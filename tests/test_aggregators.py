@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poisonlab.errors import ConfigError, UnknownNameError
+from poisonlab.errors import ConfigError, IncompatibleError, UnknownNameError
 from poisonlab.federated import (
     AGGREGATORS,
     AggregationResult,
@@ -385,14 +385,21 @@ PARAMS: dict[str, dict[str, object]] = {
 
 def _call(name: str, x: np.ndarray) -> AggregationResult:
     params = dict(PARAMS[name])
-    if name == "fltrust":
+    entry = AGGREGATORS.get(name)
+    if entry.tag("needs_server_update"):
         params["server_update"] = x.mean(axis=0)
-    return AGGREGATORS[name](x, **params)
+    return entry.factory(x, **params)
 
 
-def test_registry_names():
-    assert set(AGGREGATORS) == set(PARAMS)
-    assert AGGREGATORS["median"] is coordinate_median
+def test_registry_names_and_tags():
+    assert set(AGGREGATORS.names()) == set(PARAMS)
+    assert AGGREGATORS.get("median").factory is coordinate_median
+    assert {e.name for e in AGGREGATORS.where(needs_f=True)} == {"krum", "multi_krum", "bulyan"}
+    assert {e.name for e in AGGREGATORS.where(selects_clients=True)} == {"krum", "multi_krum", "bulyan"}
+    assert [e.name for e in AGGREGATORS.where(needs_server_update=True)] == ["fltrust"]
+    assert [e.name for e in AGGREGATORS.where(trims=True)] == ["trimmed_mean"]
+    assert repr(AGGREGATORS.get("bulyan").tag("min_clients")) == "n >= 4f + 3"
+    assert all("\n" not in e.description for e in AGGREGATORS)
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS))
@@ -442,8 +449,16 @@ def _message(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
         (lambda: krum(np.zeros((10, 3)), 4), "krum needs n >= 2f + 3 clients, got n=10, f=4"),
         (lambda: multi_krum(np.zeros((8, 3)), 3), "multi_krum needs n >= 2f + 3 clients, got n=8, f=3"),
         (lambda: bulyan(np.zeros((10, 3)), 2), "bulyan needs n >= 4f + 3 clients, got n=10, f=2"),
-        (lambda: check_preconditions("krum", 10, 4), "krum needs n >= 2f + 3 clients, got n=10, f=4"),
-        (lambda: check_preconditions("bulyan", 14, 3), "bulyan needs n >= 4f + 3 clients, got n=14, f=3"),
+        (
+            lambda: check_preconditions("krum", 10, 4),
+            "krum needs n >= 2f + 3 clients, got n=10, f=4; "
+            "rules that tolerate f=4 of n=10: median, trimmed_mean",
+        ),
+        (
+            lambda: check_preconditions("bulyan", 14, 3),
+            "bulyan needs n >= 4f + 3 clients, got n=14, f=3; rules that tolerate f=3 of n=14: "
+            "median, trimmed_mean, krum, multi_krum",
+        ),
         (lambda: check_preconditions("median", 4, 2), "median needs n >= 2f + 1 clients, got n=4, f=2"),
         (lambda: check_preconditions("fedavg", 5, 5), "fedavg: f must be < n, got n=5, f=5"),
         (lambda: check_preconditions("fltrust", 0, 0), "fltrust: n must be >= 1, got n=0"),
@@ -502,6 +517,11 @@ def test_input_errors_have_one_clear_line(call, message):
     with pytest.raises(ConfigError) as excinfo:
         call()
     assert _message(excinfo) == message
+
+
+def test_an_f_the_rule_cannot_tolerate_is_an_incompatibility():
+    with pytest.raises(IncompatibleError):
+        check_preconditions(AGGREGATORS.get("krum"), 10, 4)
 
 
 def test_preconditions_that_hold():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from poisonlab.cli import main
-from poisonlab.errors import ConfigError, UnknownNameError
+from poisonlab.errors import ConfigError, IncompatibleError, UnknownNameError
 from poisonlab.experiments import RECORD_FIELDS, parse_config, run_grid
 from poisonlab.experiments.federated import FederatedSpec
 from poisonlab.experiments.store import ResultStore
@@ -100,7 +100,7 @@ def test_selection_rules_report_the_share_of_malicious_updates_kept(tmp_path: Pa
         ({"federated": {"clients": 5000}}, ConfigError, "fewer samples than clients"),
         ({"federated": {"client": 10}}, ConfigError, "unknown [federated] setting 'client'"),
         ({"aggregators": ["krumm"]}, UnknownNameError, "unknown aggregator 'krumm'"),
-        ({"attacks": ["badnets"]}, UnknownNameError, "unknown attack 'badnets'"),
+        ({"attacks": ["badnets"]}, UnknownNameError, "unknown client attack 'badnets'"),
         ({"poison_rates": [0.1]}, ConfigError, "unknown key 'poison_rates' in a federated config"),
         ({"datasets": ["diabetes"]}, ConfigError, "needs classification data"),
         ({"scenario": "centralized"}, ConfigError, "scenario must be one of"),
@@ -108,8 +108,13 @@ def test_selection_rules_report_the_share_of_malicious_updates_kept(tmp_path: Pa
         ({"attacks": [{"name": "sign_flip", "scale": -1}]}, ConfigError, "scale must be > 0"),
         ({"aggregators": [{"name": "multi_krum", "m": 100}]}, ConfigError, "m must be in [1, n]"),
         ({"attacks": [{"name": "backdoor", "target": "x"}]}, ConfigError, "target must be an integer"),
-        ({"attacks": [{"name": "backdoor"}], "datasets": ["wine"]}, ConfigError, "it needs images"),
-        ({"models": ["cnn"], "datasets": ["wine"]}, ConfigError, "'cnn' model needs image data"),
+        (
+            {"attacks": [{"name": "backdoor"}], "datasets": ["wine"]},
+            IncompatibleError,
+            "client attack 'backdoor' is for image data",
+        ),
+        ({"models": ["cnn"], "datasets": ["wine"]}, IncompatibleError, "model 'cnn' is for image data"),
+        ({"models": ["logreg"]}, IncompatibleError, "model 'logreg' has federated False"),
     ],
 )
 def test_bad_federated_configs_fail_before_any_run(
@@ -156,7 +161,9 @@ def test_fl_into_a_folder_with_results_is_refused_in_one_line(tmp_path: Path) ->
         (["--data", "missing.npz"], "missing.npz: no such file or folder"),
         (["--attack", "backdoor", "--param", "target=x"], "attack_params target must be an integer"),
         (["--attack", "backdoor", "--param", "patch_size=9"], "needs images (N×C×H×W) at least that large"),
-        (["--model", "cnn", "--data", "wine"], "the 'cnn' model needs image data"),
+        (["--model", "cnn", "--data", "wine"], "model 'cnn' is for image data"),
+        (["--model", "logreg"], "model 'logreg' has federated False, so it cannot work with the federated"),
+        (["--attack", "backdoor", "--data", "wine"], "client attack 'backdoor' is for image data"),
         (["--aggregator", "norm_clipping", "--agg-param", "max_norm=-1"], "max_norm must be a finite"),
         (["--param", "scale=x"], "attack_params for 'sign_flip': '<=' not supported"),
         (["--aggregator", "krum", "--agg-param", "f=x"], "krum: f must be an integer, got 'x'"),

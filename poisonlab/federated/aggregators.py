@@ -19,6 +19,11 @@ name                rule                                         tolerates f fau
 ``fltrust``         FLTrust, Cao et al. 2021                      needs a trusted server update
 ==================  ===========================================  ==========================
 
+:data:`AGGREGATORS` is a :class:`~poisonlab.registry.Registry`: each entry's ``factory``
+is the rule function, and its tags say what the simulation, the Flower strategy and the
+conformance checks need to know about it (see :data:`AGGREGATOR_TAGS`), so that no code
+outside this module tests a rule's name.
+
 Pairwise distances (Krum, Multi-Krum, Bulyan) come from one Gram product
 ``‖a‖² + ‖b‖² − 2·A·Aᵀ`` of the centred updates, computed block by block of
 columns; see :func:`pairwise_sq_distances` for the precision argument.
@@ -42,12 +47,14 @@ from typing import Any, TypeVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from poisonlab.errors import ConfigError, UnknownNameError
+from poisonlab.errors import ConfigError, IncompatibleError
+from poisonlab.registry import Entry, Registry
 
 __all__ = [
     "AGGREGATORS",
-    "F_RULES",
+    "AGGREGATOR_TAGS",
     "AggregationResult",
+    "MinClients",
     "bulyan",
     "check_preconditions",
     "coordinate_median",
@@ -114,6 +121,30 @@ class AggregationResult:
                 value.setflags(write=False)
 
 
+@dataclass(frozen=True, repr=False)
+class MinClients:
+    """The clients a rule needs to tolerate ``f`` faulty ones: ``n >= per_f·f + plus``.
+
+    It is the ``min_clients`` tag of the rules that make such a claim; shown (and
+    written by ``poisonlab list``) as ``"n >= 2f + 3"``.
+    """
+
+    per_f: int
+    plus: int
+
+    def __call__(self, f: int) -> int:
+        """The smallest ``n`` that tolerates ``f`` faulty clients."""
+        return self.per_f * f + self.plus
+
+    def __repr__(self) -> str:
+        return f"n >= {self.per_f}f + {self.plus}"
+
+
+_KRUM_N = MinClients(2, 3)  # Blanchard et al. 2017
+_BULYAN_N = MinClients(4, 3)  # El Mhamdi et al. 2018
+_MAJORITY_N = MinClients(2, 1)  # coordinate-wise rules: an honest majority in every coordinate
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -155,18 +186,15 @@ def _as_int(value: Any, name: str, label: str) -> int:
     return int(value)
 
 
-def _check_f(name: str, n: int, f: Any) -> int:
+def _check_f(name: str, n: int, f: Any, need: MinClients | None = None) -> int:
+    """``f`` as an int in ``0 <= f < n``, and ``n >= need(f)`` when the rule states a condition."""
     f = _as_int(f, name, "f")
     if f < 0:
         raise ConfigError(f"{name}: f must be >= 0, got f={f}")
     if f >= n:
         raise ConfigError(f"{name}: f must be < n, got n={n}, f={f}")
-    if name in ("krum", "multi_krum") and n < 2 * f + 3:
-        raise ConfigError(f"{name} needs n >= 2f + 3 clients, got n={n}, f={f}")
-    if name == "bulyan" and n < 4 * f + 3:
-        raise ConfigError(f"bulyan needs n >= 4f + 3 clients, got n={n}, f={f}")
-    if name in ("median", "trimmed_mean") and n < 2 * f + 1:
-        raise ConfigError(f"{name} needs n >= 2f + 1 clients, got n={n}, f={f}")
+    if need is not None and n < need(f):
+        raise ConfigError(f"{name} needs {need} clients, got n={n}, f={f}")
     return f
 
 
@@ -178,43 +206,54 @@ def _trim_count(name: str, n: int, beta: Any) -> int:
     return min(math.floor(float(beta) * n + 1e-9), (n - 1) // 2)
 
 
-def check_preconditions(name: str, n: int, f: int, *, beta: float | None = None) -> None:
-    """Raise :class:`ConfigError` if rule ``name`` cannot tolerate ``f`` faulty clients out of ``n``.
+def check_preconditions(
+    rule: str | Entry[AggregationResult], n: int, f: int, *, beta: float | None = None
+) -> None:
+    """Raise :class:`ConfigError` if ``rule`` cannot tolerate ``f`` faulty clients out of ``n``.
 
     Parameters
     ----------
-    name : str
-        A key of :data:`AGGREGATORS`.
+    rule : str or Entry
+        A name in :data:`AGGREGATORS`, or an entry (your own rule's, for instance).
     n : int
         Number of clients (updates per round), ``n >= 1``.
     f : int
         Number of faulty (Byzantine) clients to tolerate, ``0 <= f < n``.
     beta : float, optional
-        For ``trimmed_mean`` only: the trim fraction to be used. When given, it must
-        trim at least ``f`` values per side (``floor(beta·n) >= f``).
+        For rules tagged ``trims`` (the trimmed mean): the trim fraction to be used.
+        When given, it must trim at least ``f`` values per side (``floor(beta·n) >= f``).
 
     Raises
     ------
     UnknownNameError
-        ``name`` is not a known aggregator.
+        ``rule`` is not a known aggregator.
+    IncompatibleError
+        The rule's ``min_clients`` condition fails: ``n >= 2f + 3`` for Krum and
+        Multi-Krum (Blanchard et al. 2017), ``n >= 4f + 3`` for Bulyan (El Mhamdi et al.
+        2018), ``n >= 2f + 1`` for the median and the trimmed mean. The message names
+        the rules whose condition holds for this ``n`` and ``f``.
     ConfigError
-        ``n`` or ``f`` is out of range, or the rule's condition fails: ``n >= 2f + 3``
-        for Krum and Multi-Krum (Blanchard et al. 2017), ``n >= 4f + 3`` for Bulyan
-        (El Mhamdi et al. 2018), ``n >= 2f + 1`` for the median and the trimmed mean.
-        FedAvg, norm clipping and FLTrust accept any ``0 <= f < n``: they have no such
-        condition (FedAvg offers no protection at all, and checking it must not stop an
-        experiment that measures exactly that).
+        ``n`` or ``f`` is out of range. FedAvg, norm clipping and FLTrust accept any
+        ``0 <= f < n``: they have no condition (FedAvg offers no protection at all, and
+        checking it must not stop an experiment that measures exactly that).
     """
-    if name not in AGGREGATORS:
-        raise UnknownNameError(f"unknown aggregator {name!r}; known: {', '.join(AGGREGATORS)}")
+    entry = AGGREGATORS.get(rule) if isinstance(rule, str) else rule
+    name = entry.name
     n = _as_int(n, name, "n")
     if n < 1:
         raise ConfigError(f"{name}: n must be >= 1, got n={n}")
     f = _check_f(name, n, f)
-    if name == "trimmed_mean" and beta is not None:
+    need: MinClients | None = entry.tag("min_clients")
+    if need is not None and n < need(f):
+        fits = [
+            e.name for e in AGGREGATORS if e.tag("min_clients") is not None and n >= e.tag("min_clients")(f)
+        ]
+        instead = f"; rules that tolerate f={f} of n={n}: {', '.join(fits)}" if fits else ""
+        raise IncompatibleError(f"{name} needs {need} clients, got n={n}, f={f}{instead}")
+    if entry.tag("trims") and beta is not None:
         k = _trim_count(name, n, beta)
         if k < f:
-            raise ConfigError(f"trimmed_mean with beta={beta} trims {k} per side, fewer than f={f}")
+            raise IncompatibleError(f"{name} with beta={beta} trims {k} per side, fewer than f={f}")
 
 
 # --------------------------------------------------------------------------- shared kernels
@@ -629,7 +668,7 @@ def multi_krum(updates: np.ndarray, f: int, m: int | None = None) -> Aggregation
 def _multi_krum(updates: np.ndarray, f: int, m: int | None, name: str) -> AggregationResult:
     x = _as_updates(updates, name)
     n = x.shape[0]
-    f = _check_f(name, n, f)
+    f = _check_f(name, n, f, _KRUM_N)
     m = n - f if m is None else _as_int(m, name, "m")
     if not 1 <= m <= n:
         raise ConfigError(f"{name}: m must be in [1, n], got m={m}, n={n}")
@@ -687,7 +726,7 @@ def bulyan(updates: np.ndarray, f: int) -> AggregationResult:
     """
     x = _as_updates(updates, "bulyan")
     n = x.shape[0]
-    f = _check_f("bulyan", n, f)
+    f = _check_f("bulyan", n, f, _BULYAN_N)
     _require_finite(x, "bulyan")
     theta = n - 2 * f
     beta = theta - 2 * f
@@ -820,17 +859,75 @@ def fltrust(updates: np.ndarray, server_update: np.ndarray) -> AggregationResult
     return _result(np.zeros(d, dtype=np.float32), weights=weights)
 
 
-#: Rules that take ``f``, the number of Byzantine clients to tolerate.
-F_RULES = frozenset({"krum", "multi_krum", "bulyan"})
-
-AGGREGATORS: dict[str, Callable[..., AggregationResult]] = {
-    "fedavg": fedavg,
-    "median": coordinate_median,
-    "trimmed_mean": trimmed_mean,
-    "krum": krum,
-    "multi_krum": multi_krum,
-    "bulyan": bulyan,
-    "norm_clipping": norm_clipping,
-    "fltrust": fltrust,
+#: The tags every aggregator has, with their defaults.
+AGGREGATOR_TAGS: dict[str, Any] = {
+    # Returns ``selected``, the rows it kept (the simulation reports the malicious share kept).
+    "selects_clients": False,
+    # Takes ``f``, the number of Byzantine clients to tolerate (the simulation passes m).
+    "needs_f": False,
+    # Takes ``server_update``, computed by the server on a clean root set (FLTrust).
+    "needs_server_update": False,
+    # Takes ``beta``, the share trimmed per side (the simulation defaults it to m/k).
+    "trims": False,
+    # Takes ``weights``, one per client (FedAvg's example counts; a Flower strategy option).
+    "takes_weights": False,
+    # A MinClients condition n >= a·f + b under which the rule tolerates f faulty clients.
+    "min_clients": None,
+    # The aggregate does not depend on the order of the clients (up to float round-off).
+    "symmetric": True,
+    # n identical updates aggregate to that update.
+    "keeps_consensus": True,
 }
-"""Aggregation rules by name. Each takes ``(updates, ...)`` and returns an :class:`AggregationResult`."""
+
+AGGREGATORS: Registry[AggregationResult] = Registry(
+    "aggregator", tags=AGGREGATOR_TAGS, title="federated aggregators"
+)
+"""Aggregation rules by name; each ``factory`` takes ``(updates, ...)`` and returns an AggregationResult."""
+AGGREGATORS.add(
+    "fedavg", fedavg, "FedAvg: the (weighted) mean of the updates (McMahan et al. 2017)", takes_weights=True
+)
+AGGREGATORS.add(
+    "median", coordinate_median, "Coordinate-wise median (Yin et al. 2018)", min_clients=_MAJORITY_N
+)
+AGGREGATORS.add(
+    "trimmed_mean",
+    trimmed_mean,
+    "Coordinate-wise trimmed mean: drop the beta·n largest and smallest per coordinate (Yin et al. 2018)",
+    trims=True,
+    min_clients=_MAJORITY_N,
+)
+AGGREGATORS.add(
+    "krum",
+    krum,
+    "Krum: the single update closest to its n - f - 2 nearest neighbours (Blanchard et al. 2017)",
+    selects_clients=True,
+    needs_f=True,
+    min_clients=_KRUM_N,
+)
+AGGREGATORS.add(
+    "multi_krum",
+    multi_krum,
+    "Multi-Krum: the mean of the m updates with the best Krum scores (Blanchard et al. 2017)",
+    selects_clients=True,
+    needs_f=True,
+    min_clients=_KRUM_N,
+)
+AGGREGATORS.add(
+    "bulyan",
+    bulyan,
+    "Bulyan: repeated Krum, then a trimmed mean around the median (El Mhamdi et al. 2018)",
+    selects_clients=True,
+    needs_f=True,
+    min_clients=_BULYAN_N,
+)
+AGGREGATORS.add(
+    "norm_clipping",
+    norm_clipping,
+    "Norm clipping: clip every update to the median norm, then average (Sun et al. 2019)",
+)
+AGGREGATORS.add(
+    "fltrust",
+    fltrust,
+    "FLTrust: weight updates by their cosine to a trusted server update (Cao et al. 2021)",
+    needs_server_update=True,
+)

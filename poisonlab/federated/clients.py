@@ -21,23 +21,35 @@ name            kind          behaviour
 ``scaling``     data + model  backdoor, then boost by ``γ`` (Bagdasaryan et al. 2020)
 ``alie``        model         ``μ + z·σ`` (Baruch et al. 2019)
 ``ipm``         model         ``−ε·mean`` of honest updates (Xie et al. 2019)
+``none``        neither       the honest behaviour (the attack-free baseline)
 ==============  ============  ==================================================
+
+:data:`CLIENT_ATTACKS` is a :class:`~poisonlab.registry.Registry`. Each entry's
+``factory`` takes the attack's keyword hyperparameters (those of its two parts, see
+:meth:`Entry.parameters <poisonlab.registry.Entry.parameters>`) and returns a
+:class:`ClientAttack` with them bound; its tags (:data:`CLIENT_ATTACK_TAGS`) say what
+the simulation, the Flower client and the conformance checks need to know, so that no
+code outside this module tests an attack's name.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
 from poisonlab.errors import ConfigError
+from poisonlab.registry import Registry
 
 __all__ = [
     "CLIENT_ATTACKS",
+    "CLIENT_ATTACK_TAGS",
+    "CONTEXT_PARAMS",
     "ClientAttack",
     "RoundContext",
     "alie",
@@ -69,27 +81,93 @@ class RoundContext:
     malicious: np.ndarray
     benign: np.ndarray
     server_lr: float = 1.0
+    #: The round's size when the rows do not show it (a Flower client sees its colluders only).
+    n_clients: int | None = None
 
     @property
     def n(self) -> int:
         """Number of sampled clients in the round (``n`` in the papers' formulas)."""
-        return len(self.malicious) + len(self.benign)
+        return self.n_clients if self.n_clients is not None else len(self.malicious) + len(self.benign)
 
 
 DataFn = Callable[..., tuple[np.ndarray, np.ndarray]]
 CraftFn = Callable[..., np.ndarray]
 
 
+#: Keyword arguments of a data poisoner that the simulation supplies from the data, not the user:
+#: the number of classes and the backdoor trigger. Each poisoner gets those its signature names.
+CONTEXT_PARAMS = frozenset({"n_classes", "trigger"})
+
+
+def _keywords(fn: Callable[..., Any] | None) -> dict[str, inspect.Parameter]:
+    if fn is None:
+        return {}
+    return {
+        p.name: p
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in CONTEXT_PARAMS
+    }
+
+
 @dataclass(frozen=True)
 class ClientAttack:
-    """A malicious behaviour: optional local-data poisoning and optional update crafting."""
+    """A malicious behaviour with its hyperparameters bound: data poisoning and/or update crafting.
+
+    Attributes
+    ----------
+    name : str
+        The behaviour's name.
+    poison_data : callable or None
+        ``(X, y, rng, **kwargs) -> (X, y)``, applied once to each malicious client's data.
+    craft : callable or None
+        ``(updates, ctx, rng, **kwargs) -> rows``, the malicious rows of each round.
+    params : mapping
+        Every hyperparameter with its value; each part receives those it names.
+    """
 
     name: str
     poison_data: DataFn | None = None
     craft: CraftFn | None = None
-    #: Keyword parameters each part accepts (the simulation routes ``attack_params``).
-    data_params: frozenset[str] = field(default_factory=frozenset)
-    craft_params: frozenset[str] = field(default_factory=frozenset)
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def acts(self) -> bool:
+        """Whether the behaviour differs from an honest client's at all."""
+        return self.poison_data is not None or self.craft is not None
+
+    @property
+    def data_params(self) -> frozenset[str]:
+        """Hyperparameters of :attr:`poison_data` (the simulation's context excluded)."""
+        return frozenset(_keywords(self.poison_data))
+
+    @property
+    def craft_params(self) -> frozenset[str]:
+        """Hyperparameters of :attr:`craft`."""
+        return frozenset(_keywords(self.craft))
+
+    @property
+    def data_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.params.items() if k in self.data_params}
+
+    @property
+    def craft_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.params.items() if k in self.craft_params}
+
+    def poison(
+        self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator, **context: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Poison one client's data; ``context`` (see :data:`CONTEXT_PARAMS`) goes where it is taken."""
+        if self.poison_data is None:
+            return X, y
+        taken = inspect.signature(self.poison_data).parameters
+        given = {k: v for k, v in context.items() if k in taken}
+        return self.poison_data(X, y, rng, **given, **self.data_kwargs)
+
+    def craft_rows(self, updates: np.ndarray, ctx: RoundContext, rng: np.random.Generator) -> np.ndarray:
+        """The malicious rows of the round (a copy of them when the behaviour crafts nothing)."""
+        if self.craft is None:
+            return np.array(updates[ctx.malicious], dtype=np.float32)
+        return self.craft(updates, ctx, rng, **self.craft_kwargs)
 
 
 # --------------------------------------------------------------------------- data poisoning
@@ -269,6 +347,8 @@ def alie_z(n: int, m: int) -> float:
     ``Φ⁻¹(≥ 1) = ∞``; ``s`` is then taken as 1, the smallest meaningful value, so
     that ``z`` stays finite. For the same reason the numerator is at least 1/2.
     """
+    from scipy.stats import norm  # scipy.stats takes 0.7 s to import: only ALIE needs it
+
     if not 0 <= m < n:
         raise ConfigError(f"alie: needs 0 <= m < n, got n={n}, m={m}")
     s = max(math.floor(n / 2 + 1) - m, 1)
@@ -338,21 +418,102 @@ def ipm(
     return np.broadcast_to(row, (len(ctx.malicious), updates.shape[1])).copy()
 
 
-CLIENT_ATTACKS: dict[str, ClientAttack] = {
-    "label_flip": ClientAttack(
-        "label_flip", poison_data=label_flip, data_params=frozenset({"source", "target"})
-    ),
-    "backdoor": ClientAttack("backdoor", poison_data=backdoor, data_params=frozenset({"rate"})),
-    "sign_flip": ClientAttack("sign_flip", craft=sign_flip, craft_params=frozenset({"scale"})),
-    "gaussian": ClientAttack("gaussian", craft=gaussian, craft_params=frozenset({"sigma"})),
-    "scaling": ClientAttack(
-        "scaling",
-        poison_data=backdoor,
-        craft=scaling,
-        data_params=frozenset({"rate"}),
-        craft_params=frozenset({"gamma"}),
-    ),
-    "alie": ClientAttack("alie", craft=alie, craft_params=frozenset({"z", "knowledge"})),
-    "ipm": ClientAttack("ipm", craft=ipm, craft_params=frozenset({"epsilon", "knowledge"})),
+#: The tags every client attack has, with their defaults.
+CLIENT_ATTACK_TAGS: dict[str, Any] = {
+    # Rewrites the malicious clients' local data once, before training.
+    "poisons_data": False,
+    # Replaces the malicious rows of each round's update matrix.
+    "crafts_update": False,
+    # Plants a trigger: takes target and patch_size, and the simulation measures its ASR.
+    "backdoor": False,
+    # The data it can poison (a BadNets patch needs images).
+    "modalities": ("image", "tabular"),
+    # Colluders needed to craft (ALIE estimates a spread across their updates).
+    "min_colluders": 1,
+    # Hyperparameters whose default depends on the round's size n (a Flower client must be told n).
+    "round_size_params": frozenset(),
 }
-"""Malicious client behaviours by name (``"none"`` is handled by the simulation)."""
+
+CLIENT_ATTACKS: Registry[ClientAttack] = Registry(
+    "client attack", tags=CLIENT_ATTACK_TAGS, title="federated client attacks"
+)
+"""Malicious client behaviours by name; ``create(**params)`` gives a :class:`ClientAttack`."""
+
+
+def _register(
+    name: str,
+    description: str,
+    *,
+    poison_data: DataFn | None = None,
+    craft: CraftFn | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    **tags: Any,
+) -> None:
+    """Register a behaviour whose factory takes the keyword hyperparameters of both parts.
+
+    ``defaults`` overrides a part's default or adds a hyperparameter neither part takes
+    (a backdoor's ``patch_size``, which the simulation turns into the trigger).
+    """
+    defaults = dict(defaults or {})
+    found = {**_keywords(poison_data), **_keywords(craft)}
+    signature = inspect.Signature(
+        [p.replace(default=defaults.pop(p.name, p.default)) for p in found.values()]
+        + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()]
+    )
+
+    def factory(**params: Any) -> ClientAttack:
+        bound = signature.bind(**params)  # a TypeError for an unknown or a missing name
+        bound.apply_defaults()
+        return ClientAttack(name, poison_data, craft, MappingProxyType(dict(bound.arguments)))
+
+    factory.__signature__ = signature  # type: ignore[attr-defined]
+    factory.__name__ = name
+    CLIENT_ATTACKS.add(
+        name,
+        factory,
+        description,
+        poisons_data=poison_data is not None,
+        crafts_update=craft is not None,
+        **tags,
+    )
+
+
+_BACKDOOR: dict[str, Any] = {
+    "backdoor": True,
+    "modalities": ("image",),
+    "defaults": {"target": 0, "patch_size": 3},
+}
+_register("none", "No attack: the malicious clients behave honestly (the attack-free baseline)")
+_register(
+    "label_flip",
+    "Flip the labels of the malicious clients' data (Tolpegin et al. 2020)",
+    poison_data=label_flip,
+)
+_register(
+    "backdoor",
+    "BadNets backdoor: stamp a patch on a share of the local data, relabel it to the target",
+    poison_data=backdoor,
+    **_BACKDOOR,
+)
+_register("sign_flip", "Send the reversed, amplified update -scale·u (Li et al. 2019)", craft=sign_flip)
+_register(
+    "gaussian", "Send Gaussian noise N(0, sigma²) per coordinate (Blanchard et al. 2017)", craft=gaussian
+)
+_register(
+    "scaling",
+    "Model replacement: backdoor the data, then boost the update by gamma (Bagdasaryan et al. 2020)",
+    poison_data=backdoor,
+    craft=scaling,
+    round_size_params=frozenset({"gamma"}),
+    **_BACKDOOR,
+)
+_register(
+    "alie",
+    "A Little Is Enough: send mean + z·std of the honest updates (Baruch et al. 2019)",
+    craft=alie,
+    min_colluders=2,
+    round_size_params=frozenset({"z"}),
+)
+_register(
+    "ipm", "Inner-product manipulation: send -epsilon·mean of the honest updates (Xie et al. 2019)", craft=ipm
+)

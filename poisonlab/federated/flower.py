@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from poisonlab.errors import ConfigError, UnknownNameError
-from poisonlab.federated.aggregators import AGGREGATORS, F_RULES, check_preconditions
-from poisonlab.federated.clients import CLIENT_ATTACKS, RoundContext, alie_z
+from poisonlab.errors import ConfigError, IncompatibleError
+from poisonlab.federated.aggregators import AGGREGATORS, check_preconditions
+from poisonlab.federated.clients import CLIENT_ATTACKS, RoundContext
 
 try:
     from flwr.client import NumPyClient
@@ -53,8 +53,8 @@ except ModuleNotFoundError as exc:
 
 __all__ = ["MODEL_ATTACKS", "Colluders", "MaliciousNumPyClient", "PoisonlabStrategy"]
 
-#: Attacks :class:`MaliciousNumPyClient` applies to the update it returns.
-MODEL_ATTACKS = frozenset({"sign_flip", "gaussian", "scaling", "alie", "ipm"})
+#: Attacks :class:`MaliciousNumPyClient` applies to the update it returns: those tagged ``crafts_update``.
+MODEL_ATTACKS = frozenset(e.name for e in CLIENT_ATTACKS.where(crafts_update=True))
 _LOG = logging.getLogger(__name__)
 
 
@@ -162,10 +162,9 @@ class PoisonlabStrategy(FedAvg):
             fit_metrics_aggregation_fn=fit_metrics_aggregation_fn,
             evaluate_metrics_aggregation_fn=evaluate_metrics_aggregation_fn,
         )
-        if aggregator not in AGGREGATORS:
-            raise UnknownNameError(f"unknown aggregator {aggregator!r}; known: {', '.join(AGGREGATORS)}")
+        entry = AGGREGATORS.get(aggregator)
         params = dict(aggregator_params or {})
-        signature = inspect.signature(AGGREGATORS[aggregator]).parameters
+        signature = inspect.signature(entry.factory).parameters
         own = {"updates", "weights", "server_update"}  # filled in by aggregate_fit
         unknown = sorted(set(params) - (set(signature) - own))
         missing = sorted(
@@ -175,16 +174,21 @@ class PoisonlabStrategy(FedAvg):
         )
         if unknown or missing:
             raise ConfigError(f"aggregator_params for {aggregator!r}: unknown {unknown}, missing {missing}")
-        if weight_by_examples and aggregator != "fedavg":
-            raise ConfigError(f"weight_by_examples applies to fedavg only, not {aggregator!r}")
-        if (aggregator == "fltrust") != (server_update_fn is not None):
-            raise ConfigError("server_update_fn is required by fltrust and used by nothing else")
-        if aggregator in F_RULES:
+        if weight_by_examples and not entry.tag("takes_weights"):
+            takes = ", ".join(e.name for e in AGGREGATORS.where(takes_weights=True))
+            raise IncompatibleError(
+                f"weight_by_examples applies to {takes} only (rules taking weights), not {aggregator!r}"
+            )
+        if entry.tag("needs_server_update") != (server_update_fn is not None):
+            needs = ", ".join(e.name for e in AGGREGATORS.where(needs_server_update=True))
+            raise ConfigError(f"server_update_fn is required by {needs} and used by nothing else")
+        if entry.tag("needs_f"):
             try:
                 check_preconditions(aggregator, min_fit_clients, params["f"])
             except ConfigError as err:
                 raise ConfigError(f"min_fit_clients={min_fit_clients} is too few: {err}") from None
         self.aggregator = aggregator
+        self._rule = entry
         self.aggregator_params = params
         self.weight_by_examples = weight_by_examples
         self.server_update_fn = server_update_fn
@@ -213,7 +217,7 @@ class PoisonlabStrategy(FedAvg):
             return None, {}
         if self.global_parameters_ is None:
             raise ConfigError("aggregate_fit needs the round's global parameters: call configure_fit first")
-        like, name, kwargs = self.global_parameters_, self.aggregator, dict(self.aggregator_params)
+        like, kwargs = self.global_parameters_, dict(self.aggregator_params)
         base = _flatten(like)
         # A client that sends malformed or non-finite parameters must not stop the server: its
         # update is rejected (logged, reported in the metrics) as if it had failed.
@@ -236,7 +240,7 @@ class PoisonlabStrategy(FedAvg):
             )
         n, updates, results = len(usable), updates[: len(usable)], usable
         try:
-            check_preconditions(name, n, kwargs.get("f", 0), beta=kwargs.get("beta"))
+            check_preconditions(self._rule, n, kwargs.get("f", 0), beta=kwargs.get("beta"))
         except ConfigError as err:
             raise ConfigError(
                 f"round {server_round}: {n} usable updates ({len(rejected)} rejected, "
@@ -248,7 +252,7 @@ class PoisonlabStrategy(FedAvg):
             trained = self.server_update_fn(like)
             _check_shapes(trained, like, "server_update_fn")
             kwargs["server_update"] = (_flatten(trained) - base).astype(np.float32)
-        result = AGGREGATORS[name](updates, **kwargs)
+        result = self._rule.factory(updates, **kwargs)
         parameters = ndarrays_to_parameters(_unflatten(base + result.update, like))
 
         metrics: dict[str, Scalar] = {}
@@ -375,26 +379,30 @@ class MaliciousNumPyClient(NumPyClient):
         n_clients: int | None = None,
         random_state: int | np.random.Generator | None = None,
     ) -> None:
-        if attack not in CLIENT_ATTACKS:
-            raise UnknownNameError(f"unknown client attack {attack!r}; known: {', '.join(CLIENT_ATTACKS)}")
-        if attack not in MODEL_ATTACKS:
-            raise ConfigError(f"{attack!r} poisons data: poison the wrapped client's data instead")
+        entry = CLIENT_ATTACKS.get(attack)
+        if not entry.tag("crafts_update"):
+            raise IncompatibleError(
+                f"{attack!r} poisons data: poison the wrapped client's data instead; attacks a "
+                f"MaliciousNumPyClient crafts: {', '.join(sorted(MODEL_ATTACKS))}"
+            )
+        craft_params = entry.create().craft_params
         params = dict(attack_params or {})
-        unknown = sorted(set(params) - CLIENT_ATTACKS[attack].craft_params)
+        unknown = sorted(set(params) - craft_params)
         if unknown or params.get("knowledge", "own") != "own":
             raise ConfigError(
                 f"attack_params for {attack!r}: unknown {unknown}; knowledge can only be 'own' "
                 "(a Flower client never sees other clients' updates)"
             )
-        if "knowledge" in CLIENT_ATTACKS[attack].craft_params:
+        if "knowledge" in craft_params:
             params["knowledge"] = "own"
         if (colluders is None) != (member is None):
             raise ConfigError("give colluders and member together, or neither")
-        if n_clients is None and (
-            (attack == "alie" and "z" not in params) or (attack == "scaling" and "gamma" not in params)
-        ):
-            raise ConfigError(f"{attack!r} needs n_clients for its default parameters, or give them")
+        if n_clients is None and entry.tag("round_size_params") - set(params):
+            needs = ", ".join(sorted(entry.tag("round_size_params") - set(params)))
+            raise ConfigError(f"{attack!r} needs n_clients for the default of {needs}, or give it")
         self.client, self.attack, self.attack_params = client, attack, params
+        self._attack = entry.create(**params)
+        self._min_colluders = int(entry.tag("min_colluders"))
         self.colluders, self.member, self.n_clients = colluders, member, n_clients
         self._rng = np.random.default_rng(random_state)
         if colluders is not None:
@@ -422,16 +430,12 @@ class MaliciousNumPyClient(NumPyClient):
             row = keys.index(self.member)
             num_examples, metrics = replies[row]
         m = len(updates)
-        params = dict(self.attack_params)
-        if self.attack == "alie":
-            if m < 2:
-                raise ConfigError("alie needs at least 2 colluders to estimate the spread of honest updates")
-            params.setdefault("z", alie_z(self.n_clients or 0, m))
-        if self.attack == "scaling":
-            params.setdefault("gamma", (self.n_clients or m) / m)
-        ctx = RoundContext(malicious=np.arange(m), benign=np.arange(0))
-        craft = CLIENT_ATTACKS[self.attack].craft
-        if craft is None:  # unreachable: every MODEL_ATTACKS entry crafts
-            raise ConfigError(f"{self.attack!r} has no model-poisoning part")
-        crafted = craft(updates, ctx, self._rng, **params)[row]
+        if m < self._min_colluders:
+            raise ConfigError(
+                f"{self.attack} needs at least {self._min_colluders} colluders, got {m}: give the "
+                "malicious clients one Colluders"
+            )
+        # The attacker knows the round's size (n_clients) but sees only its colluders' rows.
+        ctx = RoundContext(malicious=np.arange(m), benign=np.arange(0), n_clients=self.n_clients)
+        crafted = self._attack.craft_rows(updates, ctx, self._rng)[row]
         return _unflatten(_flatten(parameters) + crafted, parameters), num_examples, metrics

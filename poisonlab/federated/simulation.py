@@ -9,6 +9,11 @@ matrix into one update that is added to the global parameter vector.
 
 Everything random (initial model, client split, client sampling, local shuffling,
 attacks) derives from ``seed``: the same arguments give identical records.
+
+Models, rules and attacks are resolved through their registries
+(:data:`poisonlab.models.MODELS`, :data:`AGGREGATORS`, :data:`CLIENT_ATTACKS`) and read
+through their tags; a component whose tags contradict the data or the other components
+is refused before training, in one line.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -26,23 +32,30 @@ from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from poisonlab.data.dataset import Dataset
-from poisonlab.errors import ConfigError, UnknownNameError
-from poisonlab.federated.aggregators import AGGREGATORS, F_RULES, check_preconditions
+from poisonlab.errors import ConfigError, IncompatibleError
+from poisonlab.federated.aggregators import AGGREGATORS, check_preconditions
 from poisonlab.federated.clients import CLIENT_ATTACKS, ClientAttack, RoundContext
-from poisonlab.models.torch_models import MLP, SmallCNN
+from poisonlab.models import MODELS
+from poisonlab.models.torch_models import TorchClassifier, build_network
 from poisonlab.validation import positive_int
 
-__all__ = ["ROOT_SIZE", "SELECTION_RULES", "SimulationPlan", "plan_simulation", "simulate", "split_clients"]
+__all__ = [
+    "MODEL_PARAMS",
+    "ROOT_SIZE",
+    "SimulationPlan",
+    "plan_simulation",
+    "simulate",
+    "split_clients",
+]
 
-#: Global models the simulation trains.
-MODELS = ("mlp", "cnn", "logreg")
-#: Samples of the training data the server holds out as its clean root set for FLTrust.
+#: Samples of the training data the server holds out as its clean root set (rules tagged
+#: ``needs_server_update``, i.e. FLTrust).
 ROOT_SIZE = 100
-#: Rules that return ``selected`` (and so get a ``malicious_selected`` share).
-SELECTION_RULES = frozenset({"krum", "multi_krum", "bulyan"})
+#: The federated default of the model parameters: width 16, i.e. 64 hidden units for the MLP
+#: (the figures of the README were measured so); ``poisonlab run`` defaults the MLP to 32.
+MODEL_PARAMS: Mapping[str, Any] = MappingProxyType({"width": 16})
 # attack_params keys the simulation itself consumes (the rest go to the attack functions).
 _SIM_KEYS = frozenset({"start_round", "local_epochs"})
-_BACKDOOR_ATTACKS = frozenset({"backdoor", "scaling"})
 
 
 # --------------------------------------------------------------------------- client split
@@ -110,14 +123,32 @@ def split_clients(
 # --------------------------------------------------------------------------- training helpers
 
 
-def _build_model(model: str, sample_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    if model == "mlp":
-        return MLP(int(np.prod(sample_shape)), n_classes, hidden=64)
-    if model == "logreg":
-        return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(sample_shape)), n_classes))
-    if len(sample_shape) != 3:
-        raise ConfigError("the 'cnn' model needs image data (N×C×H×W); use 'mlp' for tabular data")
-    return SmallCNN(sample_shape, n_classes)  # type: ignore[arg-type]
+def _modality(sample_shape: tuple[int, ...]) -> str:
+    """The modality of samples of this shape, as :attr:`Dataset.modality` names it."""
+    return "image" if len(sample_shape) == 3 else "tabular"
+
+
+def _resolve_model(model: str, model_params: Mapping[str, Any] | None, sample_shape: Any) -> tuple[str, int]:
+    """The torch architecture and width of ``model``, a federated model fit for the data."""
+    wanted: dict[str, Any] = {"federated": True}
+    what = "the federated simulation, which trains a torch network"
+    if sample_shape is not None:
+        wanted["modalities"] = _modality(tuple(sample_shape))
+        what += f" on {wanted['modalities']} data"
+    entry = MODELS.require(model, what, **wanted)
+    params = {**MODEL_PARAMS, **(model_params or {})}
+    # Local training is the simulation's own (lr, local_epochs, batch_size); only the
+    # architecture's size is the model's to set.
+    unknown = sorted(set(params) - set(MODEL_PARAMS))
+    if unknown:
+        raise ConfigError(
+            f"federated models take only {', '.join(MODEL_PARAMS)} as a parameter, got {unknown[0]!r}"
+        )
+    width = positive_int(params["width"], "model width")
+    net = entry.create(width=width)
+    if not isinstance(net, TorchClassifier):
+        raise IncompatibleError(f"model {model!r} is tagged federated but is not a torch network")
+    return net.arch, net.width
 
 
 def _local_update(
@@ -192,9 +223,7 @@ def _int_param(value: Any, name: str) -> int:
 
 
 def _rehearse_round(
-    attack: str,
-    spec: ClientAttack | None,
-    craft_kwargs: Mapping[str, Any],
+    spec: ClientAttack,
     aggregator: str,
     agg_kwargs: Mapping[str, Any],
     *,
@@ -214,17 +243,18 @@ def _rehearse_round(
     rng = np.random.default_rng(0)
     updates = rng.standard_normal((n_sampled, 4)).astype(np.float32)
     malicious = np.arange(min(n_malicious, n_sampled if n_malicious >= n_clients else n_sampled - 1))
-    if spec is not None and spec.craft is not None and len(malicious):
+    if len(malicious):
         ctx = RoundContext(malicious=malicious, benign=np.arange(len(malicious), n_sampled))
         try:
-            spec.craft(updates, ctx, rng, **craft_kwargs)
+            spec.craft_rows(updates, ctx, rng)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"attack_params for {attack!r}: {exc}") from None
+            raise ConfigError(f"attack_params for {spec.name!r}: {exc}") from None
+    entry = AGGREGATORS.get(aggregator)
     kwargs = dict(agg_kwargs)
-    if aggregator == "fltrust":
+    if entry.tag("needs_server_update"):
         kwargs["server_update"] = np.ones(updates.shape[1], dtype=np.float32)
     try:
-        AGGREGATORS[aggregator](updates, **kwargs)
+        entry.factory(updates, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"aggregator_params for {aggregator!r}: {exc}") from None
 
@@ -252,7 +282,7 @@ class SimulationPlan:
 
     n_malicious: int
     n_sampled: int
-    spec: ClientAttack | None
+    spec: ClientAttack
     start_round: int
     attacker_epochs: int
     target: int
@@ -260,6 +290,8 @@ class SimulationPlan:
     data_kwargs: dict[str, Any]
     craft_kwargs: dict[str, Any]
     agg_kwargs: dict[str, Any]
+    arch: str = "mlp"
+    width: int = 16
 
 
 def plan_simulation(
@@ -280,6 +312,7 @@ def plan_simulation(
     attack_params: Mapping[str, Any] | None = None,
     aggregator_params: Mapping[str, Any] | None = None,
     sample_shape: tuple[int, ...] | None = None,
+    model_params: Mapping[str, Any] | None = None,
 ) -> SimulationPlan:
     """Validate a federated run's settings without training (see :func:`simulate`).
 
@@ -288,18 +321,18 @@ def plan_simulation(
     malicious clients than clients, an ``f`` the rule cannot tolerate, a Dirichlet
     ``alpha <= 0``, fewer samples than clients. The attack's crafting and the rule
     are run once on a small made-up round, so that a bad value of one of their
-    parameters fails here too. Given ``sample_shape`` (one sample's shape), a CNN or
-    a BadNets patch on data that are not images, or a patch larger than the images,
-    fails as well.
+    parameters fails here too. Given ``sample_shape`` (one sample's shape), a model or
+    an attack whose ``modalities`` tag excludes the data (a CNN or a BadNets patch on
+    data that are not images), or a patch larger than the images, fails as well.
     """
-    if model not in MODELS:
-        raise UnknownNameError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
-    if model == "cnn" and sample_shape is not None and len(sample_shape) != 3:
-        raise ConfigError("the 'cnn' model needs image data (N×C×H×W); use 'mlp' for tabular data")
-    if attack != "none" and attack not in CLIENT_ATTACKS:
-        raise UnknownNameError(f"unknown attack {attack!r}; known: none, {', '.join(CLIENT_ATTACKS)}")
-    if aggregator not in AGGREGATORS:
-        raise UnknownNameError(f"unknown aggregator {aggregator!r}; known: {', '.join(AGGREGATORS)}")
+    arch, width = _resolve_model(model, model_params, sample_shape)
+    attack_entry = CLIENT_ATTACKS.get(attack)
+    rule_entry = AGGREGATORS.get(aggregator)
+    if sample_shape is not None:
+        modality = _modality(tuple(sample_shape))
+        CLIENT_ATTACKS.require(
+            attack, f"{modality} data (samples of shape {tuple(sample_shape)})", modalities=modality
+        )
     n_clients = positive_int(n_clients, "n_clients")
     rounds = positive_int(rounds, "rounds")
     local_epochs = positive_int(local_epochs, "local_epochs")
@@ -314,55 +347,58 @@ def plan_simulation(
     params = dict(attack_params or {})
     start_round = positive_int(params.pop("start_round", 1), "attack_params start_round")
     attacker_epochs = positive_int(params.pop("local_epochs", local_epochs), "attack_params local_epochs")
-    spec = CLIENT_ATTACKS.get(attack)
-    target = 0
-    patch_size = 3
-    if attack in _BACKDOOR_ATTACKS:
-        target = _int_param(params.pop("target", 0), "attack_params target")
-        patch_size = positive_int(params.pop("patch_size", 3), "attack_params patch_size")
-        if not 0 <= target < n_classes:
-            raise ConfigError(f"backdoor target must lie in 0..{n_classes - 1}, got {target}")
-        if sample_shape is not None and (len(sample_shape) != 3 or patch_size > min(sample_shape[1:])):
-            raise ConfigError(
-                f"{attack} stamps a {patch_size}×{patch_size} BadNets patch: it needs images "
-                f"(N×C×H×W) at least that large, got samples of shape {tuple(sample_shape)}"
-            )
-    allowed = (spec.data_params | spec.craft_params) if spec else frozenset()
+    allowed = set(attack_entry.parameters())
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise ConfigError(
             f"unknown attack_params for {attack!r}: {', '.join(unknown)}; "
             f"known: {', '.join(sorted(allowed | _SIM_KEYS)) or 'none'}"
         )
-    data_kwargs = {key: v for key, v in params.items() if spec and key in spec.data_params}
-    craft_kwargs = {key: v for key, v in params.items() if spec and key in spec.craft_params}
+    spec = attack_entry.create(**params)
+    data_kwargs = spec.data_kwargs
+    target = 0
+    patch_size = 3
+    if attack_entry.tag("backdoor"):
+        target = _int_param(spec.params["target"], "attack_params target")
+        patch_size = positive_int(spec.params["patch_size"], "attack_params patch_size")
+        if not 0 <= target < n_classes:
+            raise ConfigError(f"backdoor target must lie in 0..{n_classes - 1}, got {target}")
+        if sample_shape is not None and patch_size > min(sample_shape[1:]):
+            raise ConfigError(
+                f"{attack} stamps a {patch_size}×{patch_size} BadNets patch: it needs images "
+                f"(N×C×H×W) at least that large, got samples of shape {tuple(sample_shape)}"
+            )
+        data_kwargs["target"] = target
+    craft_kwargs = spec.craft_kwargs
 
     agg_kwargs = dict(aggregator_params or {})
     if "server_update" in agg_kwargs:
-        raise ConfigError("fltrust's server_update is computed by the simulation; do not pass it")
-    accepted = set(inspect.signature(AGGREGATORS[aggregator]).parameters) - {"updates", "server_update"}
+        raise ConfigError(f"{aggregator}'s server_update is computed by the simulation; do not pass it")
+    accepted = set(inspect.signature(rule_entry.factory).parameters) - {"updates", "server_update"}
     unknown = sorted(set(agg_kwargs) - accepted)
     if unknown:
         raise ConfigError(
             f"unknown aggregator_params for {aggregator!r}: {', '.join(unknown)}; "
             f"known: {', '.join(sorted(accepted)) or 'none'}"
         )
-    if aggregator in F_RULES:
+    if rule_entry.tag("needs_f"):
         agg_kwargs.setdefault("f", m)
-    if aggregator == "trimmed_mean":
+    if rule_entry.tag("trims"):
         agg_kwargs.setdefault("beta", min(m / k, 0.49))
-    if aggregator in ("median", "trimmed_mean") or aggregator in F_RULES:
+    if rule_entry.tag("min_clients") is not None:
         # check_preconditions checks f's type too: f="x" is one line, not int()'s ValueError
-        check_preconditions(aggregator, k, agg_kwargs.get("f", m), beta=agg_kwargs.get("beta"))
-    _rehearse_round(
-        attack, spec, craft_kwargs, aggregator, agg_kwargs, n_clients=n_clients, n_sampled=k, n_malicious=m
-    )
+        check_preconditions(rule_entry, k, agg_kwargs.get("f", m), beta=agg_kwargs.get("beta"))
+    _rehearse_round(spec, aggregator, agg_kwargs, n_clients=n_clients, n_sampled=k, n_malicious=m)
 
     if alpha is not None and not (isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha > 0):
         raise ConfigError(f"alpha must be a finite number > 0 (or None for IID), got {alpha!r}")
-    pool = n_train - (ROOT_SIZE if aggregator == "fltrust" else 0)
-    if aggregator == "fltrust" and n_train < ROOT_SIZE + n_clients:
-        raise ConfigError(f"fltrust needs at least {ROOT_SIZE + n_clients} training samples")
+    root = ROOT_SIZE if rule_entry.tag("needs_server_update") else 0
+    pool = n_train - root
+    if root and n_train < root + n_clients:
+        raise ConfigError(
+            f"{aggregator} needs at least {root + n_clients} training samples "
+            f"({root} for the server's clean root set)"
+        )
     if pool < n_clients:
         raise ConfigError(
             f"cannot split {pool} samples among {n_clients} clients (fewer samples than clients)"
@@ -378,6 +414,8 @@ def plan_simulation(
         data_kwargs=data_kwargs,
         craft_kwargs=craft_kwargs,
         agg_kwargs=agg_kwargs,
+        arch=arch,
+        width=width,
     )
 
 
@@ -400,6 +438,7 @@ def simulate(
     attack_params: Mapping[str, Any] | None = None,
     aggregator_params: Mapping[str, Any] | None = None,
     on_round: Callable[[dict[str, Any]], None] | None = None,
+    model_params: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train a global model with federated averaging-style rounds, some clients malicious.
 
@@ -408,18 +447,19 @@ def simulate(
     train, test : Dataset
         Classification data; ``train`` is split among the clients (and, for FLTrust,
         the server's root set), ``test`` measures the global model.
-    model : {"mlp", "cnn", "logreg"}
-        A fresh :class:`~poisonlab.models.torch_models.MLP` (64 hidden units),
-        :class:`~poisonlab.models.torch_models.SmallCNN`, or multinomial logistic
-        regression (one linear layer on the flattened input, softmax cross-entropy),
-        initialised from ``seed``.
+    model : str
+        A model of :data:`poisonlab.models.MODELS` tagged ``federated`` (``"mlp"``,
+        ``"cnn"``, ``"linear"``: multinomial logistic regression, one linear layer on the
+        flattened input under softmax cross-entropy), built by
+        :func:`~poisonlab.models.torch_models.build_network` as ``poisonlab run`` builds
+        it and initialised from ``seed``. scikit-learn's ``"logreg"`` is refused.
     n_clients : int
         Number of clients.
     malicious : float or int
         A float is the share of malicious clients, ``m = round(malicious·n_clients)``;
         an int is the count ``m``. Clients ``0 .. m−1`` are the malicious ones.
     attack : str
-        ``"none"`` or a key of :data:`~poisonlab.federated.clients.CLIENT_ATTACKS`.
+        A name in :data:`~poisonlab.federated.clients.CLIENT_ATTACKS` (``"none"``: honest).
     aggregator : str
         A key of :data:`~poisonlab.federated.aggregators.AGGREGATORS`.
     rounds : int
@@ -441,26 +481,31 @@ def simulate(
         ``label_flip``) plus keys the simulation uses itself: ``start_round`` (first
         round, 1-based, in which the malicious clients misbehave; honest before it,
         default 1), ``local_epochs`` (the malicious clients' own local epochs, default
-        ``local_epochs``) and, for ``backdoor``/``scaling``, ``target`` (a class index
+        ``local_epochs``) and, for attacks tagged ``backdoor``, ``target`` (a class index
         ``0 .. K−1`` into ``train.classes``, default 0) and
         ``patch_size`` (BadNets patch side, default 3).
     aggregator_params : mapping, optional
-        Keyword arguments of the rule. For Krum, Multi-Krum and Bulyan ``f`` defaults
-        to ``m``, the number of malicious clients the server is told to tolerate (not
-        the number sampled in a round, which the server does not know). For the
-        trimmed mean ``beta`` defaults to ``m/k`` (trim as many per side as there could
-        be attackers). The preconditions (:func:`check_preconditions` with ``n = k``)
-        are checked once before training, so an impossible ``f`` fails at once.
-        FLTrust's ``server_update`` is computed by the server each round on a root set
-        of :data:`ROOT_SIZE` training samples held out (seeded) from the clients' data.
+        Keyword arguments of the rule. For rules tagged ``needs_f`` (Krum, Multi-Krum,
+        Bulyan) ``f`` defaults to ``m``, the number of malicious clients the server is
+        told to tolerate (not the number sampled in a round, which the server does not
+        know). For rules tagged ``trims`` (the trimmed mean) ``beta`` defaults to
+        ``m/k`` (trim as many per side as there could be attackers). The preconditions
+        (:func:`check_preconditions` with ``n = k``, for rules with a ``min_clients``
+        tag) are checked once before training, so an impossible ``f`` fails at once.
+        For rules tagged ``needs_server_update`` (FLTrust) the server computes
+        ``server_update`` each round on a root set of :data:`ROOT_SIZE` training
+        samples held out (seeded) from the clients' data.
     on_round : callable, optional
         Called with each round's record as soon as it is complete.
+    model_params : mapping, optional
+        The model's size: ``{"width": w}`` (see :func:`build_network`); default
+        :data:`MODEL_PARAMS`, width 16 (64 hidden units for the MLP).
 
     Returns
     -------
     list of dict
         One record per round with ``round`` (1-based), ``accuracy`` (global model on
-        ``test``), ``asr`` (for ``backdoor``/``scaling``: share of non-target test
+        ``test``), ``asr`` (for attacks tagged ``backdoor``: share of non-target test
         inputs that, with the trigger, are predicted as the target; else ``None``),
         ``malicious_selected`` (for selection rules: the share of the round's sampled
         malicious updates that the rule kept in ``selected``; ``None`` for other rules
@@ -474,6 +519,10 @@ def simulate(
     ------
     ConfigError
         A parameter is out of range or the rule cannot tolerate ``f`` of ``k``.
+    IncompatibleError
+        A model or attack that does not fit the data (a CNN on tabular data), a model
+        the simulation cannot train (scikit-learn's ``logreg``), a rule whose ``f`` is
+        too large for ``k`` clients.
     UnknownNameError
         Unknown model, attack or aggregator name.
     """
@@ -496,7 +545,10 @@ def simulate(
         attack_params=attack_params,
         aggregator_params=aggregator_params,
         sample_shape=tuple(train.X.shape[1:]),
+        model_params=model_params,
     )
+    rule_entry = AGGREGATORS.get(aggregator)
+    needs_server_update = bool(rule_entry.tag("needs_server_update"))
     m, k, spec, target = plan.n_malicious, plan.n_sampled, plan.spec, plan.target
     start_round, attacker_epochs = plan.start_round, plan.attacker_epochs
     data_kwargs, craft_kwargs, agg_kwargs = dict(plan.data_kwargs), plan.craft_kwargs, plan.agg_kwargs
@@ -515,31 +567,31 @@ def simulate(
     torch.manual_seed(seed)
     client_pool = np.arange(len(train))
     root_idx: np.ndarray | None = None
-    if aggregator == "fltrust":
+    if needs_server_update:
         perm = rng.permutation(len(train))
         root_idx, client_pool = np.sort(perm[:ROOT_SIZE]), np.sort(perm[ROOT_SIZE:])
     parts = [client_pool[p] for p in split_clients(train.y[client_pool], n_clients, alpha=alpha, rng=rng)]
 
     trigger = None
-    if attack in _BACKDOOR_ATTACKS:
+    if CLIENT_ATTACKS.get(attack).tag("backdoor"):
         from poisonlab.attacks.backdoor import BadNets
 
         # Only the trigger is wanted: poison one sample of the training set to obtain it.
         # ``target`` is a class index; BadNets reads its target in the data's label space.
         badnets = BadNets(target=train.classes[target], patch_size=plan.patch_size)
         trigger = badnets.poison(train, 1, seed).trigger
-        data_kwargs.update(trigger=trigger, target=target)
-    if attack == "label_flip":
-        data_kwargs["n_classes"] = train.n_classes
 
     clean_data = [
         (torch.from_numpy(np.ascontiguousarray(train.X[p], dtype=np.float32)), torch.from_numpy(train.y[p]))
         for p in parts
     ]
     poisoned_data = list(clean_data)
-    if spec is not None and spec.poison_data is not None:
+    if spec.poison_data is not None:
+        poisoner = ClientAttack(spec.name, poison_data=spec.poison_data, params=data_kwargs)
         for i in range(m):
-            Xp, yp = spec.poison_data(train.X[parts[i]], train.y[parts[i]], rng, **data_kwargs)
+            Xp, yp = poisoner.poison(
+                train.X[parts[i]], train.y[parts[i]], rng, n_classes=train.n_classes, trigger=trigger
+            )
             poisoned_data[i] = (
                 torch.from_numpy(np.ascontiguousarray(Xp, dtype=np.float32)),
                 torch.from_numpy(np.asarray(yp, dtype=np.int64)),
@@ -555,13 +607,13 @@ def simulate(
         asr_X = torch.from_numpy(np.asarray(trigger.apply(test.X[keep]), dtype=np.float32))
 
     # ---- training
-    net = _build_model(model, tuple(train.X.shape[1:]), train.n_classes)
+    net = build_network(plan.arch, tuple(train.X.shape[1:]), train.n_classes, width=plan.width)
     global_vec = parameters_to_vector(net.parameters()).detach().clone()
-    rule = AGGREGATORS[aggregator]
+    rule = rule_entry.factory
     records: list[dict[str, Any]] = []
     for rnd in range(1, rounds + 1):
         sampled = np.sort(rng.choice(n_clients, size=k, replace=False))
-        attacking = spec is not None and rnd >= start_round
+        attacking = spec.acts and rnd >= start_round
         seeds = rng.integers(0, 2**31 - 1, size=k + 1)
         rows = []
         for j, client in enumerate(sampled):
@@ -575,7 +627,7 @@ def simulate(
             )
         updates = torch.stack(rows).numpy().astype(np.float32, copy=False)
         mal_rows = np.flatnonzero(sampled < m)
-        if attacking and spec is not None and spec.craft is not None and len(mal_rows):
+        if attacking and spec.craft is not None and len(mal_rows):
             ctx = RoundContext(malicious=mal_rows, benign=np.flatnonzero(sampled >= m))
             updates = updates.copy()
             updates[mal_rows] = spec.craft(updates, ctx, rng, **craft_kwargs)
@@ -589,7 +641,7 @@ def simulate(
                 on_round(records[-1])
             break
         kwargs = dict(agg_kwargs)
-        if aggregator == "fltrust" and root is not None:
+        if needs_server_update and root is not None:
             server = _local_update(
                 net, global_vec, *root, epochs=local_epochs, lr=lr, batch_size=batch_size, seed=int(seeds[k])
             )
@@ -599,7 +651,7 @@ def simulate(
 
         record = _round_record(rnd, net, global_vec, X_test, test.y, asr_X, target, k, mal_rows)
         # before start_round the malicious clients send honest updates: nothing to measure
-        if attacking and aggregator in SELECTION_RULES and result.selected is not None and len(mal_rows):
+        if attacking and rule_entry.tag("selects_clients") and result.selected is not None and len(mal_rows):
             record["malicious_selected"] = float(np.isin(mal_rows, result.selected).mean())
         records.append(record)
         if on_round is not None:

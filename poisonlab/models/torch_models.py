@@ -1,4 +1,8 @@
-"""A small, fast, seeded PyTorch trainer: a CNN for images, an MLP for tabular data.
+"""A small, fast, seeded PyTorch trainer: a CNN for images, an MLP or a linear layer for any data.
+
+:func:`build_network` is the one place an architecture name becomes a network: the
+trainer, the federated simulation and anything else that trains ``"cnn"``, ``"mlp"`` or
+``"linear"`` call it, so a name means the same architecture everywhere.
 
 The training loop keeps the whole training set as one tensor and shuffles indices
 itself: for the small sets poisonlab targets on a CPU this is several times faster
@@ -12,6 +16,11 @@ import torch
 from torch import nn
 
 from poisonlab.errors import DataError
+
+__all__ = ["ARCHS", "MLP", "LinearNet", "SmallCNN", "TorchClassifier", "build_network"]
+
+#: The architectures :func:`build_network` builds.
+ARCHS = ("cnn", "mlp", "linear")
 
 
 class SmallCNN(nn.Module):
@@ -54,10 +63,58 @@ class MLP(nn.Module):
         return self.head(self.features(x))
 
 
-class TorchClassifier:
-    """scikit-learn style wrapper around :class:`SmallCNN` or :class:`MLP`.
+class LinearNet(nn.Module):
+    """One linear layer on flattened inputs: multinomial logistic regression under cross-entropy.
 
-    Tabular inputs are standardised with statistics from the training data; images
+    ``features`` is the flattening alone, so the "representations" are the inputs.
+    """
+
+    def __init__(self, n_inputs: int, n_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Flatten())
+        self.head = nn.Linear(n_inputs, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def build_network(arch: str, sample_shape: tuple[int, ...], n_classes: int, *, width: int) -> nn.Module:
+    """The network of architecture ``arch`` for samples of ``sample_shape`` and ``n_classes`` classes.
+
+    Parameters
+    ----------
+    arch : {"cnn", "mlp", "linear"}
+        :class:`SmallCNN` (``width`` channels, a ``4·width`` head), :class:`MLP`
+        (``4·width`` hidden units per layer) or :class:`LinearNet` (``width`` unused).
+    sample_shape : tuple of int
+        One sample's shape: ``(C, H, W)`` for images (required by ``"cnn"``).
+    n_classes : int
+        Number of outputs.
+    width : int
+        The size knob; :class:`TorchClassifier` defaults it to 16 (cnn) and 32 (mlp), the
+        federated simulation to 16 for both.
+
+    Notes
+    -----
+    The parameters are initialised from PyTorch's global generator: seed it first.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if arch == "cnn":
+        if len(sample_shape) != 3:
+            raise DataError("the 'cnn' model needs image data (N×C×H×W); use 'mlp' for tabular data")
+        return SmallCNN(sample_shape, n_classes, width)  # type: ignore[arg-type]
+    n_inputs = int(np.prod(sample_shape))
+    if arch == "mlp":
+        return MLP(n_inputs, n_classes, 4 * width)
+    return LinearNet(n_inputs, n_classes)
+
+
+class TorchClassifier:
+    """scikit-learn style wrapper around :class:`SmallCNN`, :class:`MLP` or :class:`LinearNet`.
+
+    ``arch`` is one of :data:`ARCHS` (see :func:`build_network`). Flattened inputs (mlp,
+    linear) are standardised with statistics from the training data; images
     are used as they are (already in ``[0, 1]``). ``representations`` returns the
     penultimate layer, which detectors consume.
     """
@@ -75,8 +132,8 @@ class TorchClassifier:
         track_losses: bool = False,
         random_state: int = 0,
     ) -> None:
-        if arch not in ("cnn", "mlp"):
-            raise ValueError(f"arch must be 'cnn' or 'mlp', got {arch!r}")
+        if arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
         if epochs < 1 or batch_size < 1 or lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
         self.arch = arch
@@ -91,7 +148,7 @@ class TorchClassifier:
 
     def _inputs(self, X: np.ndarray) -> torch.Tensor:
         X = np.asarray(X, dtype=np.float32)
-        if self.arch == "mlp":
+        if self.arch != "cnn":
             X = X.reshape(X.shape[0], -1)
             X = (X - self.mean_) / self.scale_
         return torch.from_numpy(np.array(X, dtype=np.float32, copy=True))
@@ -103,13 +160,11 @@ class TorchClassifier:
             raise DataError("the 'cnn' model needs image data (N×C×H×W); use 'mlp' for tabular data")
         self.n_classes_ = max(int(self.n_classes or 0), int(y.max()) + 1)
         torch.manual_seed(self.random_state)
-        if self.arch == "cnn":
-            self.net_: nn.Module = SmallCNN(X.shape[1:], self.n_classes_, self.width)  # type: ignore[arg-type]
-        else:
+        if self.arch != "cnn":
             flat = X.reshape(X.shape[0], -1)
             self.mean_ = flat.mean(axis=0)
             self.scale_ = flat.std(axis=0) + 1e-6
-            self.net_ = MLP(flat.shape[1], self.n_classes_, 4 * self.width)
+        self.net_: nn.Module = build_network(self.arch, X.shape[1:], self.n_classes_, width=self.width)
         inputs, targets = self._inputs(X), torch.from_numpy(y.copy())
         optimiser = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         loss_fn = nn.CrossEntropyLoss()
@@ -169,7 +224,8 @@ class TorchClassifier:
 
         ``"penultimate"``: the last hidden layer (N × hidden). ``"early"``: the block
         before it (the pooled convolution features of the CNN, the first hidden layer
-        of the MLP), where input-level triggers are still visible as features.
+        of the MLP), where input-level triggers are still visible as features. The
+        linear model has no hidden layer: both are its (standardised, flattened) inputs.
         """
         if layer not in ("penultimate", "early"):
             raise ValueError(f"layer must be 'penultimate' or 'early', got {layer!r}")
