@@ -547,6 +547,48 @@ def test_transforms_resolve_through_their_registry_and_record_what_rebuilds_them
     assert ledger.head().number == 3
 
 
+# -- scan reports --------------------------------------------------------------------------
+def test_a_scan_report_matches_only_the_version_it_scanned(tmp_path: Path, ledger: Ledger) -> None:
+    from poisonlab.provenance.scans import ScanReport, scan_stamp
+
+    v1 = ledger.add(*_batch(6, 0), source="a")
+    data = ledger.dataset(v1)
+    assert data.name == "ledger@v1" and len(data) == 6 and set(data.source.tolist()) == {"a"}
+    stamped = {"ids": list(range(6)), "flagged_ids": [2], "detector": "knn", **scan_stamp(v1)}
+    text = json.dumps(stamped).encode()
+    report = ScanReport.from_bytes(text, name="scan.json")
+    assert ledger.match_scan(report) == v1
+    assert report.reason() == {
+        "scan_report": "scan.json",
+        "scan_report_sha256": hashlib.sha256(text).hexdigest(),
+        "detector": "knn",
+        "dataset": None,
+        "n_flagged": 1,
+    }
+    v2 = ledger.quarantine(list(report.flagged_ids), reason=report.reason())
+    # v2 holds other ids; a rollback to v1 holds v1's samples again, so v1's report fits it
+    with pytest.raises(ConfigError, match=r"scan\.json is a scan of another dataset: its 6 ids do not match"):
+        ledger.match_scan(report)
+    v3 = ledger.rollback(1)
+    assert ledger.match_scan(report) == v3 and v3.root == v1.root
+    relabelled = {**stamped, "ledger_root": "0" * 64}
+    with pytest.raises(
+        ConfigError, match=r"is a scan of version 1 \(root 0000000000000000…\), not of version 3"
+    ):
+        ledger.match_scan(ScanReport.from_bytes(json.dumps(relabelled).encode(), name="old.json"))
+    unstamped = ScanReport.from_bytes(
+        json.dumps({"ids": [0, 1, 3, 4, 5], "flagged_ids": []}).encode(), name="r"
+    )
+    assert ledger.match_scan(unstamped, v2) == v2 and unstamped.ledger_root is None
+    for bad, message in ((b"{", "r: not a JSON scan report"), (b"[]", "needs lists 'ids' and 'flagged_ids'")):
+        with pytest.raises(ConfigError, match=message):
+            ScanReport.from_bytes(bad, name="r")
+    with pytest.raises(ConfigError, match="no such scan report"):
+        ScanReport.read(tmp_path / "missing.json")
+    (tmp_path / "r.json").write_text(json.dumps(stamped))
+    assert ScanReport.read(tmp_path / "r.json").flagged_ids == (2,)
+
+
 # -- concurrency and crashes ---------------------------------------------------------
 def _add_worker(path: str, start: int, barrier) -> None:
     with Ledger.open(path) as ledger:

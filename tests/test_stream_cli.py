@@ -162,6 +162,40 @@ def test_on_gate_sees_every_batch_before_the_learner_in_the_original_label_space
             assert len(rejected_ids) > 0
 
 
+def test_the_ledger_recorder_is_an_on_gate_hook_from_python(tmp_path: Path) -> None:
+    from poisonlab.errors import ConfigError, DataError
+    from poisonlab.stream import LedgerRecorder, LedgerSummary
+
+    train, test = train_test_split(load_dataset("digits"), random_state=0)
+    small = train.subset(np.arange(400))
+    path = tmp_path / "stream-ledger"
+    recorder = LedgerRecorder(path, actor="tester").check(small)
+    assert not path.exists()  # checking writes nothing
+    with recorder:
+        result = simulate_stream(small, test, trusted=100, batch_size=50, seed=0, on_gate=recorder)
+    summary = recorder.summary()
+    assert isinstance(summary, LedgerSummary) and summary.verified and summary.problems == ()
+    n_rejected = len(result.quarantined)
+    assert summary.n_quarantined == n_rejected > 0
+    assert summary.n_samples == result.n_stream - n_rejected
+    assert summary.to_json()["head_version"] == summary.head_version
+    with Ledger.open(path) as ledger:
+        events = ledger.log()
+        assert {e.actor for e in events} == {"tester"}
+        assert [e.kind for e in events].count("add") == len(result.records)
+        assert {q.id for q in ledger.quarantined()} == set(small.ids[result.quarantined].tolist())
+    # the same stream again would add ids the ledger already holds: refused before any write
+    with pytest.raises(DataError, match="already records sample id"):
+        LedgerRecorder(path).check(small)
+    with pytest.raises(DataError, match="do not match the ledger's schema"):
+        LedgerRecorder(path).check(load_dataset("wine"))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    with pytest.raises(ConfigError, match="not empty and is not a poisonlab ledger"):
+        LedgerRecorder(tmp_path / "notes").check(small)
+    assert LedgerRecorder(tmp_path / "unused").summary() is None
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -192,7 +226,7 @@ BAD_INPUTS = [
     (["--batch-size", "0"], "batch_size must be an integer >= 1", False),
     (["--gate", "off"], "--ledger records the gated run", False),
     (["--out", "o.txt"], "--out must name a .json file", False),
-    (["--ledger", "afile"], "exists and is not a folder", False),
+    (["--ledger", "afile"], "afile exists and is not a folder", False),
     (["--ledger", "wine_ledger"], "do not match the ledger's schema", False),
 ]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -161,54 +160,18 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    path = Path(args.scan)
-    try:
-        text = path.read_bytes()
-        report = json.loads(text)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such scan report") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a JSON scan report ({exc})") from None
-    if (
-        not isinstance(report, dict)
-        or not isinstance(report.get("ids"), list)
-        or not isinstance(report.get("flagged_ids"), list)
-    ):
-        raise ConfigError(
-            f"{path}: not a scan report of `poisonlab scan --out` (needs lists 'ids' and 'flagged_ids')"
-        )
+    from poisonlab.provenance.scans import ScanReport
+
+    report = ScanReport.read(args.scan)
     with _open(args) as ledger:
-        head = ledger.head()
-        head_ids = {str(i) for i in ledger.membership(head).ids.tolist()}
-        report_ids = {str(i) for i in report["ids"]}
-        if report_ids != head_ids:
-            stray = sorted(report_ids - head_ids) or sorted(head_ids - report_ids)
-            raise ConfigError(
-                f"{path} is a scan of another dataset: its {len(report_ids)} ids do not match the "
-                f"{len(head_ids)} of version {head.number} (e.g. id {stray[0]}); scan the head version "
-                f"with `poisonlab scan --ledger {args.ledger}`"
-            )
-        scanned_root = report.get("ledger_root")
-        if scanned_root is not None and scanned_root != head.root:
-            raise ConfigError(
-                f"{path} is a scan of version {report.get('ledger_version')} (root {_short(scanned_root)}…), "
-                f"not of the head version {head.number}; scan the head with "
-                f"`poisonlab scan --ledger {args.ledger}`"
-            )
-        flagged = report["flagged_ids"]
-        if not flagged:
+        head = ledger.match_scan(report, "head")
+        if not report.flagged_ids:
             _say(f"the scan flagged nothing; version {head.number} stays the head")
             return 0
-        reason = {
-            "scan_report": path.name,
-            "scan_report_sha256": hashlib.sha256(text).hexdigest(),
-            "detector": report.get("detector"),
-            "dataset": report.get("dataset"),
-            "n_flagged": len(flagged),
-        }
-        version = ledger.quarantine(flagged, reason=reason)
+        reason = report.reason()
+        version = ledger.quarantine(list(report.flagged_ids), reason=reason)
     _say(
-        f"version {version.number}: quarantined {len(flagged)} samples flagged by "
+        f"version {version.number}: quarantined {len(report.flagged_ids)} samples flagged by "
         f"{reason['detector'] or 'a scan'}; {version.n} remain, root {version.root}",
         highlight=False,
         soft_wrap=True,

@@ -115,16 +115,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _ledger_dataset(folder: str, version: str, task: str | None) -> tuple[Any, dict[str, Any]]:
-    """A ledger version as a dataset (sources from its batches), and the version's number and root."""
+    """A ledger version as a dataset (sources from its batches), and the stamp matching a report to it."""
     from poisonlab.provenance import Ledger
-    from poisonlab.provenance.io import as_dataset
+    from poisonlab.provenance.scans import scan_stamp
 
     with Ledger.open(folder) as ledger:
         record = ledger.version(version)
-        X, y, ids, source = ledger.arrays(record)
-    name = f"{Path(folder).name or folder}@v{record.number}"
-    data = as_dataset(X, y, ids, source, name=name, task=task)  # type: ignore[arg-type]
-    return data, {"ledger_version": record.number, "ledger_root": record.root}
+        return ledger.dataset(record, task=task), scan_stamp(record)  # type: ignore[arg-type]
 
 
 def _fraction(text: str) -> float:

@@ -1,7 +1,8 @@
 """``poisonlab stream``: online learning from poisoned sources, with and without the gate.
 
-The gated run can record every batch in a provenance ledger: each batch is added with
-its source, and the samples the gate rejected are then quarantined with the gate's
+The gated run can record every batch in a provenance ledger
+(:class:`~poisonlab.stream.recorder.LedgerRecorder`): each batch is added with its
+source, and the samples the gate rejected are then quarantined with the gate's
 reason, so they stay stored and accounted for instead of being dropped.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,14 +18,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from poisonlab.cli._common import console, data_options, err_console
-from poisonlab.errors import ConfigError, DataError
+from poisonlab.errors import ConfigError
 
 if TYPE_CHECKING:
     from poisonlab.data import Dataset
-    from poisonlab.provenance import Ledger
-    from poisonlab.stream import BatchRecord, GateEvent, StreamResult
+    from poisonlab.stream import BatchRecord, StreamResult
 
-ACTOR = "poisonlab-stream"
 _ARMS = {"both": ("gated", "ungated"), "on": ("gated",), "off": ("ungated",)}
 
 
@@ -89,10 +87,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
         args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col, task=args.task
     )
     train, test = train_test_split(data, test_size=args.test_size, random_state=args.seed)
-    ledger_path = Path(args.ledger) if args.ledger is not None else None
-    ledger_exists = _check_ledger(ledger_path, train) if ledger_path is not None else False
 
-    from poisonlab.stream import simulate_stream  # scipy and the learners: once the input is known good
+    from poisonlab.stream import LedgerRecorder, simulate_stream  # scipy and the learners: input known good
+
+    recorder = LedgerRecorder(args.ledger).check(train) if args.ledger is not None else None
 
     settings: dict[str, Any] = {
         "learner": args.learner,
@@ -109,7 +107,6 @@ def cmd_stream(args: argparse.Namespace) -> int:
     }
     n_batches = _n_batches(len(train), args.trusted, args.batch_size)
     results: dict[str, StreamResult] = {}
-    recorder = _Recorder(ledger_path, ledger_exists) if ledger_path is not None else None
     bar = _Bar(arms, n_batches)
     try:
         for arm in arms:  # gated first: a bad option fails before anything is written
@@ -121,25 +118,21 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 on_gate=recorder if arm == "gated" else None,
                 **settings,
             )
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise ConfigError(f"the ledger {ledger_path} is locked by another writer; try again") from exc
-        raise
     finally:
         bar.stop()
         if recorder is not None:
             recorder.close()  # batches recorded so far stay recorded
-    ledger_summary = recorder.summary() if recorder is not None else None
+    summary = recorder.summary() if recorder is not None else None
 
     console.print(_timeline_table(results))
     console.print(_totals_table(results))
-    if ledger_summary is not None:
-        verdict = "ok" if ledger_summary["verified"] else f"FAILED: {ledger_summary['problems'][0]}"
+    if summary is not None:  # a path and verify's problems: data, never markup
+        verdict = "ok" if summary.verified else f"FAILED: {summary.problems[0]}"
         console.print(
-            f"ledger {ledger_path}: head version {ledger_summary['head_version']} holds "
-            f"{ledger_summary['n_samples']} samples; {ledger_summary['n_quarantined']} quarantined "
-            f"(kept stored); verify: {verdict}",
+            f"ledger {args.ledger}: head version {summary.head_version} holds {summary.n_samples} "
+            f"samples; {summary.n_quarantined} quarantined (kept stored); verify: {verdict}",
             highlight=False,
+            markup=False,
         )
     if out is not None:
         payload = {
@@ -147,12 +140,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
             **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
             "test_size": args.test_size,
             "runs": {arm: _run_json(result, train) for arm, result in results.items()},
-            "ledger": ledger_summary,
+            "ledger": summary.to_json() if summary is not None else None,
         }
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(payload, indent=1) + "\n")
-        console.print(f"records: {out}")
-    return 0 if ledger_summary is None or ledger_summary["verified"] else 1
+        console.print(f"records: {out}", markup=False)
+    return 0 if summary is None or summary.verified else 1
 
 
 def _names(text: str, option: str, *, allow_empty: bool = False) -> tuple[str, ...]:
@@ -179,83 +172,6 @@ def _n_batches(n_train: int, trusted: int, batch_size: int) -> int | None:
     if batch_size < 1 or not 0 < trusted < n_train:
         return None  # simulate_stream says what is wrong
     return -(-(n_train - trusted) // batch_size)
-
-
-def _check_ledger(path: Path, train: Dataset) -> bool:
-    """Fail now if the stream cannot be recorded in ``path``; ``True`` if it is a ledger to open."""
-    from poisonlab.provenance import Ledger
-    from poisonlab.provenance.chain import describe_schema, schema_of
-    from poisonlab.provenance.ledger import DB_NAME
-
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--ledger {path} exists and is not a folder")
-    if not path.exists() or not any(path.iterdir()):
-        return False
-    if not (path / DB_NAME).is_file():
-        raise ConfigError(f"--ledger {path} is a folder that is not empty and is not a poisonlab ledger")
-    with Ledger.open(path) as ledger:
-        versions = ledger.versions()
-        if not versions:
-            return True
-        head = versions[-1]
-        schema = schema_of(train.X[:1], train.original_labels(train.y[:1]), train.ids[:1])
-        if head.schema != schema:
-            raise DataError(
-                f"--ledger {path}: the stream's samples ({describe_schema(schema)}) do not match "
-                f"the ledger's schema ({describe_schema(head.schema)})"
-            )
-        # The ledger refuses ids already in its head; a quarantined id coming back is as suspect.
-        recorded = set(ledger.membership(head).ids.tolist()) | {q.id for q in ledger.quarantined()}
-        clash = next((i for i in train.ids.tolist() if i in recorded), None)
-        if clash is not None:
-            raise DataError(
-                f"--ledger {path} already records sample id {clash!r} of {train.name}; "
-                "record this stream in a new ledger"
-            )
-    return True
-
-
-class _Recorder:
-    """``on_gate`` hook: add each batch to the ledger, then quarantine what the gate rejected."""
-
-    def __init__(self, path: Path, exists: bool) -> None:
-        self.path = path
-        self.exists = exists
-        self.ledger: Ledger | None = None
-
-    def __call__(self, event: GateEvent) -> None:
-        from poisonlab.provenance import Ledger
-
-        if self.ledger is None:  # created at the first batch: every option has been checked
-            self.ledger = Ledger.open(self.path) if self.exists else Ledger.init(self.path)
-        self.ledger.add(
-            event.X, event.y, event.ids, source=event.source, actor=ACTOR, note=f"stream step {event.step}"
-        )
-        if event.rejected.any():
-            reason = {"gate": "StreamGate", "step": event.step, "reason": event.reason}
-            self.ledger.quarantine(event.ids[event.rejected], reason=reason, actor=ACTOR)
-
-    def close(self) -> None:
-        if self.ledger is not None:
-            self.ledger.close()
-
-    def summary(self) -> dict[str, Any] | None:
-        """The ledger's head, quarantine count and integrity (``None`` if nothing was recorded)."""
-        if self.ledger is None:
-            return None
-        from poisonlab.provenance import Ledger
-
-        with Ledger.open(self.path) as ledger:
-            head = ledger.head()
-            report = ledger.verify()
-            return {
-                "path": str(self.path),
-                "head_version": head.number,
-                "n_samples": head.n,
-                "n_quarantined": len(ledger.quarantined()),
-                "verified": report.ok,
-                "problems": list(report.problems),
-            }
 
 
 class _Bar:

@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,6 +57,10 @@ from poisonlab.provenance.store import (
     fsync_dir,
     is_digest,
 )
+
+if TYPE_CHECKING:
+    from poisonlab.data.dataset import Dataset, Task
+    from poisonlab.provenance.scans import ScanReport
 
 FORMAT = "poisonlab-ledger"
 FORMAT_VERSION = 1
@@ -679,6 +683,31 @@ class Ledger:
         from poisonlab.provenance.report import attestation
 
         return attestation(self, self.version(version))
+
+    def match_scan(self, report: ScanReport, version: int | str | Version = "head") -> Version:
+        """``version``, after checking ``report`` is a scan of its samples (:func:`.scans.match_scan`).
+
+        Raises
+        ------
+        ConfigError
+            If the report is a scan of other samples or of another version's contents.
+        """
+        from poisonlab.provenance.scans import match_scan
+
+        return match_scan(self, report, version)
+
+    def dataset(self, version: int | str | Version = "head", *, task: Task | None = None) -> Dataset:
+        """A version as a :class:`~poisonlab.data.Dataset` with each sample's source, named ``DIR@vN``.
+
+        Without ``task``, float labels are read as a regression response and integer
+        labels as classes.
+        """
+        from poisonlab.provenance.io import as_dataset
+
+        record = self.version(version)
+        X, y, ids, source = self.arrays(record)
+        name = f"{self.path.name or self.path}@v{record.number}"
+        return as_dataset(X, y, ids, source, name=name, task=task)
 
     def verify(self) -> VerifyReport:
         """Recompute every hash, link, signature and root (see :mod:`poisonlab.provenance.verify`)."""

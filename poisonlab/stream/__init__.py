@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from poisonlab.stream.gate import GateDecision, StreamGate
 from poisonlab.stream.learners import LEARNERS, Learner
+from poisonlab.stream.recorder import LedgerRecorder, LedgerSummary
 from poisonlab.stream.simulation import (
     BatchRecord,
     GateEvent,
@@ -29,6 +30,8 @@ __all__ = [
     "GateDecision",
     "GateEvent",
     "Learner",
+    "LedgerRecorder",
+    "LedgerSummary",
     "StreamGate",
     "StreamResult",
     "simulate_stream",
