@@ -12,8 +12,8 @@ Tags: ``modalities`` (the data it takes: ``"image"``, ``"tabular"``) and ``torch
 any learner, built-in or your own.
 
 ``"mlp"`` and ``"cnn"`` build the networks of :mod:`poisonlab.models` ``"mlp"`` and
-``"cnn"`` (:class:`~poisonlab.models.torch_models.MLP`,
-:class:`~poisonlab.models.torch_models.SmallCNN`) with the same ``width`` knob; the
+``"cnn"`` with the same builder
+(:func:`~poisonlab.models.torch_models.build_network`) and ``width`` knob; the
 stream's ``mlp`` defaults to width 16 (two hidden layers of 64) where ``poisonlab run``'s
 defaults to 32 (128), so a batch of 50 gets a few cheap Adam steps.
 """
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from poisonlab.errors import DataError, NotFittedError
+from poisonlab.errors import NotFittedError
 from poisonlab.registry import Registry
 
 if TYPE_CHECKING:  # torch loads only when a torch learner warms up
@@ -178,8 +178,14 @@ class _TorchLearner(_Base):
         self.batch_size = batch_size
         self.random_state = random_state
 
+    #: The architecture of :func:`~poisonlab.models.torch_models.build_network` it trains.
+    arch: ClassVar[str] = "mlp"
+
     def _network(self, sample_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
-        raise NotImplementedError
+        from poisonlab.models.torch_models import build_network
+
+        # One builder for run, fl and the stream: the same name is the same network.
+        return build_network(self.arch, sample_shape, n_classes, width=self.width)
 
     def _inputs(self, X: np.ndarray) -> torch.Tensor:
         X = np.asarray(X, dtype=np.float32)
@@ -235,11 +241,7 @@ class TorchMLPLearner(_TorchLearner):
         Seeds the initial weights.
     """
 
-    def _network(self, sample_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
-        from poisonlab.models.torch_models import MLP
-
-        # The same network and the same hidden size as MODELS "mlp" at this width.
-        return MLP(int(np.prod(sample_shape)), n_classes, 4 * self.width)
+    arch: ClassVar[str] = "mlp"
 
 
 class TorchCNNLearner(_TorchLearner):
@@ -259,13 +261,7 @@ class TorchCNNLearner(_TorchLearner):
 
     modalities: ClassVar[tuple[str, ...]] = ("image",)
     flat: ClassVar[bool] = False
-
-    def _network(self, sample_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
-        from poisonlab.models.torch_models import SmallCNN
-
-        if len(sample_shape) != 3:
-            raise DataError(f"the 'cnn' learner needs images (N×C×H×W), got samples of shape {sample_shape}")
-        return SmallCNN(sample_shape, n_classes, self.width)  # type: ignore[arg-type]
+    arch: ClassVar[str] = "cnn"
 
 
 #: ``modalities``: the data a learner takes. ``torch``: it loads PyTorch.
