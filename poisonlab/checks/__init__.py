@@ -31,6 +31,10 @@ _EXPORTS = {
     "check_dataset": "poisonlab.checks.models",
     "yield_dataset_checks": "poisonlab.checks.models",
     # federated kinds
+    "check_aggregator": "poisonlab.checks.federated",
+    "yield_aggregator_checks": "poisonlab.checks.federated",
+    "check_client_attack": "poisonlab.checks.federated",
+    "yield_client_attack_checks": "poisonlab.checks.federated",
     # stream and provenance kinds
 }
 

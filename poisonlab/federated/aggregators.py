@@ -919,6 +919,9 @@ AGGREGATORS.add(
     selects_clients=True,
     needs_f=True,
     min_clients=_BULYAN_N,
+    # Its last Krum rounds score by the single nearest neighbour, so two mutual nearest
+    # neighbours tie and the lower row index wins: the order of the clients matters.
+    symmetric=False,
 )
 AGGREGATORS.add(
     "norm_clipping",
