@@ -1,7 +1,8 @@
 """Federated learning: robust rules for aggregating client updates, and a simulation.
 
 Every rule takes the updates stacked as an ``(n, d)`` array and returns an
-:class:`AggregationResult`; :data:`AGGREGATORS` maps rule names to the functions.
+:class:`AggregationResult`; :data:`AGGREGATORS` and :data:`CLIENT_ATTACKS` are
+registries whose entries carry tags (:data:`AGGREGATOR_TAGS`, :data:`CLIENT_ATTACK_TAGS`).
 :func:`simulate` runs an in-process, seeded federated training with malicious
 clients (:data:`CLIENT_ATTACKS`); it loads PyTorch on first use, so importing this
 package stays light. :mod:`poisonlab.federated.flower` adapts the rules and the
@@ -11,8 +12,10 @@ attacks to a Flower deployment (``pip install 'poisonlab[flower]'``).
 from __future__ import annotations
 
 from poisonlab.federated.aggregators import (
+    AGGREGATOR_TAGS,
     AGGREGATORS,
     AggregationResult,
+    MinClients,
     bulyan,
     check_preconditions,
     coordinate_median,
@@ -24,7 +27,7 @@ from poisonlab.federated.aggregators import (
     pairwise_sq_distances,
     trimmed_mean,
 )
-from poisonlab.federated.clients import CLIENT_ATTACKS
+from poisonlab.federated.clients import CLIENT_ATTACK_TAGS, CLIENT_ATTACKS, ClientAttack
 
 _LAZY = {"simulate", "split_clients", "plan_simulation"}  # they import torch
 
@@ -39,8 +42,12 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AGGREGATORS",
+    "AGGREGATOR_TAGS",
     "CLIENT_ATTACKS",
+    "CLIENT_ATTACK_TAGS",
     "AggregationResult",
+    "ClientAttack",
+    "MinClients",
     "bulyan",
     "check_preconditions",
     "coordinate_median",
