@@ -36,6 +36,10 @@ _EXPORTS = {
     "check_client_attack": "poisonlab.checks.federated",
     "yield_client_attack_checks": "poisonlab.checks.federated",
     # stream and provenance kinds
+    "check_learner": "poisonlab.checks.stream",
+    "yield_learner_checks": "poisonlab.checks.stream",
+    "check_transform": "poisonlab.checks.provenance",
+    "yield_transform_checks": "poisonlab.checks.provenance",
 }
 
 
