@@ -7,7 +7,8 @@ Hierarchy::
     │   ├── DataError           a dataset that cannot be loaded or fails validation
     │   ├── ConfigError         an experiment config, option or parameter that is not valid
     │   │   └── IncompatibleError   a component that cannot work on the data or with another component
-    │   └── UnknownNameError    a name that no registry knows (dataset, model, attack, ...)
+    │   ├── UnknownNameError    a name that no registry knows (dataset, model, attack, ...)
+    │   └── RunFailed           a run stopped on a user mistake; its record holds the cause
     ├── NotFittedError          a fitted-state method called before ``fit`` (a gate, a detector)
     ├── StoreError              a results database that cannot be opened, read or written
     └── LedgerError             a provenance ledger that cannot be used as asked
@@ -31,6 +32,7 @@ __all__ = [
     "LedgerError",
     "NotFittedError",
     "PoisonlabError",
+    "RunFailed",
     "StoreError",
     "UnknownNameError",
     "UserError",
@@ -63,6 +65,10 @@ class UnknownNameError(UserError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class RunFailed(UserError):
+    """A run of a grid stopped on a user mistake (bad data or a bad parameter); its record says which."""
 
 
 class NotFittedError(PoisonlabError, ValueError):

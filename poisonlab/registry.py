@@ -41,10 +41,13 @@ class Entry(Generic[T]):
     def parameters(self) -> dict[str, Any]:
         """Keyword parameters the factory accepts, with their defaults (``None`` where required)."""
         sig = inspect.signature(self.factory)
+        # a function's leading positional argument without a default is its data (an
+        # aggregation rule's updates), not a hyperparameter
         return {
             p.name: (None if p.default is inspect.Parameter.empty else p.default)
             for p in sig.parameters.values()
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            if p.kind is p.KEYWORD_ONLY
+            or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not inspect.Parameter.empty)
         }
 
     def tag(self, key: str) -> Any:
@@ -189,7 +192,8 @@ def registries() -> list[Registry[Any]]:
 
     for module in _COMPONENT_MODULES:
         import_module(module)
-    return list(_ALL)
+    order = {kind: i for i, kind in enumerate(_KIND_ORDER)}
+    return sorted(_ALL, key=lambda r: order.get(r.kind, len(order)))
 
 
 #: Modules whose import registers every built-in component.
@@ -200,6 +204,24 @@ _COMPONENT_MODULES: tuple[str, ...] = (
     "poisonlab.defenses",
     "poisonlab.federated.aggregators",
     "poisonlab.federated.clients",
+    "poisonlab.stream.learners",
+    "poisonlab.provenance.transforms",
+    "poisonlab.experiments.scenarios",
+)
+
+
+#: The order ``poisonlab list`` shows the kinds in: the flow of a user's data.
+_KIND_ORDER = (
+    "dataset",
+    "model",
+    "attack",
+    "detector",
+    "defense",
+    "aggregator",
+    "client attack",
+    "learner",
+    "transform",
+    "scenario",
 )
 
 
@@ -220,6 +242,7 @@ def describe(selected: Iterable[Registry[Any]] | None = None) -> dict[str, Any]:
     for registry in selected if selected is not None else registries():
         out[registry.kind] = {
             "title": registry.title,
+            "tag_defaults": _jsonable(dict(registry.schema)),
             "entries": [
                 {
                     "name": e.name,

@@ -236,3 +236,14 @@ class _NotSelf(_Forgetful):
 def test_a_broken_model_fails(factory, failing) -> None:
     with pytest.raises(CheckFailed, match=failing):
         check_model(factory, tags={"modalities": ("tabular",)})
+
+
+def test_the_readme_example_of_checking_your_own_attack_runs() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    [example] = [b for b in blocks if "check_attack(FlipToZero())" in b]
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # our own README, not user data
+    assert "FlipToZero.keeps_features" in check_attack(namespace["FlipToZero"]())  # type: ignore[operator]

@@ -30,7 +30,7 @@ def test_list_shows_every_registered_name(capsys: pytest.CaptureFixture[str]) ->
     for registry in (DATASETS, MODELS, ATTACKS, DEFENSES):
         for entry in registry:
             assert entry.name in out
-    for name in (*AGGREGATORS, *CLIENT_ATTACKS):
+    for name in [e.name for e in (*AGGREGATORS, *CLIENT_ATTACKS)]:
         assert name in out
     assert "Krum: the single update closest" in out
 

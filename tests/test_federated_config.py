@@ -11,7 +11,7 @@ import pytest
 
 from poisonlab.cli import main
 from poisonlab.errors import ConfigError, IncompatibleError, UnknownNameError
-from poisonlab.experiments import RECORD_FIELDS, parse_config, run_grid
+from poisonlab.experiments import COLUMNS, parse_config, run_grid
 from poisonlab.experiments.federated import FederatedSpec
 from poisonlab.experiments.store import ResultStore
 
@@ -45,11 +45,11 @@ def test_a_federated_config_expands_to_one_run_per_cell_with_baselines() -> None
 def test_federated_runs_go_to_the_same_store_and_summary(tmp_path: Path) -> None:
     exp = parse_config(config())
     rounds: list[dict[str, object]] = []
-    outcome = run_grid(exp, tmp_path, on_round=rounds.append)
+    outcome = run_grid(exp, tmp_path, on_progress=rounds.append)
     assert len(rounds) == 4 * len(exp.runs)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert all(list(r) == list(RECORD_FIELDS) for r in summary)
-    by = {(r["attack"], r["defense"]): r for r in summary}
+    assert all(list(r) == list(COLUMNS) for r in summary)
+    by = {(r["attack"], r["aggregator"]): r for r in summary}
     assert set(by) == {
         ("none", "fedavg"),
         ("none", "median"),
@@ -57,7 +57,10 @@ def test_federated_runs_go_to_the_same_store_and_summary(tmp_path: Path) -> None
         ("sign_flip", "median"),
     }
     assert all(r["scenario"] == "federated" and r["status"] == "ok" for r in summary)
-    assert by[("sign_flip", "fedavg")]["poison_rate"] == 0.2 and by[("sign_flip", "fedavg")]["n_poison"] == 2
+    flipped = by[("sign_flip", "fedavg")]
+    assert flipped["malicious_share"] == 0.2 and flipped["n_malicious"] == 2
+    # federated runs have their own columns; the centralised ones stay empty
+    assert flipped["defense"] is None and flipped["poison_rate"] is None and flipped["n_poison"] is None
     # sign flipping breaks FedAvg, not the median, even in 4 rounds
     assert by[("sign_flip", "fedavg")]["clean_acc"] < 0.3
     assert by[("sign_flip", "median")]["clean_acc"] > 0.6
@@ -68,7 +71,7 @@ def test_federated_runs_go_to_the_same_store_and_summary(tmp_path: Path) -> None
     # the stored record keeps the per-round history
     with ResultStore(tmp_path / "results.sqlite") as store:
         stored = store.records()
-    history = next(r for r in stored if r["attack"] == "sign_flip" and r["defense"] == "median")["rounds"]
+    history = next(r for r in stored if r["attack"] == "sign_flip" and r["aggregator"] == "median")["rounds"]
     assert [h["round"] for h in history] == [1, 2, 3, 4]
     assert history[-1]["accuracy"] == by[("sign_flip", "median")]["clean_acc"]
     assert outcome.n_failed == 0
@@ -101,7 +104,7 @@ def test_selection_rules_report_the_share_of_malicious_updates_kept(tmp_path: Pa
         ({"federated": {"client": 10}}, ConfigError, "unknown [federated] setting 'client'"),
         ({"aggregators": ["krumm"]}, UnknownNameError, "unknown aggregator 'krumm'"),
         ({"attacks": ["badnets"]}, UnknownNameError, "unknown client attack 'badnets'"),
-        ({"poison_rates": [0.1]}, ConfigError, "unknown key 'poison_rates' in a federated config"),
+        ({"poison_rates": [0.1]}, ConfigError, "unknown config key 'poison_rates' in a federated config"),
         ({"datasets": ["diabetes"]}, ConfigError, "needs classification data"),
         ({"scenario": "centralized"}, ConfigError, "scenario must be one of"),
         # values only the attack's crafting or the rule itself checks, and data-shape mismatches
@@ -133,7 +136,7 @@ def test_fl_command_runs_round_by_round_and_stores_the_run(
     out = capsys.readouterr().out
     assert "krum vs sign_flip: 2 of 10 clients malicious, final accuracy" in out
     [row] = json.loads((tmp_path / "summary.json").read_text())
-    assert row["scenario"] == "federated" and row["defense"] == "krum" and row["malicious_selected"] == 0.0
+    assert row["scenario"] == "federated" and row["aggregator"] == "krum" and row["malicious_selected"] == 0.0
 
 
 def test_fl_into_a_folder_with_results_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -375,9 +375,13 @@ def test_fl_a_library_error_during_training_is_one_line(monkeypatch, tmp_path, c
     assert capsys.readouterr().err.strip().splitlines()[-1] == "poisonlab: error: the data went away"
 
 
-def test_fl_a_bug_during_training_keeps_its_traceback(monkeypatch, tmp_path):
+def test_fl_a_bug_during_training_keeps_its_traceback(monkeypatch, tmp_path, capsys):
     from poisonlab.cli import main
 
     _fail_in_training(monkeypatch, ZeroDivisionError("a bug"))
-    with pytest.raises(ZeroDivisionError, match="a bug"):
+    with pytest.raises(SystemExit) as exit_:
         main(["fl", "--clients", "5", "--rounds", "1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1
+    assert "Traceback (most recent call last)" in err and "in broken" in err
+    assert err.strip().splitlines()[-1] == "ZeroDivisionError: a bug"

@@ -15,7 +15,7 @@ from poisonlab.attacks import ATTACKS
 from poisonlab.data import load_dataset, train_test_split
 from poisonlab.defenses import DEFENSES
 from poisonlab.defenses.scan import scan
-from poisonlab.errors import DataError, IncompatibleError
+from poisonlab.errors import IncompatibleError
 from poisonlab.experiments import parse_config, run_grid
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
@@ -77,9 +77,11 @@ def test_clean_regression_scan_raises_few_flags() -> None:
 
 def test_regression_defenses_refuse_classification_data_and_the_reverse() -> None:
     digits = load_dataset("digits").subset(np.arange(200))
-    with pytest.raises(IncompatibleError, match="detector 'trim' is for regression data.*'digits'"):
+    with pytest.raises(IncompatibleError, match=r"detector 'trim' is for regression data.*'digits'"):
         DEFENSES.create("trim").apply(digits, np.random.default_rng(0))
-    with pytest.raises(IncompatibleError, match="detector 'spectral' is for classification data.*'diabetes'"):
+    with pytest.raises(
+        IncompatibleError, match=r"detector 'spectral' is for classification data.*'diabetes'"
+    ):
         DEFENSES.create("spectral").apply(load_dataset("diabetes"), np.random.default_rng(0))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from poisonlab.errors import ConfigError, PoisonlabError
-from poisonlab.experiments import RECORD_FIELDS, load_config, parse_config, run_grid
+from poisonlab.experiments import COLUMNS, load_config, parse_config, run_grid
 from poisonlab.experiments.runner import STORE_NAME
 
 FAST = {
@@ -53,11 +53,11 @@ def test_run_grid_stores_every_run_and_writes_summaries(tmp_path: Path) -> None:
 
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert len(summary) == len(exp.runs)
-    assert all(list(r) == list(RECORD_FIELDS) for r in summary)
+    assert all(list(r) == list(COLUMNS) for r in summary)
     with open(tmp_path / "results.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["run_id"] for r in rows] == [r["run_id"] for r in summary]
-    assert list(rows[0]) == list(RECORD_FIELDS)
+    assert list(rows[0]) == list(COLUMNS)
 
     for r in summary:
         assert 0.0 <= r["clean_acc"] <= 1.0

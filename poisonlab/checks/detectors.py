@@ -105,7 +105,7 @@ def yield_detector_checks(detector: Detector | Any, *, tags: dict[str, Any] | No
         if task not in t["tasks"]:
             yield Check(f"{name}.refuses_{task}_data", partial(_refuses, detector, task))
             continue
-        yield Check(f"{name}.{task}.scores_and_flags_every_sample", partial(_shapes, fits, task))
+        yield Check(f"{name}.{task}.fit_returns_self_scores_and_flags", partial(_shapes, fits, task))
         yield Check(f"{name}.{task}.ranks_planted_poisons_high", partial(_ranks, fits, task))
         yield Check(f"{name}.{task}.quiet_on_clean_data", partial(_quiet, fits, task))
         yield Check(f"{name}.{task}.same_input_same_scores", partial(_deterministic, fits, task))
@@ -126,6 +126,7 @@ class _Fit:
     flags: np.ndarray
     mask: np.ndarray
     mutated: str  # what fit() wrote into, or ""
+    returned_self: bool
 
 
 class _Fits:
@@ -153,12 +154,14 @@ class _Fits:
             ):
                 mutated = "the evidence"
             scores, flags = np.array(fitted.score_samples()), np.array(fitted.auto_flags())
-            self._memo[key] = _Fit(scores, flags, mask, mutated)
+            self._memo[key] = _Fit(scores, flags, mask, mutated, fitted is self.detector)
         return self._memo[key]
 
 
 def _shapes(fits: _Fits, task: str) -> None:
     fit = fits.get(task)
+    expect(fit.returned_self, "fit() does not return the detector itself")
+    expect(fit.scores.dtype == np.float64, f"scores are {fit.scores.dtype}, not float64")
     expect(fit.scores.shape == fit.mask.shape, f"{fit.scores.shape} scores for {fit.mask.shape[0]} samples")
     expect(np.isfinite(fit.scores).all(), "scores are not all finite")
     expect(fit.flags.dtype == bool and fit.flags.shape == fit.mask.shape, f"flags are {fit.flags.dtype}")

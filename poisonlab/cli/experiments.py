@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from poisonlab.cli._common import console, data_options, err_console, error, parse_params
-from poisonlab.errors import ConfigError
+from poisonlab.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from poisonlab.experiments.records import RunRecord
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,8 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     attack.set_defaults(func=cmd_attack)
 
     listing = sub.add_parser(
-        "list", help="list registered datasets, models, attacks, detectors, defenses and federated rules"
+        "list", help="every kind of component: names, descriptions, parameters with defaults, tags"
     )
+    listing.add_argument("kind", nargs="?", help="show one kind only (attack, detector, aggregator, ...)")
+    listing.add_argument("--json", action="store_true", help="print the same as JSON, for tools")
     listing.set_defaults(func=cmd_list)
 
 
@@ -71,14 +78,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     ) as progress:
         task = progress.add_task("runs", total=len(todo))
 
-        def on_result(record: dict[str, Any]) -> None:
+        def on_result(record: RunRecord) -> None:
             progress.advance(task)
-            if record["status"] != "ok":
-                progress.console.print(
-                    f"[red]failed[/red] {record['attack']} rate={record['poison_rate']} "
-                    f"seed={record['seed']}: {record['error']}",
-                    highlight=False,
-                )
+            if record.status != "ok":
+                column, value = record.condition()
+                line = Text("failed", style="red")
+                line.append(f" {record.attack} {column}={value} seed={record.seed}: {record.error}")
+                progress.console.print(line, highlight=False)
 
         outcome = run_grid(experiment, out, jobs=args.jobs, resume=args.resume, on_result=on_result)
     console.print(_summary_table(aggregate(outcome.records)))
@@ -89,15 +95,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary_table(rows: list[dict[str, Any]]) -> Table:
+def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.aggregate
     """Mean ± std per cell; columns with a single value across the grid move to the title.
 
     Classification cells show accuracies in %; regression cells show test MSE and
     its ratio to the clean baseline.
     """
-    keys = ("dataset", "model", "defense")
-    federated = bool(rows) and all(r.get("scenario") == "federated" for r in rows)
-    header = {"defense": "aggregator", "rate": "malicious"} if federated else {}
+    by, condition = (rows[0]["defended_by"], rows[0]["condition"]) if rows else ("defense", "poison_rate")
+    keys = ("dataset", "model", by)
+    header = {"rate": "malicious"} if condition == "malicious_share" else {}
     constant = [k for k in keys if len({r[k] for r in rows}) == 1] if rows else []
     regression = any(r.get("test_mse") is not None for r in rows)
     classification = any(r.get("clean_acc") is not None for r in rows) or not rows
@@ -115,16 +121,20 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:
         metrics += [("MSE", "test_mse"), ("MSE×", "mse_ratio")]
     if any(r.get("malicious_selected") is not None for r in rows):
         metrics += [("kept", "malicious_selected")]  # share of malicious updates a selection rule kept
+    if any(r.get("n_admitted_poison") is not None for r in rows):
+        metrics += [("admitted", "n_admitted_poison")]  # poisons a stream's learner was given
     for col in (*shown, "attack", "rate", "seeds", "n_poison", *(name for name, _ in metrics)):
         justify: Literal["left", "right"] = "left" if col in (*keys, "attack") else "right"
         table.add_column(header.get(col, col), no_wrap=True, justify=justify)
     for r in rows:
-        rate = "—" if r["poison_rate"] is None else f"{100 * r['poison_rate']:g}%"
+        rate = "—" if r.get(condition) is None else f"{100 * r[condition]:g}%"
         cells = []
         for _, key in metrics:
             value = r.get(key)
             if key == "test_mse":
                 cells.append("—" if value is None else f"{value[0]:.4g}±{value[1]:.2g}")
+            elif key == "n_admitted_poison":
+                cells.append("—" if value is None else f"{value[0]:.0f}±{value[1]:.0f}")
             elif key == "mse_ratio":
                 cells.append("—" if value is None else f"{value[0]:.2f}±{value[1]:.2f}")
             else:
@@ -168,40 +178,41 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
 # -- list --------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
-    from poisonlab.attacks import ATTACKS
-    from poisonlab.data import DATASETS
-    from poisonlab.defenses import DEFENSES
-    from poisonlab.federated import AGGREGATORS
-    from poisonlab.federated.clients import CLIENT_ATTACKS
-    from poisonlab.models import MODELS
+    import json
 
-    for title, registry in (
-        ("datasets", DATASETS),
-        ("models", MODELS),
-        ("attacks", ATTACKS),
-        ("defenses", DEFENSES),
-    ):
-        table = Table(title=title, title_justify="left")
-        table.add_column("name")
+    from poisonlab.registry import describe, registries
+
+    selected = registries()
+    if args.kind:
+        kinds = {r.kind: r for r in selected} | {r.title: r for r in selected}
+        if args.kind not in kinds:
+            raise UnknownNameError(
+                f"unknown kind {args.kind!r}; known: {', '.join(r.kind for r in selected)}"
+            )
+        selected = [kinds[args.kind]]
+    described = describe(selected)
+    if args.json:
+        sys.stdout.write(json.dumps(described, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    for kind in described.values():
+        table = Table(title=kind["title"], title_justify="left", show_lines=False)
+        table.add_column("name", no_wrap=True)
         table.add_column("description")
-        for entry in registry:
-            table.add_row(entry.name, entry.description)
-        console.print(table)
-    for title, items in (
-        ("federated aggregators", AGGREGATORS),
-        ("federated client attacks", CLIENT_ATTACKS),
-    ):
-        table = Table(title=title, title_justify="left")
-        table.add_column("name")
-        table.add_column("description")
-        for name, obj in items.items():
-            table.add_row(name, _first_line(obj))
+        table.add_column("parameters (defaults)")
+        table.add_column("tags (where not the default)")
+        for entry in kind["entries"]:
+            params = ", ".join(f"{k}={_shown(v)}" for k, v in entry["parameters"].items())
+            # the tags an entry sets away from its kind's defaults say what is special about it
+            defaults = kind["tag_defaults"]
+            tags = ", ".join(f"{k}={_shown(v)}" for k, v in entry["tags"].items() if defaults.get(k) != v)
+            table.add_row(
+                Text(entry["name"]), Text(entry["description"]), Text(params or "-"), Text(tags or "-")
+            )
         console.print(table)
     return 0
 
 
-def _first_line(obj: Any) -> str:
-    """A rule's or a client attack's one-line description, from its docstring."""
-    fn = (getattr(obj, "craft", None) or getattr(obj, "poison_data", None)) if hasattr(obj, "craft") else obj
-    doc = (fn.__doc__ or "").strip()
-    return doc.splitlines()[0].replace("``", "") if doc else ""
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return "|".join(map(str, value)) or "()"
+    return str(value)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from poisonlab.cli._common import console, err_console, parse_params
-from poisonlab.errors import ConfigError
+from poisonlab.errors import ConfigError, RunFailed
+
+if TYPE_CHECKING:
+    from poisonlab.experiments.records import RunRecord
 
 
 def _names(entries: Any) -> str:
@@ -126,16 +130,16 @@ def cmd_fl(args: argparse.Namespace) -> int:
         progress.update(task, advance=1, status=status)
 
     try:
-        outcome = run_grid(experiment, out, on_round=on_round)
+        outcome = run_grid(experiment, out, on_progress=on_round)
     finally:
         if progress.live.is_started:
             progress.stop()
     record = outcome.records[0]
-    if record["status"] != "ok":
-        _report_failure(experiment.runs[0], record)
+    if record.status != "ok":
+        _report_failure(record)
     console.print(_rounds_table(history, args))
     console.print(
-        f"{args.aggregator} vs {args.attack}: {record['n_poison']} of {args.clients} clients malicious, "
+        f"{args.aggregator} vs {args.attack}: {record['n_malicious']} of {args.clients} clients malicious, "
         f"final accuracy {100 * record['clean_acc']:.1f}%"
         + ("" if record["asr"] is None else f", ASR {100 * record['asr']:.1f}%"),
         highlight=False,
@@ -150,20 +154,16 @@ def cmd_fl(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_failure(spec: Any, record: dict[str, Any]) -> None:
-    """Raise what made the run fail, as the run raised it.
+def _report_failure(record: RunRecord) -> None:
+    """Say why the run failed, decided by the failure's recorded kind, never its text.
 
-    The grid records a failed run as text and goes on; the command line must decide by
-    the exception's type, never its text. The seeded run fails the same way again, so it
-    is run once more outside the grid's catch-all: a :class:`PoisonlabError` reaches
-    ``main`` as one line, anything else (a bug) keeps its traceback.
+    A user mistake (:class:`~poisonlab.errors.PoisonlabError` in the run) reaches
+    ``main`` as one line; a bug prints the run's traceback and exits 1.
     """
-    from poisonlab.experiments.run import _evaluate_federated
-
-    err_console.print("the run failed; running it again to report why", highlight=False)
-    _evaluate_federated(spec, None)
-    # It passed this time: not reproducible, so a bug, whatever its type was.
-    raise RuntimeError(f"the federated run failed, then passed when run again: {record['error']}")
+    if record.failure == "user":
+        raise RunFailed(record.error or "the run failed")
+    sys.stderr.write(record.traceback or f"{record.error}\n")
+    raise SystemExit(1)
 
 
 def _malicious(text: str) -> float | int:

@@ -16,26 +16,28 @@ shared simulation settings in a ``[federated]`` table::
     clients = 20
     rounds = 20
 
-Their records go to the same results store and summary as every other run:
-``defense`` holds the aggregation rule (the server's defense), ``poison_rate`` the
-share of malicious clients, ``clean_acc``/``asr`` the global model's last-round
-figures, ``malicious_selected`` the mean share of malicious updates a selection
-rule accepted, and the stored record keeps the per-round history.
+Their records (:class:`~poisonlab.experiments.records.FederatedRecord`) go to the
+same results store and summary as every other run, with columns of their own:
+``aggregator`` (the server's rule), ``malicious_share`` and ``n_malicious`` (the
+malicious clients), ``clean_acc``/``asr`` (the global model after the last
+round), ``malicious_selected`` (the mean share of malicious updates a selection
+rule accepted); the stored record keeps the per-round history.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar, cast
 
+from poisonlab.data.dataset import Dataset, train_test_split
 from poisonlab.errors import ConfigError
-from poisonlab.experiments.spec import HashedSpec
+from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key
+from poisonlab.experiments.records import FederatedRecord
+from poisonlab.experiments.spec import Component, DataRef, HashedSpec, component, listed, run_options
 
-if TYPE_CHECKING:  # config imports this module; the types only are needed here
-    from poisonlab.experiments.config import Component
-
-__all__ = ["FEDERATED_KEYS", "SETTINGS", "FederatedSpec", "federated_record", "parse_federated"]
+__all__ = ["FEDERATED_KEYS", "SETTINGS", "FederatedScenario", "FederatedSpec"]
 
 #: Keys of the ``[federated]`` table and their defaults (simulate's own defaults).
 SETTINGS: dict[str, Any] = {
@@ -66,6 +68,8 @@ FEDERATED_KEYS = {
 class FederatedSpec(HashedSpec):
     """Everything one federated run depends on; its hash is the run's key in the store."""
 
+    scenario: ClassVar[str] = "federated"
+
     dataset: Component
     model: Component
     attack: Component
@@ -75,10 +79,6 @@ class FederatedSpec(HashedSpec):
     settings: dict[str, Any] = field(default_factory=dict)
     test_size: float = 0.25
     data_digest: str = ""
-
-    @property
-    def scenario(self) -> str:
-        return "federated"
 
     @property
     def malicious_share(self) -> float | None:
@@ -108,93 +108,100 @@ class FederatedSpec(HashedSpec):
         }
 
 
-def parse_federated(raw: dict[str, Any], datasets: list[tuple[Any, str, str, str]]) -> list[FederatedSpec]:
-    """Expand a federated config into run specs, checking every run's settings first.
+class FederatedScenario(Scenario):
+    """``scenario = "federated"``: a grid of federated simulations (see the module docstring)."""
 
-    ``datasets`` are the resolved entries of the config (component, digest, modality,
-    task), as :func:`poisonlab.experiments.config.parse_config` resolves them.
-    """
-    from poisonlab.data.dataset import train_test_split
-    from poisonlab.experiments.config import _component, _list, _run_options, load_dataset_component
-    from poisonlab.federated.simulation import plan_simulation
+    keys = frozenset(FEDERATED_KEYS)
 
-    unknown = sorted(set(raw) - FEDERATED_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown key {unknown[0]!r} in a federated config; known: {', '.join(sorted(FEDERATED_KEYS))}"
-        )
-    table = raw.get("federated", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"'federated' must be a table of settings, got {table!r}")
-    bad = sorted(set(table) - set(SETTINGS))
-    if bad:
-        raise ConfigError(f"unknown [federated] setting {bad[0]!r}; known: {', '.join(SETTINGS)}")
-
-    models = [_component(e, "models") for e in _list(raw, "models", ["mlp"])]
-    attacks = [_component(e, "attacks") for e in _list(raw, "attacks")]
-    aggregators = [_component(e, "aggregators") for e in _list(raw, "aggregators", ["fedavg"])]
-    shares = _list(raw, "malicious", [0.2])
-    seeds, test_size, baseline = _run_options(raw)
-    for comp in models:
-        if comp.params:
-            raise ConfigError(f"federated models take no parameters, got {comp.label!r}")
-    if baseline and not any(a.name == "none" for a in attacks):
-        attacks.insert(0, _component("none", "attacks"))
-
-    runs: list[FederatedSpec] = []
-    for data_comp, digest, _modality, task in datasets:
-        if task != "classification":
-            raise ConfigError(
-                f"federated simulation needs classification data; {data_comp.label!r} is {task}"
-            )
-        data = load_dataset_component(data_comp)
-        n_train = len(train_test_split(data, test_size=float(test_size), random_state=0)[0])
-        for model, attack, aggregator in itertools.product(models, attacks, aggregators):
-            # The attack-free baseline has no malicious clients: one run per seed.
-            run_shares: list[Any] = [None] if attack.name == "none" else list(shares)
-            for share in run_shares:
-                spec = FederatedSpec(
-                    data_comp,
-                    model,
-                    attack,
-                    share,
-                    aggregator,
-                    0,
-                    {**SETTINGS, **table},
-                    float(test_size),
-                    digest,
-                )
-                kwargs = spec.simulate_kwargs()
-                kwargs.pop("seed")
-                plan_simulation(  # fail fast
-                    n_train=n_train, n_classes=data.n_classes, sample_shape=data.X.shape[1:], **kwargs
-                )
+    def parse(self, raw: Mapping[str, Any], datasets: Sequence[DataRef]) -> list[Spec]:
+        table = raw.get("federated", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"'federated' must be a table of settings, got {table!r}")
+        bad = sorted(set(table) - set(SETTINGS))
+        if bad:
+            raise ConfigError(f"unknown [federated] setting {bad[0]!r}; known: {', '.join(SETTINGS)}")
+        models = [component(e, "models") for e in listed(raw, "models", ["mlp"])]
+        attacks = [component(e, "attacks") for e in listed(raw, "attacks")]
+        aggregators = [component(e, "aggregators") for e in listed(raw, "aggregators", ["fedavg"])]
+        shares = listed(raw, "malicious", [0.2])
+        seeds, test_size, baseline = run_options(raw)
+        for comp in models:
+            if comp.params:
+                raise ConfigError(f"federated models take no parameters, got {comp.label!r}")
+        if baseline and not any(a.name == "none" for a in attacks):
+            attacks.insert(0, Component("none"))
+        settings = {**SETTINGS, **table}
+        runs: list[Spec] = []
+        for ref in datasets:
+            for model, attack, aggregator in itertools.product(models, attacks, aggregators):
+                # The attack-free baseline has no malicious clients: one run per seed.
+                run_shares: list[Any] = [None] if attack.name == "none" else list(shares)
                 runs += [
                     FederatedSpec(
-                        data_comp,
-                        model,
-                        attack,
-                        share,
-                        aggregator,
-                        seed,
-                        {**SETTINGS, **table},
-                        float(test_size),
-                        digest,
+                        ref.component, model, attack, share, aggregator, seed, settings, test_size, ref.digest
                     )
-                    for seed in seeds
+                    for share, seed in itertools.product(run_shares, seeds)
                 ]
-    return runs
+        return runs
+
+    def plan(self, specs: Sequence[Spec], data: Mapping[str, Dataset]) -> None:
+        """Every cell's simulation settings checked once against its data (seeds share a plan)."""
+        from poisonlab.federated.simulation import plan_simulation
+
+        planned: set[str] = set()
+        for spec in cast(Sequence[FederatedSpec], specs):
+            dataset = data[data_key(spec.dataset, spec.data_digest)]
+            if dataset.task != "classification":
+                label = spec.dataset.label
+                raise ConfigError(
+                    f"federated simulation needs classification data; {label!r} is {dataset.task}"
+                )
+            kwargs = spec.simulate_kwargs()
+            kwargs.pop("seed")
+            cell = repr(sorted(kwargs.items(), key=str)) + data_key(spec.dataset, spec.data_digest)
+            if cell in planned:
+                continue
+            planned.add(cell)
+            n_train = len(train_test_split(dataset, test_size=spec.test_size, random_state=0)[0])
+            plan_simulation(
+                n_train=n_train, n_classes=dataset.n_classes, sample_shape=dataset.X.shape[1:], **kwargs
+            )
+
+    def execute(self, spec: Spec, data: Dataset, on_progress: OnProgress | None = None) -> FederatedRecord:
+        """One simulation; ``on_progress`` gets each round's record as it finishes."""
+        from poisonlab.federated.simulation import plan_simulation, simulate
+
+        run = cast(FederatedSpec, spec)
+        train, test = train_test_split(data, test_size=run.test_size, random_state=run.seed)
+        kwargs = run.simulate_kwargs()
+        rounds = simulate(train, test, on_round=on_progress, **kwargs)
+        kwargs.pop("seed")
+        n_malicious = plan_simulation(n_train=len(train), n_classes=train.n_classes, **kwargs).n_malicious
+        last = rounds[-1]
+        shares = [r["malicious_selected"] for r in rounds if r["malicious_selected"] is not None]
+        return FederatedRecord(
+            **_identity(run),
+            n_train=len(train),
+            n_test=len(test),
+            n_malicious=n_malicious,
+            clean_acc=last["accuracy"],
+            asr=last["asr"],
+            malicious_selected=sum(shares) / len(shares) if shares else None,
+            diverged_round=next((r["round"] for r in rounds if r.get("diverged")), None),
+            rounds=tuple(rounds),
+        )
+
+    def stub(self, spec: Spec) -> FederatedRecord:
+        return FederatedRecord(**_identity(cast(FederatedSpec, spec)))
 
 
-def federated_record(rounds: list[dict[str, Any]], n_malicious: int) -> dict[str, Any]:
-    """A run's summary fields from the simulation's per-round records."""
-    last = rounds[-1]
-    shares = [r["malicious_selected"] for r in rounds if r["malicious_selected"] is not None]
+def _identity(spec: FederatedSpec) -> dict[str, Any]:
     return {
-        "clean_acc": last["accuracy"],
-        "asr": last["asr"],
-        "malicious_selected": sum(shares) / len(shares) if shares else None,
-        "n_poison": n_malicious,
-        "diverged_round": next((r["round"] for r in rounds if r.get("diverged")), None),
-        "rounds": rounds,
+        "run_id": spec.run_id,
+        "dataset": spec.dataset.label,
+        "model": spec.model.label,
+        "attack": spec.attack.label,
+        "aggregator": spec.aggregator.label,
+        "malicious_share": spec.malicious_share,
+        "seed": spec.seed,
     }

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from poisonlab.errors import ConfigError
+from poisonlab.errors import StoreError
+from poisonlab.experiments.records import RunRecord, from_stored
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -35,36 +36,53 @@ class ResultStore:
             self._db.execute(SCHEMA)
             self._db.commit()
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise ConfigError(f"{self.path}: cannot open results store: {exc}") from exc
+            raise StoreError(f"{self.path}: cannot open results store: {exc}") from exc
 
-    def put(self, config_json: str, record: dict[str, Any]) -> None:
+    def put(self, config_json: str, record: RunRecord) -> None:
         """Insert or replace one run's result and commit at once."""
-        stored = {k: v for k, v in record.items() if k != "traceback"}
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record["run_id"],
-                    record["status"],
-                    config_json,
-                    json.dumps(stored),
-                    record.get("error"),
-                    record.get("traceback"),
-                    datetime.now(UTC).isoformat(timespec="seconds"),
-                ),
-            )
+        try:
+            with self._db:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.run_id,
+                        record.status,
+                        config_json,
+                        record.to_json(),
+                        record.error,
+                        record.traceback,
+                        datetime.now(UTC).isoformat(timespec="seconds"),
+                    ),
+                )
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise StoreError(f"{self.path}: cannot write results store: {exc}") from exc
 
     def finished_ids(self) -> set[str]:
-        return {row[0] for row in self._db.execute("SELECT run_id FROM runs WHERE status = 'ok'")}
+        return {row[0] for row in self._query("SELECT run_id FROM runs WHERE status = 'ok'")}
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        return int(self._query("SELECT COUNT(*) FROM runs")[0][0])
 
-    def records(self, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
-        """Stored records, in the order of ``run_ids`` when given (missing ids skipped)."""
-        rows = dict(self._db.execute("SELECT run_id, record FROM runs").fetchall())
-        order = run_ids if run_ids is not None else list(rows)
-        return [json.loads(rows[i]) for i in order if i in rows]
+    def _query(self, sql: str) -> list[Any]:
+        try:
+            return self._db.execute(sql).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read results store: {exc}") from exc
+
+    def records(self, run_ids: list[str] | None = None) -> list[RunRecord]:
+        """Stored records, in the order of ``run_ids`` when given (missing ids skipped).
+
+        Records written by an earlier poisonlab (plain dicts, federated runs under
+        ``defense``/``poison_rate``) are read into today's typed records.
+        """
+        try:
+            rows = {i: (r, tb) for i, r, tb in self._db.execute("SELECT run_id, record, traceback FROM runs")}
+            order = run_ids if run_ids is not None else list(rows)
+            return [
+                from_stored({**json.loads(rows[i][0]), "traceback": rows[i][1]}) for i in order if i in rows
+            ]
+        except (sqlite3.DatabaseError, json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise StoreError(f"{self.path}: a stored record cannot be read: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()
