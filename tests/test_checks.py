@@ -59,7 +59,7 @@ def test_every_dataset_passes_the_battery(entry) -> None:
 
 
 @pytest.mark.parametrize(
-    "estimator", [TRIMRegressor(n_init=2, n_elemental=20), ResidualSanitizer()], ids=type
+    "estimator", [TRIMRegressor(n_init=1, n_elemental=10, max_iter=10), ResidualSanitizer()], ids=type
 )
 def test_sklearn_compatible_estimators_pass_check_estimator(estimator) -> None:
     with warnings.catch_warnings():

@@ -53,7 +53,6 @@ from dataclasses import dataclass
 from typing import Self
 
 import numpy as np
-from scipy.stats import binom
 from threadpoolctl import ThreadpoolController
 
 from poisonlab.errors import ConfigError, DataError, NotFittedError
@@ -230,6 +229,8 @@ class StreamGate:
         n = len(y)
         scores, suspicious = self._neighbour_rule(Z, y)
         n_suspicious = int(suspicious.sum())
+        from scipy.stats import binom  # scipy.stats takes a second to import: only when gating
+
         p_value = float(binom.sf(n_suspicious - 1, n, self.base_rate_)) if n_suspicious else 1.0
         if source is not None and source in self.distrusted_:
             rejected = np.ones(n, dtype=bool)
