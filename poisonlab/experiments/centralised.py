@@ -23,7 +23,7 @@ from poisonlab.defenses import DEFENSES
 from poisonlab.errors import ConfigError
 from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key
 from poisonlab.experiments.records import CentralisedRecord
-from poisonlab.experiments.spec import Component, DataRef, HashedSpec, component, listed, run_options
+from poisonlab.experiments.spec import NONE, Component, DataRef, HashedSpec, component, listed, run_options
 from poisonlab.models import MODELS
 
 __all__ = ["CentralisedScenario", "RunSpec"]
@@ -65,19 +65,19 @@ class CentralisedScenario(Scenario):
     def parse(self, raw: Mapping[str, Any], datasets: Sequence[DataRef]) -> list[Spec]:
         models = [component(e, "models") for e in listed(raw, "models")]
         attacks = [component(e, "attacks") for e in listed(raw, "attacks")]
-        defenses = [component(e, "defenses") for e in listed(raw, "defenses", ["none"])]
+        defenses = [component(e, "defenses") for e in listed(raw, "defenses", [NONE])]
         rates = [_rate(r) for r in listed(raw, "poison_rates", [0.05])]
         seeds, test_size, baseline = run_options(raw)
         for registry, comps in ((MODELS, models), (ATTACKS, attacks), (DEFENSES, defenses)):
             for comp in comps:
                 registry.get(comp.name).check_params(comp.params)  # names first, then the data
-        if baseline and not any(a.name == "none" for a in attacks):
-            attacks.insert(0, Component("none"))
+        if baseline and not any(a.name == NONE for a in attacks):
+            attacks.insert(0, Component(NONE))
         runs: list[Spec] = []
         for ref in datasets:
             for model, defense, attack in itertools.product(models, defenses, attacks):
                 # The clean baseline has no rate: one run per seed, not one per rate.
-                attack_rates: list[float | None] = [None] if attack.name == "none" else list(rates)
+                attack_rates: list[float | None] = [None] if attack.name == NONE else list(rates)
                 runs += [
                     RunSpec(ref.component, model, attack, rate, defense, seed, test_size, ref.digest)
                     for rate, seed in itertools.product(attack_rates, seeds)
@@ -129,7 +129,7 @@ class CentralisedScenario(Scenario):
             out["test_mse"] = metrics.mean_squared_error(test.y, model.predict(test.X))
         else:
             out["clean_acc"] = metrics.clean_accuracy(test.y, model.predict(test.X))
-        if run.defense.name != "none":
+        if run.defense.name != NONE:
             detection = metrics.detection_scores(poisoned.poison_mask, defended.removed_mask, defended.scores)
             out.update({f"det_{k}": v for k, v in detection.items()})
         if poisoned.trigger is not None and poisoned.target_class is not None:

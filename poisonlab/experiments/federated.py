@@ -35,7 +35,7 @@ from poisonlab.data.dataset import Dataset, train_test_split
 from poisonlab.errors import ConfigError
 from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key
 from poisonlab.experiments.records import FederatedRecord
-from poisonlab.experiments.spec import Component, DataRef, HashedSpec, component, listed, run_options
+from poisonlab.experiments.spec import NONE, Component, DataRef, HashedSpec, component, listed, run_options
 
 __all__ = ["FEDERATED_KEYS", "SETTINGS", "FederatedScenario", "FederatedSpec"]
 
@@ -128,14 +128,14 @@ class FederatedScenario(Scenario):
         for comp in models:
             if comp.params:
                 raise ConfigError(f"federated models take no parameters, got {comp.label!r}")
-        if baseline and not any(a.name == "none" for a in attacks):
-            attacks.insert(0, Component("none"))
+        if baseline and not any(a.name == NONE for a in attacks):
+            attacks.insert(0, Component(NONE))
         settings = {**SETTINGS, **table}
         runs: list[Spec] = []
         for ref in datasets:
             for model, attack, aggregator in itertools.product(models, attacks, aggregators):
                 # The attack-free baseline has no malicious clients: one run per seed.
-                run_shares: list[Any] = [None] if attack.name == "none" else list(shares)
+                run_shares: list[Any] = [None] if attack.name == NONE else list(shares)
                 runs += [
                     FederatedSpec(
                         ref.component, model, attack, share, aggregator, seed, settings, test_size, ref.digest

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from poisonlab import metrics
+from poisonlab.experiments.spec import NONE
 
 __all__ = [
     "COLUMNS",
@@ -157,7 +158,7 @@ class CentralisedRecord(RunRecord):
     scenario: ClassVar[str] = "centralised"
 
     poison_rate: float | None = None
-    defense: str = "none"
+    defense: str = NONE
     n_poison: int | None = None
     ra: float | None = None
     test_mse: float | None = None
@@ -191,21 +192,21 @@ class CentralisedRecord(RunRecord):
         """
         runs = [r for r in records if isinstance(r, CentralisedRecord)]
         ok = [r for r in runs if r.status == "ok"]
-        baseline = {(r.dataset, r.model, r.defense, r.seed): r for r in ok if r.attack == "none"}
+        baseline = {(r.dataset, r.model, r.defense, r.seed): r for r in ok if r.attack == NONE}
         undefended = {
-            (r.dataset, r.model, r.attack, r.poison_rate, r.seed): r for r in ok if r.defense == "none"
+            (r.dataset, r.model, r.attack, r.poison_rate, r.seed): r for r in ok if r.defense == NONE
         }
         out: list[RunRecord] = []
         for r in runs:
             base = baseline.get((r.dataset, r.model, r.defense, r.seed))
-            clean = baseline.get((r.dataset, r.model, "none", r.seed))
+            clean = baseline.get((r.dataset, r.model, NONE, r.seed))
             plain = undefended.get((r.dataset, r.model, r.attack, r.poison_rate, r.seed))
             drop = _drop(base.clean_acc if base else None, r.clean_acc)
             ratio = None
             if clean is not None and clean.test_mse and r.test_mse is not None:
                 ratio = round(r.test_mse / clean.test_mse, 6)
             der = None
-            if r.defense != "none" and plain is not None and r.asr is not None and plain.asr is not None:
+            if r.defense != NONE and plain is not None and r.asr is not None and plain.asr is not None:
                 assert plain.clean_acc is not None and r.clean_acc is not None  # a backdoor run has both
                 der = metrics.defense_effectiveness_rating(plain.asr, r.asr, plain.clean_acc, r.clean_acc)
             out.append(dataclasses.replace(r, acc_drop=drop, mse_ratio=ratio, der=der))
@@ -246,7 +247,7 @@ class FederatedRecord(RunRecord):
         baseline = {
             (r.dataset, r.model, r.aggregator, r.seed): r
             for r in runs
-            if r.attack == "none" and r.status == "ok"
+            if r.attack == NONE and r.status == "ok"
         }
         out: list[RunRecord] = []
         for r in runs:
@@ -290,7 +291,7 @@ class StreamRecord(RunRecord):
         """
         runs = [r for r in records if isinstance(r, StreamRecord)]
         baseline = {
-            (r.dataset, r.model, r.gate, r.seed): r for r in runs if r.attack == "none" and r.status == "ok"
+            (r.dataset, r.model, r.gate, r.seed): r for r in runs if r.attack == NONE and r.status == "ok"
         }
         out: list[RunRecord] = []
         for r in runs:

@@ -13,6 +13,11 @@ from poisonlab.data.dataset import Dataset
 from poisonlab.data.readers import load_dataset
 from poisonlab.errors import ConfigError
 
+#: The name of the clean baseline in every kind that has one: the attack that poisons
+#: nothing, the defense that removes nothing, the honest client. A grid compares each
+#: run with the run of its cell that has this attack (``acc_drop``) or defense (``der``).
+NONE = "none"
+
 
 class HashedSpec:
     """Mixin for frozen dataclass run specs: ``run_id`` is a hash of every field."""

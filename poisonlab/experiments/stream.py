@@ -43,7 +43,7 @@ from poisonlab.data.dataset import Dataset, train_test_split
 from poisonlab.errors import ConfigError
 from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key
 from poisonlab.experiments.records import StreamRecord
-from poisonlab.experiments.spec import Component, DataRef, HashedSpec, component, listed, run_options
+from poisonlab.experiments.spec import NONE, Component, DataRef, HashedSpec, component, listed, run_options
 from poisonlab.stream.learners import LEARNERS, Learner
 from poisonlab.validation import positive_int
 
@@ -135,14 +135,14 @@ class StreamScenario(Scenario):
                     f"stream attacks take no parameters, got {attack.label!r}; "
                     "set the target class in [stream]"
                 )
-        if baseline and not any(a.name == "none" for a in attacks):
-            attacks.insert(0, Component("none"))
+        if baseline and not any(a.name == NONE for a in attacks):
+            attacks.insert(0, Component(NONE))
         settings = {**SETTINGS, **table}
         runs: list[Spec] = []
         for ref in datasets:
             for model, gate, attack in itertools.product(models, gates, attacks):
                 # The clean stream has no rate: one run per seed, not one per rate.
-                run_rates: list[float | None] = [None] if attack.name == "none" else list(rates)
+                run_rates: list[float | None] = [None] if attack.name == NONE else list(rates)
                 runs += [
                     StreamSpec(
                         ref.component, model, attack, rate, gate, seed, settings, test_size, ref.digest
@@ -172,7 +172,7 @@ class StreamScenario(Scenario):
                 checked.add(("learner", spec.model.label, key))
                 entry = LEARNERS.require(spec.model.name, what, modalities=dataset.modality)
                 entry.create(random_state=0, **spec.model.params)  # a bad value fails here, not in a run
-            if spec.attack.name != "none" and ("attack", spec.attack.name, key) not in checked:
+            if spec.attack.name != NONE and ("attack", spec.attack.name, key) not in checked:
                 checked.add(("attack", spec.attack.name, key))
                 ATTACKS.require(
                     spec.attack.name,
@@ -208,7 +208,7 @@ class StreamScenario(Scenario):
 
         run = cast(StreamSpec, spec)
         train, test = train_test_split(data, test_size=run.test_size, random_state=run.seed)
-        clean = run.attack.name == "none"
+        clean = run.attack.name == NONE
         # simulate_stream builds a backdoor even for a clean stream (its trigger decides
         # the ASR, which the baseline does not report, and its crafting draws from the
         # stream's generator), so the baseline always takes the modality's first one.
