@@ -35,6 +35,35 @@ def test_list_shows_every_registered_name(capsys: pytest.CaptureFixture[str]) ->
     assert "Krum: the single update closest" in out
 
 
+def test_list_json_gives_every_kind_with_parameters_defaults_and_tags(capsys) -> None:
+    import json
+
+    from poisonlab.registry import registries
+
+    assert main(["list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert set(listed) == {r.kind for r in registries()}
+    assert {"learner", "transform", "scenario", "aggregator", "client attack", "detector"} <= set(listed)
+    for registry in registries():
+        assert [e["name"] for e in listed[registry.kind]["entries"]] == registry.names()
+        assert listed[registry.kind]["tag_defaults"].keys() == registry.schema.keys()
+    entry = {e["name"]: e for e in listed["attack"]["entries"]}["badnets"]
+    assert entry["parameters"]["patch_size"] == 3 and entry["tags"]["backdoor"] is True
+    trim = {e["name"]: e for e in listed["detector"]["entries"]}["trim"]
+    assert trim["parameters"] == {"poison_rate": "auto", "n_init": 10, "random_state": 0}
+    assert trim["tags"]["tasks"] == ["regression"]
+    krum = {e["name"]: e for e in listed["aggregator"]["entries"]}["krum"]
+    assert "updates" not in krum["parameters"] and krum["tags"]["needs_f"] is True
+
+
+def test_list_one_kind_and_an_unknown_kind(capsys) -> None:
+    assert main(["list", "learner"]) == 0
+    out = capsys.readouterr().out
+    assert "stream learners" in out and "mlp_sk" in out and "attacks" not in out
+    assert main(["list", "nope"]) == 2
+    assert "unknown kind 'nope'" in capsys.readouterr().err
+
+
 def test_attack_writes_a_poisoned_copy_with_its_mask(tmp_path: Path) -> None:
     out = tmp_path / "poisoned.npz"
     assert (

@@ -207,3 +207,49 @@ def test_fl_backdoor_runs_on_data_whose_labels_are_not_0_to_k(tmp_path: Path) ->
     assert main([*argv, "--attack", "backdoor", "--out", str(tmp_path / "out")]) == 0
     [row] = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert row["status"] == "ok" and 0.0 <= row["asr"] <= 1.0
+
+
+def test_resume_reads_a_folder_written_before_federated_runs_had_their_own_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    exp = parse_config(config(aggregators=["median"], baseline=False))
+    [spec] = exp.runs
+    # a record as poisonlab stored it before: the rule under defense, the share under
+    # poison_rate, the malicious count under n_poison, no typed fields
+    old = {
+        "run_id": spec.run_id,
+        "scenario": "federated",
+        "dataset": "digits",
+        "model": "mlp",
+        "attack": "sign_flip",
+        "poison_rate": 0.2,
+        "defense": "median",
+        "seed": 0,
+        "n_poison": 2,
+        "clean_acc": 0.75,
+        "asr": None,
+        "ra": None,
+        "acc_drop": None,
+        "malicious_selected": None,
+        "det_tpr": None,
+        "n_train": 1347,
+        "n_test": 450,
+        "rounds": [{"round": 1, "accuracy": 0.75}],
+        "seconds": 1.0,
+        "status": "ok",
+        "error": None,
+    }
+    with ResultStore(tmp_path / "results.sqlite"):
+        pass  # creates the schema
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    with db:
+        db.execute(
+            "INSERT INTO runs VALUES (?, 'ok', ?, ?, NULL, NULL, '2026-11-30T00:00:00+00:00')",
+            (spec.run_id, spec.to_json(), json.dumps(old)),
+        )
+    db.close()
+    outcome = run_grid(exp, tmp_path, resume=True)
+    assert outcome.n_skipped == 1  # the old run id still names the run: nothing is rerun
+    [row] = json.loads((tmp_path / "summary.json").read_text())
+    assert row["aggregator"] == "median" and row["malicious_share"] == 0.2 and row["n_malicious"] == 2
+    assert row["defense"] is None and row["poison_rate"] is None and row["clean_acc"] == 0.75
