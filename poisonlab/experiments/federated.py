@@ -169,14 +169,13 @@ class FederatedScenario(Scenario):
 
     def execute(self, spec: Spec, data: Dataset, on_progress: OnProgress | None = None) -> FederatedRecord:
         """One simulation; ``on_progress`` gets each round's record as it finishes."""
-        from poisonlab.federated.simulation import plan_simulation, simulate
+        from poisonlab.federated.simulation import malicious_count, simulate
 
         run = cast(FederatedSpec, spec)
         train, test = train_test_split(data, test_size=run.test_size, random_state=run.seed)
         kwargs = run.simulate_kwargs()
-        rounds = simulate(train, test, on_round=on_progress, **kwargs)
-        kwargs.pop("seed")
-        n_malicious = plan_simulation(n_train=len(train), n_classes=train.n_classes, **kwargs).n_malicious
+        rounds = simulate(train, test, on_round=on_progress, **kwargs)  # plans the run once, itself
+        n_malicious = malicious_count(kwargs["malicious"], kwargs["n_clients"])
         last = rounds[-1]
         shares = [r["malicious_selected"] for r in rounds if r["malicious_selected"] is not None]
         return FederatedRecord(

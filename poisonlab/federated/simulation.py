@@ -43,6 +43,7 @@ __all__ = [
     "MODEL_PARAMS",
     "ROOT_SIZE",
     "SimulationPlan",
+    "malicious_count",
     "plan_simulation",
     "simulate",
     "split_clients",
@@ -259,7 +260,7 @@ def _rehearse_round(
         raise ConfigError(f"aggregator_params for {aggregator!r}: {exc}") from None
 
 
-def _n_malicious(malicious: Any, n_clients: int) -> int:
+def malicious_count(malicious: Any, n_clients: int) -> int:
     """An int is a count of clients; a float is a share of ``n_clients``."""
     if isinstance(malicious, bool) or not isinstance(malicious, numbers.Real):
         raise ConfigError(f"malicious must be a share in [0, 1] or a count of clients, got {malicious!r}")
@@ -341,7 +342,7 @@ def plan_simulation(
         raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
     if not (isinstance(fraction, numbers.Real) and 0 < fraction <= 1):
         raise ConfigError(f"fraction must lie in (0, 1], got {fraction!r}")
-    m = _n_malicious(malicious, n_clients)
+    m = malicious_count(malicious, n_clients)
     k = max(1, round(fraction * n_clients))
 
     params = dict(attack_params or {})
