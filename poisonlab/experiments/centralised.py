@@ -21,7 +21,7 @@ from poisonlab.attacks import ATTACKS
 from poisonlab.data.dataset import Dataset, train_test_split
 from poisonlab.defenses import DEFENSES
 from poisonlab.errors import ConfigError
-from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key
+from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key, identity
 from poisonlab.experiments.records import CentralisedRecord
 from poisonlab.experiments.spec import NONE, Component, DataRef, HashedSpec, component, listed, run_options
 from poisonlab.models import MODELS
@@ -151,13 +151,9 @@ class CentralisedScenario(Scenario):
 
 def _identity(spec: RunSpec) -> dict[str, Any]:
     return {
-        "run_id": spec.run_id,
-        "dataset": spec.dataset.label,
-        "model": spec.model.label,
-        "attack": spec.attack.label,
+        **identity(spec),
         "poison_rate": spec.poison_rate,
         "defense": spec.defense.label,
-        "seed": spec.seed,
     }
 
 

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, cast
 
 from poisonlab.data.dataset import Dataset, train_test_split
 from poisonlab.errors import ConfigError
-from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key
+from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key, identity
 from poisonlab.experiments.records import FederatedRecord
 from poisonlab.experiments.spec import NONE, Component, DataRef, HashedSpec, component, listed, run_options
 
@@ -196,11 +196,7 @@ class FederatedScenario(Scenario):
 
 def _identity(spec: FederatedSpec) -> dict[str, Any]:
     return {
-        "run_id": spec.run_id,
-        "dataset": spec.dataset.label,
-        "model": spec.model.label,
-        "attack": spec.attack.label,
+        **identity(spec),
         "aggregator": spec.aggregator.label,
         "malicious_share": spec.malicious_share,
-        "seed": spec.seed,
     }

@@ -19,7 +19,7 @@ from poisonlab.data.dataset import Dataset
 from poisonlab.experiments.records import RunRecord
 from poisonlab.experiments.spec import Component, DataRef
 
-__all__ = ["OnProgress", "Scenario", "Spec", "data_key"]
+__all__ = ["OnProgress", "Scenario", "Spec", "data_key", "identity"]
 
 OnProgress = Callable[[dict[str, Any]], None]
 
@@ -31,6 +31,12 @@ class Spec(Protocol):
 
     @property
     def dataset(self) -> Component: ...
+
+    @property
+    def model(self) -> Component: ...
+
+    @property
+    def attack(self) -> Component: ...
 
     @property
     def seed(self) -> int: ...
@@ -45,6 +51,17 @@ class Spec(Protocol):
     def run_id(self) -> str: ...
 
     def to_json(self) -> str: ...
+
+
+def identity(spec: Spec) -> dict[str, Any]:
+    """The record fields that name a run in every scenario (each adds its own)."""
+    return {
+        "run_id": spec.run_id,
+        "dataset": spec.dataset.label,
+        "model": spec.model.label,
+        "attack": spec.attack.label,
+        "seed": spec.seed,
+    }
 
 
 def data_key(component: Component, digest: str) -> str:

@@ -41,7 +41,7 @@ import numpy as np
 from poisonlab.attacks import ATTACKS
 from poisonlab.data.dataset import Dataset, train_test_split
 from poisonlab.errors import ConfigError
-from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key
+from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key, identity
 from poisonlab.experiments.records import StreamRecord
 from poisonlab.experiments.spec import NONE, Component, DataRef, HashedSpec, component, listed, run_options
 from poisonlab.stream.learners import LEARNERS, Learner
@@ -245,13 +245,9 @@ class StreamScenario(Scenario):
 
 def _identity(spec: StreamSpec) -> dict[str, Any]:
     return {
-        "run_id": spec.run_id,
-        "dataset": spec.dataset.label,
-        "model": spec.model.label,
-        "attack": spec.attack.label,
+        **identity(spec),
         "poison_rate": spec.poison_rate,
         "gate": spec.gate,
-        "seed": spec.seed,
     }
 
 
