@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from poisonlab.checks import (
     check_defense,
     check_detector,
     check_model,
+    check_scenario,
     check_sklearn_estimator,
 )
 from poisonlab.data import DATASETS
@@ -23,6 +25,8 @@ from poisonlab.data.dataset import Dataset
 from poisonlab.defenses import DEFENSES, DETECTORS, DefenseResult
 from poisonlab.defenses.detectors.base import Detector, Evidence
 from poisonlab.defenses.robust_regression import ResidualSanitizer, TRIMRegressor
+from poisonlab.experiments import SCENARIOS
+from poisonlab.experiments.centralised import CentralisedScenario
 from poisonlab.models import MODELS
 
 
@@ -48,6 +52,35 @@ def test_every_defense_passes_the_battery(entry) -> None:
 @pytest.mark.parametrize("entry", list(MODELS), ids=ids)
 def test_every_model_passes_the_battery(entry) -> None:
     assert len(check_model(entry)) >= 5
+
+
+@pytest.mark.parametrize("entry", list(SCENARIOS), ids=ids)
+def test_every_scenario_passes_the_battery(entry) -> None:
+    assert len(check_scenario(entry)) == 6
+
+
+class _ForgetsItsSeed(CentralisedScenario):
+    """Executes every spec with a fresh unseeded split: the same spec, another record."""
+
+    def execute(self, spec, data, on_progress=None):
+        import dataclasses
+
+        record = super().execute(spec, data, on_progress)
+        return dataclasses.replace(record, clean_acc=float(np.random.default_rng().uniform()))
+
+
+class _ReadsAnUndeclaredKey(CentralisedScenario):
+    example: ClassVar[dict[str, object]] = {**CentralisedScenario.example, "epochs": 3}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "failing"),
+    [(_ForgetsItsSeed(), "same_spec_same_record"), (_ReadsAnUndeclaredKey(), "example_declares_its_keys")],
+    ids=["unseeded", "undeclared_key"],
+)
+def test_a_broken_scenario_fails(scenario, failing) -> None:
+    with pytest.raises(CheckFailed, match=failing):
+        check_scenario(scenario)
 
 
 @pytest.mark.parametrize("entry", list(DATASETS), ids=ids)

@@ -30,6 +30,8 @@ _EXPORTS = {
     "check_sklearn_estimator": "poisonlab.checks.models",
     "check_dataset": "poisonlab.checks.models",
     "yield_dataset_checks": "poisonlab.checks.models",
+    "check_scenario": "poisonlab.checks.scenarios",
+    "yield_scenario_checks": "poisonlab.checks.scenarios",
     # federated kinds
     "check_aggregator": "poisonlab.checks.federated",
     "yield_aggregator_checks": "poisonlab.checks.federated",

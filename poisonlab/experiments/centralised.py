@@ -48,6 +48,13 @@ class RunSpec(HashedSpec):
 class CentralisedScenario(Scenario):
     """``run``'s default scenario (see the module docstring)."""
 
+    example: ClassVar[dict[str, Any]] = {
+        "datasets": ["wine"],
+        "models": ["logreg"],
+        "attacks": ["label_flip"],
+        "poison_rates": [0.1],
+        "defenses": ["none", "knn_label"],
+    }
     keys = frozenset(
         {
             "scenario",

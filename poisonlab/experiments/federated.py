@@ -112,6 +112,15 @@ class FederatedScenario(Scenario):
     """``scenario = "federated"``: a grid of federated simulations (see the module docstring)."""
 
     keys = frozenset(FEDERATED_KEYS)
+    example: ClassVar[dict[str, Any]] = {
+        "scenario": "federated",
+        "datasets": ["wine"],
+        "models": ["linear"],
+        "attacks": ["sign_flip"],
+        "aggregators": ["median"],
+        "malicious": [0.2],
+        "federated": {"clients": 5, "rounds": 2},
+    }
 
     def parse(self, raw: Mapping[str, Any], datasets: Sequence[DataRef]) -> list[Spec]:
         table = raw.get("federated", {})

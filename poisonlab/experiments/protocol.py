@@ -74,6 +74,8 @@ class Scenario(ABC):
 
     #: Top-level config keys the scenario reads (``scenario`` included).
     keys: ClassVar[frozenset[str]]
+    #: A small config of this scenario that runs in seconds (docs and the conformance checks).
+    example: ClassVar[dict[str, Any]]
 
     @abstractmethod
     def parse(self, raw: Mapping[str, Any], datasets: Sequence[DataRef]) -> list[Spec]:

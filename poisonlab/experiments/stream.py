@@ -103,6 +103,15 @@ class StreamScenario(Scenario):
     """``scenario = "stream"``: a grid of online-learning streams (see the module docstring)."""
 
     keys = frozenset(STREAM_KEYS)
+    example: ClassVar[dict[str, Any]] = {
+        "scenario": "stream",
+        "datasets": ["wine"],
+        "models": ["sgd"],
+        "attacks": ["feature_trigger"],
+        "poison_rates": [0.1],
+        "gates": ["on"],
+        "stream": {"trusted": 40, "batch_size": 20, "epochs_per_batch": 1},
+    }
 
     def parse(self, raw: Mapping[str, Any], datasets: Sequence[DataRef]) -> list[Spec]:
         table = raw.get("stream", {})
