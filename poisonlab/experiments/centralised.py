@@ -53,7 +53,6 @@ class CentralisedScenario(Scenario):
         "models": ["logreg"],
         "attacks": ["label_flip"],
         "poison_rates": [0.1],
-        "defenses": ["none", "knn_label"],
     }
     keys = frozenset(
         {
