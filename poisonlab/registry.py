@@ -100,7 +100,6 @@ class Registry(Generic[T]):
         self.title = title or f"{kind}s"
         self.schema: Mapping[str, Any] = MappingProxyType(dict(tags or {}))
         self._entries: dict[str, Entry[T]] = {}
-        _ALL.append(self)
 
     def register(
         self, name: str, description: str, **tags: Any
@@ -178,50 +177,32 @@ class Registry(Generic[T]):
         return list(self._entries)
 
 
-_ALL: list[Registry[Any]] = []
 #: Tags that say which data a component takes (phrased "is for ... data" in messages).
 _DATA_TAGS = frozenset({"task", "tasks", "modality", "modalities"})
 
 
 def registries() -> list[Registry[Any]]:
-    """Every registry of every kind, with all of poisonlab's components registered.
+    """poisonlab's registry of every kind, in the order a user's data flows through them.
 
-    Importing the component packages fills them; none of them loads PyTorch.
+    Imported on first use; none of the modules loads PyTorch.
     """
     from importlib import import_module
 
-    for module in _COMPONENT_MODULES:
-        import_module(module)
-    order = {kind: i for i, kind in enumerate(_KIND_ORDER)}
-    return sorted(_ALL, key=lambda r: order.get(r.kind, len(order)))
+    return [getattr(import_module(module), name) for module, name in _REGISTRIES]
 
 
-#: Modules whose import registers every built-in component.
-_COMPONENT_MODULES: tuple[str, ...] = (
-    "poisonlab.data",
-    "poisonlab.models",
-    "poisonlab.attacks",
-    "poisonlab.defenses",
-    "poisonlab.federated.aggregators",
-    "poisonlab.federated.clients",
-    "poisonlab.stream.learners",
-    "poisonlab.provenance.transforms",
-    "poisonlab.experiments.scenarios",
-)
-
-
-#: The order ``poisonlab list`` shows the kinds in: the flow of a user's data.
-_KIND_ORDER = (
-    "dataset",
-    "model",
-    "attack",
-    "detector",
-    "defense",
-    "aggregator",
-    "client attack",
-    "learner",
-    "transform",
-    "scenario",
+#: Where each kind's registry lives, in the order ``poisonlab list`` shows them.
+_REGISTRIES: tuple[tuple[str, str], ...] = (
+    ("poisonlab.data", "DATASETS"),
+    ("poisonlab.models", "MODELS"),
+    ("poisonlab.attacks", "ATTACKS"),
+    ("poisonlab.defenses", "DETECTORS"),
+    ("poisonlab.defenses", "DEFENSES"),
+    ("poisonlab.federated.aggregators", "AGGREGATORS"),
+    ("poisonlab.federated.clients", "CLIENT_ATTACKS"),
+    ("poisonlab.stream.learners", "LEARNERS"),
+    ("poisonlab.provenance.transforms", "TRANSFORMS"),
+    ("poisonlab.experiments.scenarios", "SCENARIOS"),
 )
 
 
