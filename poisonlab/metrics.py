@@ -68,15 +68,17 @@ def mean_squared_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def detection_scores(poison_mask: np.ndarray, flags: np.ndarray, scores: np.ndarray | None = None) -> dict:
     """TPR (recall), FPR, precision, F1 of ``flags`` against the true poison mask, and AUROC of ``scores``.
 
-    Undefined quantities (precision with nothing flagged, TPR with no poisons, AUROC
-    with a single class) are ``None`` rather than a made-up 0 or 1.
+    A detector that flags nothing while poisons exist has missed them: its precision
+    and F1 are 0, not undefined, so a miss counts in every mean over seeds. Quantities
+    that are undefined (TPR and F1 with no poisons, precision with nothing flagged and
+    nothing to find, AUROC with a single class) are ``None`` rather than a made-up 0 or 1.
     """
     poison_mask = np.asarray(poison_mask, dtype=bool)
     flags = np.asarray(flags, dtype=bool)
     tp = int(np.sum(flags & poison_mask))
     n_pos, n_neg, n_flag = int(poison_mask.sum()), int((~poison_mask).sum()), int(flags.sum())
     tpr = tp / n_pos if n_pos else None
-    precision = tp / n_flag if n_flag else None
+    precision = tp / n_flag if n_flag else (0.0 if n_pos else None)
     f1 = None
     if tpr is not None and precision is not None:
         f1 = 0.0 if tp == 0 else 2 * precision * tpr / (precision + tpr)

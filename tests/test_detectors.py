@@ -340,8 +340,11 @@ def test_detection_scores_by_hand() -> None:
 
 def test_detection_scores_leave_undefined_quantities_empty() -> None:
     poison = np.array([1, 1, 0, 0], dtype=bool)
+    # flagging nothing while poisons exist is a miss: precision and F1 are 0, so means count it
     nothing = metrics.detection_scores(poison, np.zeros(4, dtype=bool), np.zeros(4))
-    assert nothing == {"tpr": 0.0, "fpr": 0.0, "precision": None, "f1": None, "auroc": 0.5}
+    assert nothing == {"tpr": 0.0, "fpr": 0.0, "precision": 0.0, "f1": 0.0, "auroc": 0.5}
+    clean = metrics.detection_scores(np.zeros(4, dtype=bool), np.zeros(4, dtype=bool))
+    assert clean == {"tpr": None, "fpr": 0.0, "precision": None, "f1": None, "auroc": None}
 
     no_poison = metrics.detection_scores(
         np.zeros(4, dtype=bool), np.array([1, 0, 0, 0], dtype=bool), np.arange(4.0)

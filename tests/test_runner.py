@@ -7,6 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from poisonlab.errors import ConfigError, PoisonlabError
@@ -180,3 +181,28 @@ def test_load_config_reads_toml_and_user_files(tmp_path: Path) -> None:
         load_config(tmp_path / "bad.toml")
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_a_missed_detection_counts_in_the_mean_over_seeds() -> None:
+    from poisonlab import metrics
+    from poisonlab.experiments import CentralisedRecord, aggregate
+
+    poison = np.array([1, 1, 0, 0, 0], dtype=bool)
+    missed = metrics.detection_scores(poison, np.zeros(5, dtype=bool))["f1"]
+    records = [
+        CentralisedRecord(
+            run_id=f"r{seed}",
+            dataset="d",
+            model="m",
+            attack="badnets",
+            seed=seed,
+            poison_rate=0.1,
+            defense="auto",
+            clean_acc=0.9,
+            det_f1=f1,
+        )
+        for seed, f1 in enumerate([missed, 0.9, 0.9])
+    ]
+    [row] = aggregate(records)
+    assert missed == 0.0
+    assert row["det_f1"][0] == pytest.approx(0.6) and row["n_seeds"] == 3
