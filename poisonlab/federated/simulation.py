@@ -8,7 +8,10 @@ from :data:`~poisonlab.federated.aggregators.AGGREGATORS` turns the ``(k, d)`` u
 matrix into one update that is added to the global parameter vector.
 
 Everything random (initial model, client split, client sampling, local shuffling,
-attacks) derives from ``seed``: the same arguments give identical records.
+attacks) derives from ``seed``: the same arguments give identical records. The rule does
+not change that stream: for one seed, every rule sees the same client split, the same
+malicious data, the same sampled clients and the same local-training seeds (FLTrust's
+root set is drawn by a generator of its own, see :func:`simulate`).
 
 Models, rules and attacks are resolved through their registries
 (:data:`poisonlab.models.MODELS`, :data:`AGGREGATORS`, :data:`CLIENT_ATTACKS`) and read
@@ -49,9 +52,11 @@ __all__ = [
     "split_clients",
 ]
 
-#: Samples of the training data the server holds out as its clean root set (rules tagged
-#: ``needs_server_update``, i.e. FLTrust).
+#: Size of the server's clean root set (rules tagged ``needs_server_update``, i.e. FLTrust):
+#: a seeded sample of the training data, drawn independently of the client split.
 ROOT_SIZE = 100
+#: Appended to ``seed`` to seed the root set's own generator, ``default_rng([seed, _ROOT_STREAM])``.
+_ROOT_STREAM = 0x7007
 #: The federated default of the model parameters: width 16, i.e. 64 hidden units for the MLP
 #: (the figures of the README were measured so); ``poisonlab run`` defaults the MLP to 32.
 MODEL_PARAMS: Mapping[str, Any] = MappingProxyType({"width": 16})
@@ -122,6 +127,16 @@ def split_clients(
 
 
 # --------------------------------------------------------------------------- training helpers
+
+
+def _root_indices(n_train: int, seed: int) -> np.ndarray:
+    """The sorted indices of FLTrust's root set: :data:`ROOT_SIZE` of ``range(n_train)``.
+
+    Drawn by a generator of its own, seeded by ``[seed, _ROOT_STREAM]``, so the main
+    generator (client split, sampling, local seeds, attacks) is the same for every rule.
+    """
+    root_rng = np.random.default_rng([seed, _ROOT_STREAM])
+    return np.sort(root_rng.choice(n_train, size=ROOT_SIZE, replace=False)).astype(np.int64)
 
 
 def _modality(sample_shape: tuple[int, ...]) -> str:
@@ -393,16 +408,16 @@ def plan_simulation(
 
     if alpha is not None and not (isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha > 0):
         raise ConfigError(f"alpha must be a finite number > 0 (or None for IID), got {alpha!r}")
-    root = ROOT_SIZE if rule_entry.tag("needs_server_update") else 0
-    pool = n_train - root
-    if root and n_train < root + n_clients:
+    # The root set is drawn from the whole training data on its own (see simulate), so
+    # the split needs n_clients samples and the root set ROOT_SIZE, not their sum.
+    if rule_entry.tag("needs_server_update") and n_train < ROOT_SIZE:
         raise ConfigError(
-            f"{aggregator} needs at least {root + n_clients} training samples "
-            f"({root} for the server's clean root set)"
+            f"{aggregator} needs at least {ROOT_SIZE} training samples for the server's clean "
+            f"root set, got {n_train}"
         )
-    if pool < n_clients:
+    if n_train < n_clients:
         raise ConfigError(
-            f"cannot split {pool} samples among {n_clients} clients (fewer samples than clients)"
+            f"cannot split {n_train} samples among {n_clients} clients (fewer samples than clients)"
         )
     return SimulationPlan(
         n_malicious=m,
@@ -446,8 +461,8 @@ def simulate(
     Parameters
     ----------
     train, test : Dataset
-        Classification data; ``train`` is split among the clients (and, for FLTrust,
-        the server's root set), ``test`` measures the global model.
+        Classification data; ``train`` is split among the clients (FLTrust's root set
+        is a separate sample of it), ``test`` measures the global model.
     model : str
         A model of :data:`poisonlab.models.MODELS` tagged ``federated`` (``"mlp"``,
         ``"cnn"``, ``"linear"``: multinomial logistic regression, one linear layer on the
@@ -494,8 +509,17 @@ def simulate(
         (:func:`check_preconditions` with ``n = k``, for rules with a ``min_clients``
         tag) are checked once before training, so an impossible ``f`` fails at once.
         For rules tagged ``needs_server_update`` (FLTrust) the server computes
-        ``server_update`` each round on a root set of :data:`ROOT_SIZE` training
-        samples held out (seeded) from the clients' data.
+        ``server_update`` each round by local training on its root set: a clean
+        sample of the same population the clients hold, as in FLTrust, where the
+        server collects a small clean root dataset (Cao et al. 2021). It is
+        :data:`ROOT_SIZE` training samples with their clean labels, drawn without
+        replacement from the whole training set by a generator of its own,
+        ``np.random.default_rng([seed, 0x7007])``, independently of the client
+        split, so some of its rows may also sit in clients' data. The main
+        generator is not touched by it: the client split, the malicious clients'
+        data, the client sampling and the local-training seeds are those of every
+        other rule with the same seed (the server's own training takes the seed
+        drawn for it each round by every rule).
     on_round : callable, optional
         Called with each round's record as soon as it is complete.
     model_params : mapping, optional
@@ -526,6 +550,11 @@ def simulate(
         too large for ``k`` clients.
     UnknownNameError
         Unknown model, attack or aggregator name.
+
+    References
+    ----------
+    Cao, Fang, Liu, Gong. "FLTrust: Byzantine-robust Federated Learning via Trust
+    Bootstrapping." NDSS 2021.
     """
     if train.is_regression or test.is_regression:
         raise ConfigError("federated simulation needs classification data")
@@ -554,7 +583,7 @@ def simulate(
     start_round, attacker_epochs = plan.start_round, plan.attacker_epochs
     data_kwargs, craft_kwargs, agg_kwargs = dict(plan.data_kwargs), plan.craft_kwargs, plan.agg_kwargs
 
-    # ---- data: root set (FLTrust only), client split, malicious local data
+    # ---- data: client split, root set (FLTrust only), malicious local data
     if train.modality == "tabular":
         # Features on wildly different scales (breast_cancer spans 0..4254) make local SGD
         # diverge. Clients standardise with the mean and spread of the whole training data,
@@ -566,12 +595,9 @@ def simulate(
         test = test.with_arrays(X=((test.X - mean) / scale).astype(np.float32))
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    client_pool = np.arange(len(train))
-    root_idx: np.ndarray | None = None
-    if needs_server_update:
-        perm = rng.permutation(len(train))
-        root_idx, client_pool = np.sort(perm[:ROOT_SIZE]), np.sort(perm[ROOT_SIZE:])
-    parts = [client_pool[p] for p in split_clients(train.y[client_pool], n_clients, alpha=alpha, rng=rng)]
+    # Nothing rule-dependent draws from rng before the split: every rule gets this one.
+    parts = split_clients(train.y, n_clients, alpha=alpha, rng=rng)
+    root_idx = _root_indices(len(train), seed) if needs_server_update else None
 
     trigger = None
     if CLIENT_ATTACKS.get(attack).tag("backdoor"):
@@ -615,6 +641,7 @@ def simulate(
     for rnd in range(1, rounds + 1):
         sampled = np.sort(rng.choice(n_clients, size=k, replace=False))
         attacking = spec.acts and rnd >= start_round
+        # k + 1 for every rule: seeds[k] is the server's (FLTrust), the stream the same for all.
         seeds = rng.integers(0, 2**31 - 1, size=k + 1)
         rows = []
         for j, client in enumerate(sampled):
