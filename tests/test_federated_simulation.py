@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,8 @@ from scipy.stats import norm
 
 from poisonlab.data import load_dataset, train_test_split
 from poisonlab.errors import ConfigError, DataError, IncompatibleError
+from poisonlab.federated import simulation
+from poisonlab.federated.aggregators import AGGREGATORS
 from poisonlab.federated.clients import (
     CLIENT_ATTACKS,
     RoundContext,
@@ -21,7 +25,7 @@ from poisonlab.federated.clients import (
     scaling,
     sign_flip,
 )
-from poisonlab.federated.simulation import plan_simulation, simulate, split_clients
+from poisonlab.federated.simulation import ROOT_SIZE, plan_simulation, simulate, split_clients
 from poisonlab.models import MODELS
 from poisonlab.models.torch_models import MLP, SmallCNN, TorchClassifier, build_network
 
@@ -160,6 +164,87 @@ def test_backdoor_attack_reports_asr_and_fedavg_no_selection(small):
 def test_fltrust_runs_with_its_root_set(small):
     records = simulate(*small, n_clients=10, attack="sign_flip", aggregator="fltrust", rounds=1)
     assert 0.0 <= records[0]["accuracy"] <= 1.0
+
+
+def _capture_rounds(monkeypatch, rule):
+    """Record the client split and each aggregated update matrix of the runs that follow."""
+    seen: dict[str, list] = {"parts": [], "updates": [], "server": []}
+    real_split, real_get = simulation.split_clients, AGGREGATORS.get
+
+    def split(*args, **kwargs):
+        seen["parts"].append(real_split(*args, **kwargs))
+        return seen["parts"][-1]
+
+    def get(name):
+        entry = real_get(name)
+        if name != rule:
+            return entry
+
+        def factory(updates, **kwargs):
+            if updates.shape[1] > 4:  # not plan_simulation's 4-d rehearsal round
+                seen["updates"].append(np.array(updates, copy=True))
+                seen["server"].append(kwargs.get("server_update"))
+            return entry.factory(updates, **kwargs)
+
+        return dataclasses.replace(entry, factory=factory)
+
+    monkeypatch.setattr(simulation, "split_clients", split)
+    monkeypatch.setattr(AGGREGATORS, "get", get)
+    return seen
+
+
+@pytest.mark.parametrize("attack", ["none", "label_flip"])
+def test_fltrust_sees_the_client_split_and_updates_of_every_other_rule(small, monkeypatch, attack):
+    # Issue 12, item 5: the root set used to be drawn from the main generator before the
+    # split, so an FLTrust run had another partition than FedAvg's of the same seed.
+    runs = {}
+    for rule in ("fedavg", "fltrust"):
+        seen = _capture_rounds(monkeypatch, rule)
+        simulate(*small, n_clients=10, attack=attack, aggregator=rule, rounds=1, seed=3)
+        runs[rule] = seen
+        monkeypatch.undo()
+    (fedavg_parts,), (fltrust_parts,) = runs["fedavg"]["parts"], runs["fltrust"]["parts"]
+    assert len(fltrust_parts) == 10
+    for a, b in zip(fedavg_parts, fltrust_parts, strict=True):
+        assert np.array_equal(a, b)
+    # the whole training set is split, as for every rule
+    assert np.array_equal(np.sort(np.concatenate(fltrust_parts)), np.arange(len(small[0])))
+    (fedavg_updates,), (fltrust_updates,) = runs["fedavg"]["updates"], runs["fltrust"]["updates"]
+    # same sampled clients, same local seeds, same (label-flipped) malicious data
+    assert np.array_equal(fedavg_updates, fltrust_updates)
+    assert runs["fedavg"]["server"] == [None]
+    assert runs["fltrust"]["server"][0].shape == (fltrust_updates.shape[1],)
+
+
+def test_the_root_set_is_a_seeded_clean_sample_of_the_whole_training_set(small):
+    n = len(small[0])
+    root = simulation._root_indices(n, 0)
+    assert len(root) == ROOT_SIZE == len(np.unique(root))
+    assert root.min() >= 0 and root.max() < n
+    assert np.array_equal(root, np.sort(root))
+    assert np.array_equal(root, simulation._root_indices(n, 0))  # deterministic given the seed
+    assert not np.array_equal(root, simulation._root_indices(n, 1))
+    # drawn on its own: it does not depend on (or advance) the main generator
+    rng = np.random.default_rng(0)
+    before = rng.bit_generator.state
+    simulation._root_indices(n, 0)
+    assert rng.bit_generator.state == before
+    # and the same seed gives the same FLTrust run
+    a = simulate(*small, n_clients=10, attack="sign_flip", aggregator="fltrust", rounds=2, seed=5)
+    b = simulate(*small, n_clients=10, attack="sign_flip", aggregator="fltrust", rounds=2, seed=5)
+    assert a == b
+
+
+def test_fltrust_needs_a_root_set_and_a_split_not_their_sum(small):
+    train, _ = small
+    # 100 samples: enough for the root set (drawn from all of them) and for 100 clients
+    plan_simulation(n_train=ROOT_SIZE, n_classes=10, n_clients=100, aggregator="fltrust", malicious=0)
+    with pytest.raises(ConfigError, match=f"at least {ROOT_SIZE} training samples for the server"):
+        plan_simulation(n_train=ROOT_SIZE - 1, n_classes=10, n_clients=10, aggregator="fltrust")
+    with pytest.raises(ConfigError, match="cannot split 150 samples among 151 clients"):
+        plan_simulation(n_train=150, n_classes=10, n_clients=151, aggregator="fltrust", malicious=0)
+    records = simulate(train.subset(np.arange(120)), small[1], n_clients=60, aggregator="fltrust", rounds=1)
+    assert len(records) == 1
 
 
 def test_fedavg_learns_and_sign_flip_breaks_fedavg_but_not_the_median(digits):

@@ -247,3 +247,54 @@ def test_auto_defense_removes_the_backdoor(defended_grid) -> None:
         )
     )
     assert defended["der"] > 0.9
+
+
+def _bad_features(tmp_path: Path) -> dict[str, Path]:
+    files = {}
+    files["strings"] = tmp_path / "strings.npy"
+    np.save(files["strings"], np.array([["a", "b"], ["c", "d"]]))
+    files["archive"] = tmp_path / "archive.npy"  # an .npz saved under an .npy name
+    with open(files["archive"], "wb") as fh:
+        np.savez(fh, X=np.zeros((3, 2)))
+    files["flat"] = tmp_path / "flat.npy"
+    np.save(files["flat"], np.zeros(5))
+    files["objects"] = tmp_path / "objects.npy"
+    np.save(files["objects"], np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    return files
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("seed", "--seed must be >= 0, got -1"),
+        ("out_folder", "is a folder; name the report file"),
+        ("out_missing", "does not exist"),
+        ("out_is_input", "is the scan's own input"),
+        ("strings", "holds <U1 values; it must hold numbers"),
+        ("archive", "an .npz archive, not one .npy array"),
+        ("flat", "has shape (5,); it must be N×d (2-D)"),
+        ("objects", "not a readable .npy array"),
+    ],
+)
+def test_scan_bad_options_get_one_line_before_the_scan(case, message, tmp_path: Path, capsys) -> None:
+    from poisonlab.cli import main
+
+    data = tmp_path / "data.npz"
+    np.savez(data, X=np.zeros((20, 3), dtype=np.float32), y=np.repeat([0, 1], 10))
+    before = data.read_bytes()
+    argv = ["scan", str(data)]
+    if case == "seed":
+        argv += ["--seed", "-1"]
+    elif case == "out_folder":
+        argv += ["--out", str(tmp_path)]
+    elif case == "out_missing":
+        argv += ["--out", str(tmp_path / "no" / "r.json")]
+    elif case == "out_is_input":
+        argv += ["--out", str(data)]
+    else:
+        argv += ["--features", str(_bad_features(tmp_path)[case])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert data.read_bytes() == before  # the input is never replaced
+    assert not (tmp_path / "no").exists()

@@ -57,6 +57,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise ConfigError(f"--fail-above must be >= 0, got {args.fail_above}")
     if (args.data is None) == (args.ledger is None):
         raise ConfigError("give either DATA or --ledger DIR")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    out = _out_path(args.out, args.data, args.features) if args.out else None
+    features = _features(args.features) if args.features else None
     ledger_version: dict[str, Any] = {}
     if args.ledger is not None:
         data, ledger_version = _ledger_dataset(args.ledger, args.version, args.task)
@@ -68,23 +72,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
             source_col=args.source_col,
             task=args.task,
         )
-    features = None
-    if args.features:
-        try:
-            features = np.load(args.features, allow_pickle=False)
-        except FileNotFoundError:
-            raise ConfigError(f"{args.features}: no such file") from None
-        except (ValueError, OSError) as exc:
-            raise ConfigError(f"{args.features}: not a readable .npy array ({exc})") from exc
     from poisonlab.defenses.scan import scan  # loads PyTorch: only once the input is known good
 
     report = scan(
         data, detector=args.detector, contamination=contamination, features=features, random_state=args.seed
     )
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         # a scan of a ledger names the version it read, so `ledger quarantine` can refuse it for another
-        Path(args.out).write_text(json.dumps(report.to_json() | ledger_version) + "\n")
+        _write_atomically(out, json.dumps(report.to_json() | ledger_version) + "\n")
 
     share = report.n_flagged / len(data)
     console.print(
@@ -122,6 +117,54 @@ def _ledger_dataset(folder: str, version: str, task: str | None) -> tuple[Any, d
     with Ledger.open(folder) as ledger:
         record = ledger.version(version)
         return ledger.dataset(record, task=task), scan_stamp(record)  # type: ignore[arg-type]
+
+
+def _out_path(text: str, data: str | None, features: str | None) -> Path:
+    """``--out``, refused before the scan when it cannot be written or would replace an input."""
+    out = Path(text)
+    if out.is_dir():
+        raise ConfigError(f"--out {text} is a folder; name the report file, e.g. {out / 'report.json'}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {text}: the folder {out.parent} does not exist")
+    for given in (data, features):
+        if given is not None and Path(given).exists() and out.resolve() == Path(given).resolve():
+            raise ConfigError(f"--out {text} is the scan's own input; name another file")
+    return out
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, then rename: a failure leaves no half report."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _features(path: str) -> Any:
+    """``--features``: a numeric N×d ``.npy`` array, read without pickle, checked before the scan."""
+    import numpy as np
+
+    try:
+        features = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ConfigError(f"--features {path}: no such file") from None
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"--features {path}: not a readable .npy array ({exc})") from exc
+    if not isinstance(features, np.ndarray):  # np.load gives an archive for an .npz
+        features.close()
+        raise ConfigError(f"--features {path}: an .npz archive, not one .npy array (save it with np.save)")
+    if features.dtype.kind not in "biuf":
+        raise ConfigError(f"--features {path}: holds {features.dtype} values; it must hold numbers")
+    if features.ndim != 2:
+        raise ConfigError(f"--features {path}: has shape {features.shape}; it must be N×d (2-D)")
+    return features
 
 
 def _fraction(text: str) -> float:
