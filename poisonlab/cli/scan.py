@@ -104,9 +104,61 @@ def cmd_scan(args: argparse.Namespace) -> int:
             ", ".join(report.agreeing(int(i))),
         )
     console.print(table)
+    if not data.is_regression:
+        console.print(_per_class_table(data, report.flags))
+    truth = _known_poisons(args.data, len(data)) if args.data else None
+    if truth is not None:
+        from poisonlab import metrics
+
+        found = metrics.detection_scores(truth, report.flags, report.scores)
+        console.print(
+            f"against the file's poison_mask ({int(truth.sum())} poisons): "
+            f"precision {_shown(found['precision'])}, recall {_shown(found['tpr'])}, "
+            f"F1 {_shown(found['f1'])}, FPR {_shown(found['fpr'])}",
+            highlight=False,
+        )
     if args.out:
-        console.print(f"report: {args.out}")
-    return 1 if report.n_flagged > args.fail_above else 0
+        console.print(Text(f"report: {args.out}"))
+    if report.n_flagged > args.fail_above:
+        console.print(
+            f"exit 1: {report.n_flagged} samples flagged, more than --fail-above {args.fail_above}",
+            highlight=False,
+        )
+        return 1
+    return 0
+
+
+def _per_class_table(data: Any, flags: Any) -> Table:
+    """How many samples of each class were flagged (a backdoor concentrates in its target class)."""
+    import numpy as np
+
+    table = Table(title="flagged per class")
+    for col in ("class", "samples", "flagged", "share"):
+        table.add_column(col, justify="right")
+    counts = np.bincount(data.y, minlength=data.n_classes)
+    flagged = np.bincount(data.y[flags], minlength=data.n_classes)
+    for k, label in enumerate(data.classes):
+        table.add_row(str(label), str(counts[k]), str(flagged[k]), f"{flagged[k] / max(counts[k], 1):.1%}")
+    return table
+
+
+def _known_poisons(path: str, n: int) -> Any:
+    """The ``poison_mask`` an ``.npz`` written by ``poisonlab attack`` (or any tool) carries, if any."""
+    import numpy as np
+
+    if not path.endswith(".npz"):
+        return None
+    with np.load(path, allow_pickle=False) as archive:
+        if "poison_mask" not in archive.files:
+            return None
+        mask = archive["poison_mask"]
+    if mask.dtype != bool or mask.shape != (n,):
+        return None  # not a mask of these rows: nothing to compare against
+    return mask
+
+
+def _shown(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def _ledger_dataset(folder: str, version: str, task: str | None) -> tuple[Any, dict[str, Any]]:
