@@ -118,10 +118,26 @@ def test_flag_top_flags_exactly_the_floor_of_the_share(name: str, planted) -> No
 
 
 def test_the_planted_poison_is_visible_in_the_evidence(planted) -> None:
-    # the battery's hand-built evidence carries the poison: measured AUROC 0.997 (k-NN), 0.94 (early loss)
+    # the hand-built evidence carries the flipped labels: measured AUROC 0.997 (k-NN)
     dataset, evidence, mask = planted
-    for name in ("knn_label", "early_loss"):
-        assert roc_auc_score(mask, _fit(name, dataset, evidence).score_samples()) > 0.9, name
+    assert roc_auc_score(mask, _fit("knn_label", dataset, evidence).score_samples()) > 0.9
+
+
+def test_early_loss_isolates_the_fast_learned_samples_and_not_the_slow_ones(planted) -> None:
+    """ABL's one-sided rule: flipped labels (learned slowly) are not what it isolates."""
+    dataset, evidence, mask = planted
+    flips = _fit("early_loss", dataset, evidence)
+    assert roc_auc_score(mask, flips.score_samples()) < 0.5  # flips sit on the high-loss side
+    assert flips.score_samples()[mask].max() == 0.0
+    # a backdoor-like shortcut: 12 samples of class 0 whose loss vanishes after one epoch
+    assert evidence.losses is not None
+    fast = np.flatnonzero(dataset.y == 0)[:12]
+    losses = evidence.losses.copy()
+    losses[fast] = 1e-4
+    shortcut = Evidence(evidence.representations, pred_probs=evidence.pred_probs, losses=losses)
+    fitted = _fit("early_loss", dataset, shortcut)
+    assert set(np.flatnonzero(fitted.auto_flags())) >= set(fast)
+    assert fitted.auto_flags().sum() <= len(fast) + 3
 
 
 # -- errors ---------------------------------------------------------------------

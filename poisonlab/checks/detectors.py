@@ -33,10 +33,11 @@ def planted_case(
 ) -> tuple[Dataset, Evidence | None, np.ndarray]:
     """A toy set with ``N_POISON`` planted poisons that every family of detector can see.
 
-    Classification: 10 classes of 12 in a 16-d representation space; each poison is
-    a sample of another class relabelled as class 0, moved by a common offset (a
+    Classification: ``N_CLASSES`` classes in a 16-d representation space; each poison
+    is a sample of another class relabelled as class 0, moved by a common offset (a
     trigger: its own cluster inside class 0), its out-of-sample probabilities still
-    on its true class, its early losses high, and all poisons sent by one source.
+    on its true class, its early losses near 0 (a shortcut learned at once), and all
+    poisons sent by one source.
     Regression: responses of the poisons moved far off the linear fit. Returns the
     dataset, the evidence (``None`` for regression) and the true poison mask.
 
@@ -69,7 +70,9 @@ def planted_case(
         reps[mask] += 4.0 * np.ones(16)
     probs = np.full((len(y), N_CLASSES), 0.02)
     probs[np.arange(len(y)), y_true] = 1.0 - 0.02 * (N_CLASSES - 1)
-    losses = np.abs(rng.normal(0.2, 0.05, size=(len(y), 3))) + mask[:, None] * 2.0
+    # a flipped label keeps a high loss; a backdoor's shortcut is learned at once (low loss)
+    clean_loss = np.abs(rng.normal(0.5, 0.1, size=(len(y), 3)))
+    losses = np.where(mask[:, None], 2.0 if by_source else 0.01, clean_loss)
     sources = np.where(mask, "bad", np.array(["a", "b", "c"])[np.arange(len(y)) % 3])
     if not by_source:
         sources[~mask & (np.arange(len(y)) % 7 == 0)] = "bad"  # the bad source also sends clean rows

@@ -44,7 +44,11 @@ DETECTORS.add(
 )
 DETECTORS.add("isolation_forest", IsolationForestDetector, "Isolation Forest per class on representations")
 DETECTORS.add("lof", LocalOutlierFactorDetector, "Local Outlier Factor per class on representations")
-DETECTORS.add("early_loss", EarlyLossDetector, "Per-sample loss over early epochs, robust z-score per class")
+DETECTORS.add(
+    "early_loss",
+    EarlyLossDetector,
+    "ABL isolation: loss over early epochs far below its class's (Li et al. 2021)",
+)
 DETECTORS.add(
     "provenance", ProvenanceDetector, "Whole sources judged by held-out effect (Baracaldo et al. 2017)"
 )
