@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
-from poisonlab.defenses.detectors.base import Detector, Evidence, flag_outlying
+from poisonlab.defenses.detectors.base import Detector, Evidence
 
 
 class EarlyLossDetector(Detector):
