@@ -21,7 +21,7 @@ import pytest
 
 from poisonlab import metrics
 from poisonlab.cli import main
-from poisonlab.data import load_dataset
+from poisonlab.data import Dataset, load_dataset
 from poisonlab.defenses.scan import scan
 from poisonlab.experiments import parse_config, run_grid
 
@@ -317,3 +317,26 @@ def test_scan_says_per_class_what_it_flagged_how_it_did_against_the_mask_and_why
     recall = float(out.split("recall ")[1].split(",")[0])
     assert recall >= 0.5  # random flips on wine are found (measured 0.765 at seed 3)
     assert "exit 1:" in out and "more than --fail-above 0" in out
+
+
+def test_a_fixed_contamination_ranks_per_class_scores_on_one_scale() -> None:
+    """A bimodal clean class outscores the poisons globally; calibrated per class, the poisons win."""
+    from poisonlab.defenses.detectors import calibrate_by_class, flag_top
+    from poisonlab.defenses.scan import scan
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 100)
+    X = rng.standard_normal((300, 10))
+    X[y == 1, 0] += np.where(np.arange(100) % 2, 10.0, -10.0)  # a clean class with two modes
+    X[y == 2] += 8.0
+    poison = np.zeros(300, dtype=bool)
+    poison[:10] = True  # ten rows of class 0, moved together: a trigger's cluster
+    X[poison, 1] += 6.0
+    data = Dataset.from_arrays(X.astype(np.float32), y, name="bimodal")
+    report = scan(data, detector="spectral", contamination=10 / 300, features=X)
+    assert report.flags.sum() == 10
+    assert (report.flags & poison).sum() >= 8  # measured 9 of 10 (the global ranking: 0 of 10)
+    # what the global ranking of the same scores would have flagged
+    global_flags = flag_top(report.scores, 10 / 300)
+    assert (global_flags & poison).sum() <= 2 and (y[global_flags] == 1).sum() >= 8
+    assert np.array_equal(report.flags, flag_top(calibrate_by_class(report.scores, y), 10 / 300))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
-from poisonlab.defenses.detectors import DETECTORS, Detector, flag_top
+from poisonlab.defenses.detectors import DETECTORS, Detector, calibrate_by_class, flag_top
 from poisonlab.defenses.evidence import compute_evidence
 from poisonlab.errors import ConfigError, DataError
 
@@ -83,7 +83,12 @@ def scan(
         evidence = compute_evidence(dataset, features=features, random_state=random_state)
     det.fit(dataset, evidence)
     scores = det.score_samples()
-    flags = det.auto_flags() if contamination is None else flag_top(scores, contamination)
+    if contamination is None:
+        flags = det.auto_flags()
+    else:
+        # a fixed share ranks per-class scores on one scale, so flags may gather in one class
+        ranked = calibrate_by_class(scores, dataset.y) if entry.tag("class_scores") else scores
+        flags = flag_top(ranked, contamination)
     parts: dict[str, tuple[np.ndarray, np.ndarray]] | None = getattr(det, "parts_", None)
     per = dict(parts) if parts is not None else {detector: (scores, flags)}
     return ScanReport(dataset, detector, contamination, scores, flags, per)

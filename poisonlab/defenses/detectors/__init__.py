@@ -1,7 +1,13 @@
 """Poison detectors: one contract (fit → score_samples → flags), resolved by name through ``DETECTORS``."""
 
 from poisonlab.defenses.detectors.auto import AutoDetector
-from poisonlab.defenses.detectors.base import Detector, Evidence, flag_outlying, flag_top
+from poisonlab.defenses.detectors.base import (
+    Detector,
+    Evidence,
+    calibrate_by_class,
+    flag_outlying,
+    flag_top,
+)
 from poisonlab.defenses.detectors.clustering import ActivationClustering
 from poisonlab.defenses.detectors.label_noise import ConfidentLearning, KNNLabelDisagreement
 from poisonlab.defenses.detectors.loss import EarlyLossDetector
@@ -22,6 +28,7 @@ DETECTOR_TAGS = {
     "needs": Detector.needs,
     "min_samples": Detector.min_samples,
     "needs_sources": Detector.needs_sources,
+    "class_scores": Detector.class_scores,
 }
 DETECTORS: Registry[Detector] = Registry("detector", tags=DETECTOR_TAGS)
 DETECTORS.add(
@@ -78,6 +85,7 @@ __all__ = [
     "SpectralSignature",
     "Spectre",
     "TRIMDetector",
+    "calibrate_by_class",
     "flag_outlying",
     "flag_top",
 ]

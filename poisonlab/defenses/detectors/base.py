@@ -69,6 +69,10 @@ class Detector(ABC):
     min_samples: ClassVar[int] = 10
     #: The detector judges whole sources and needs a ``source`` column.
     needs_sources: ClassVar[bool] = False
+    #: Scores are computed class by class on each class's own scale (a projection, a
+    #: cluster distance), so a fixed ``contamination`` ranks them after
+    #: :func:`calibrate_by_class`, not as they are.
+    class_scores: ClassVar[bool] = False
 
     def fit(self, dataset: Dataset, evidence: Evidence | None = None) -> Self:
         n = len(dataset)
@@ -126,6 +130,25 @@ def flag_top(scores: np.ndarray, contamination: float) -> np.ndarray:
     if n_flag:
         mask[np.argsort(-scores, kind="stable")[:n_flag]] = True
     return mask
+
+
+def calibrate_by_class(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Scores as robust z-scores within each class: ``(s − median_c) / (1.4826 · MAD_c)``.
+
+    Per-class scores live on per-class scales (a bimodal clean class has a wide
+    spread); ranking them globally flags that class's tail instead of the class the
+    poisons sit in. On a common scale the share of the highest scores can still
+    concentrate in one class, as a backdoor's poisons do.
+    """
+    calibrated = np.zeros(scores.shape[0])
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        median = np.median(scores[idx])
+        mad = 1.4826 * np.median(np.abs(scores[idx] - median))
+        if mad == 0:
+            mad = np.mean(np.abs(scores[idx] - median)) or 1.0
+        calibrated[idx] = (scores[idx] - median) / mad
+    return calibrated
 
 
 def flag_outlying(scores: np.ndarray, *, z: float = 3.5) -> np.ndarray:

@@ -50,6 +50,8 @@ class ActivationClustering(Detector):
     Activation Clustering." AAAI SafeAI Workshop, 2019 (arXiv:1811.03728, 2018).
     """
 
+    class_scores = True
+
     def __init__(
         self,
         *,

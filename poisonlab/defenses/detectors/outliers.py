@@ -9,6 +9,10 @@ from poisonlab.defenses.detectors.base import Detector, Evidence
 
 
 class _PerClassOutliers(Detector):
+    """Base: one outlier model per labelled class, each scoring on its own class's scale."""
+
+    class_scores = True
+
     def _fit_class(self, Z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 

@@ -32,6 +32,8 @@ class SpectralSignature(Detector):
     B. Tran, J. Li, A. Madry. "Spectral Signatures in Backdoor Attacks." NeurIPS 2018.
     """
 
+    class_scores = True
+
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         reps = evidence.representations.astype(np.float64)
         scores = np.zeros(len(dataset))
@@ -66,6 +68,8 @@ class Spectre(Detector):
     J. Hayase, W. Kong, R. Somani, S. Oh. "SPECTRE: Defending Against Backdoor
     Attacks Using Robust Statistics." ICML 2021.
     """
+
+    class_scores = True
 
     def __init__(self, *, n_components: int = 16, alpha: float = 4.0, random_state: int = 0) -> None:
         self.n_components = n_components
