@@ -6,6 +6,7 @@ standardised inside a pipeline fitted on the training data only.
 
 from __future__ import annotations
 
+import inspect
 from importlib import import_module
 from typing import Any
 
@@ -82,5 +83,11 @@ def sklearn_classifier(
         wrapper = FlatRegressor if regressor else FlatClassifier
         return wrapper(estimator_cls(**kwargs), scale=scale)
 
+    # `poisonlab list` shows the defaults poisonlab sets; any other parameter of the
+    # estimator is accepted too (scikit-learn checks it), without importing it to list
+    P = inspect.Parameter
+    shown = [P("random_state", P.KEYWORD_ONLY, default=0)]
+    shown += [P(k, P.KEYWORD_ONLY, default=v) for k, v in defaults.items() if k != "random_state"]
+    factory.__signature__ = inspect.Signature([*shown, P("params", P.VAR_KEYWORD)])  # type: ignore[attr-defined]
     factory.__name__ = class_name
     return factory
