@@ -137,8 +137,22 @@ class RunRecord:
 
     @classmethod
     def derive(cls, records: list[RunRecord]) -> list[RunRecord]:
-        """Fill the figures that compare this scenario's runs with each other."""
-        return records
+        """Fill the figures that compare this scenario's runs with each other.
+
+        ``acc_drop`` is the C-ACC of the attack-free run of the same (dataset, model,
+        defense, seed) minus this run's, the defense being what :meth:`defended_by`
+        names (a defense, an aggregation rule, a gate); scenarios add their own figures.
+        """
+        runs = [r for r in records if isinstance(r, cls)]
+        baseline = {r._baseline_key(): r for r in runs if r.attack == NONE and r.status == "ok"}
+        out: list[RunRecord] = []
+        for r in runs:
+            base = baseline.get(r._baseline_key())
+            out.append(dataclasses.replace(r, acc_drop=_drop(base.clean_acc if base else None, r.clean_acc)))
+        return out
+
+    def _baseline_key(self) -> tuple[Any, ...]:
+        return (self.dataset, self.model, self.defended_by()[1], self.seed)
 
     def failed(self, error: str, *, failure: str = "bug", traceback: str | None = None) -> RunRecord:
         """This record as a failed run's: ``failure`` is ``"user"`` or ``"bug"``."""
@@ -240,21 +254,6 @@ class FederatedRecord(RunRecord):
     def defended_by(self) -> tuple[str, str]:
         return "aggregator", self.aggregator
 
-    @classmethod
-    def derive(cls, records: list[RunRecord]) -> list[RunRecord]:
-        """``acc_drop`` against the attack-free run of (dataset, model, aggregator, seed)."""
-        runs = [r for r in records if isinstance(r, FederatedRecord)]
-        baseline = {
-            (r.dataset, r.model, r.aggregator, r.seed): r
-            for r in runs
-            if r.attack == NONE and r.status == "ok"
-        }
-        out: list[RunRecord] = []
-        for r in runs:
-            base = baseline.get((r.dataset, r.model, r.aggregator, r.seed))
-            out.append(dataclasses.replace(r, acc_drop=_drop(base.clean_acc if base else None, r.clean_acc)))
-        return out
-
 
 @dataclass(frozen=True, kw_only=True)
 class StreamRecord(RunRecord):
@@ -280,24 +279,9 @@ class StreamRecord(RunRecord):
         return "poison_rate", self.poison_rate  # type: ignore[return-value]
 
     def defended_by(self) -> tuple[str, str]:
+        # the attack-free baseline runs with the same gate: acc_drop is the poison's cost
+        # alone; the gate's own cost on clean data is the gated baseline's n_removed
         return "gate", self.gate
-
-    @classmethod
-    def derive(cls, records: list[RunRecord]) -> list[RunRecord]:
-        """``acc_drop`` against the attack-free stream of (dataset, model, gate, seed).
-
-        The baseline runs with the same gate, so the drop is the poison's cost alone;
-        the gate's own cost on clean data shows as the gated baseline's ``n_removed``.
-        """
-        runs = [r for r in records if isinstance(r, StreamRecord)]
-        baseline = {
-            (r.dataset, r.model, r.gate, r.seed): r for r in runs if r.attack == NONE and r.status == "ok"
-        }
-        out: list[RunRecord] = []
-        for r in runs:
-            base = baseline.get((r.dataset, r.model, r.gate, r.seed))
-            out.append(dataclasses.replace(r, acc_drop=_drop(base.clean_acc if base else None, r.clean_acc)))
-        return out
 
 
 def _drop(base: float | None, acc: float | None) -> float | None:
