@@ -35,7 +35,7 @@ from poisonlab.defenses.detectors import (
     flag_top,
 )
 from poisonlab.defenses.evidence import compute_evidence
-from poisonlab.errors import DataError
+from poisonlab.errors import ConfigError, DataError
 
 # the classification detectors, which read a proxy model's evidence
 DETECTOR_NAMES = [entry.name for entry in DETECTORS.where(tasks="classification")]
@@ -453,3 +453,20 @@ def test_tabular_evidence_keeps_standardised_inputs_and_linear_cross_fitted_prob
     assert np.allclose(evidence.pred_probs.sum(axis=1), 1.0)
     # out-of-sample accuracy of the linear proxy on clean breast_cancer (measured 0.98)
     assert np.mean(evidence.pred_probs.argmax(axis=1) == data.y) > 0.95
+
+
+def test_spectral_with_epsilon_removes_the_papers_share_of_every_class() -> None:
+    """Tran et al.'s rule: the 1.5·ε highest scores of each class, poisons among them."""
+    from poisonlab.checks.detectors import planted_case
+
+    dataset, evidence, mask = planted_case("classification")
+    share = mask.sum() / (dataset.y == 0).sum()  # the poisons' share of their target class: 8 of 22
+    fitted = DETECTORS.create("spectral", epsilon=0.4).fit(dataset, evidence)
+    flags = fitted.auto_flags()
+    assert share < 0.4
+    for c in range(dataset.n_classes):
+        in_class = dataset.y == c
+        assert flags[in_class].sum() == math.floor(1.5 * 0.4 * in_class.sum() + 1e-9)
+    assert (flags & mask).sum() >= mask.sum() - 1  # measured 7 of the 8 planted poisons
+    with pytest.raises(ConfigError, match="epsilon must lie in"):
+        DETECTORS.create("spectral", epsilon=0.9)

@@ -340,3 +340,17 @@ def test_a_fixed_contamination_ranks_per_class_scores_on_one_scale() -> None:
     global_flags = flag_top(report.scores, 10 / 300)
     assert (global_flags & poison).sum() <= 2 and (y[global_flags] == 1).sum() >= 8
     assert np.array_equal(report.flags, flag_top(calibrate_by_class(report.scores, y), 10 / 300))
+
+
+def test_scan_passes_detector_parameters(tmp_path: Path, capsys) -> None:
+    from poisonlab.cli import main
+
+    out = tmp_path / "r.json"
+    code = main(["scan", "wine", "--detector", "spectral", "--param", "epsilon=0.1", "--out", str(out)])
+    assert code == 1
+    report = json.loads(out.read_text())
+    wine = load_dataset("wine")
+    expected = sum(int(np.floor(0.15 * n + 1e-9)) for n in np.bincount(wine.y))
+    assert report["n_flagged"] == expected  # the paper's rule: 1.5·ε of every class
+    assert main(["scan", "wine", "--detector", "spectral", "--param", "eps=0.1"]) == 2
+    assert "has no parameter 'eps'" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from poisonlab.cli._common import console, data_options
+from poisonlab.cli._common import console, data_options, parse_params
 from poisonlab.errors import ConfigError
 
 
@@ -26,6 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     scan.add_argument("--version", default="head", help="ledger version to scan (default head)")
     scan.add_argument("--features", help="N×d .npy embeddings from your own model (default: a proxy model)")
     scan.add_argument("--detector", default="auto", help="detector name (see poisonlab list), default auto")
+    scan.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="detector parameter, value in TOML syntax (repeatable), e.g. --param epsilon=0.1",
+    )
     scan.add_argument("--contamination", default="auto", help="share to flag, in (0, 1), or 'auto'")
     scan.add_argument("--out", help="write the full report (scores, flags, per-detector) as JSON")
     scan.add_argument(
@@ -51,7 +58,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from poisonlab.data import load_dataset
     from poisonlab.defenses.detectors import DETECTORS
 
-    DETECTORS.get(args.detector)  # unknown names fail before any work
+    params = parse_params(args.param)
+    DETECTORS.create(args.detector, **params)  # unknown names and parameters fail before any work
     contamination = None if args.contamination == "auto" else _fraction(args.contamination)
     if args.fail_above < 0:
         raise ConfigError(f"--fail-above must be >= 0, got {args.fail_above}")
@@ -75,7 +83,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from poisonlab.defenses.scan import scan  # loads PyTorch: only once the input is known good
 
     report = scan(
-        data, detector=args.detector, contamination=contamination, features=features, random_state=args.seed
+        data,
+        detector=args.detector,
+        contamination=contamination,
+        features=features,
+        random_state=args.seed,
+        params=params,
     )
     if out is not None:
         # a scan of a ledger names the version it read, so `ledger quarantine` can refuse it for another

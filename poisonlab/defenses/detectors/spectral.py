@@ -11,6 +11,7 @@ import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
+from poisonlab.errors import ConfigError
 
 
 def _top_direction(M: np.ndarray) -> np.ndarray:
@@ -27,12 +28,30 @@ class SpectralSignature(Detector):
     score is ``((r_i − μ) · v)²``. Centring matters: without it the top direction is
     the class mean itself and poisons shifted one way are missed.
 
+    Flags: given ``epsilon``, an upper bound on the poisons' share of the class they
+    sit in, the paper's rule removes the ``1.5·ε`` highest-scoring share of every
+    class (Tran et al., Algorithm 1);
+    it flags that share of clean classes too, by design. Without it the automatic
+    rule flags, per class, the side of a clearly bimodal projection.
+
+    Parameters
+    ----------
+    epsilon : float in (0, 1/1.5), optional
+        Upper bound on the poisons' share of their class; ``None`` uses the automatic rule.
+
     References
     ----------
     B. Tran, J. Li, A. Madry. "Spectral Signatures in Backdoor Attacks." NeurIPS 2018.
     """
 
     class_scores = True
+
+    def __init__(self, *, epsilon: float | None = None) -> None:
+        if epsilon is not None and not (
+            isinstance(epsilon, int | float) and not isinstance(epsilon, bool) and 0 < 1.5 * epsilon < 1
+        ):
+            raise ConfigError(f"spectral: epsilon must lie in (0, {1 / 1.5:.3f}) or be None, got {epsilon!r}")
+        self.epsilon = epsilon
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         reps = evidence.representations.astype(np.float64)
@@ -49,7 +68,14 @@ class SpectralSignature(Detector):
         return scores
 
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
-        return split_flags(dataset.y, self.projections_)
+        if self.epsilon is None:
+            return split_flags(dataset.y, self.projections_)
+        flags = np.zeros(len(dataset), dtype=bool)
+        for c in np.unique(dataset.y):
+            idx = np.flatnonzero(dataset.y == c)
+            n_flag = int(np.floor(1.5 * self.epsilon * idx.size + 1e-9))
+            flags[idx[np.argsort(-scores[idx], kind="stable")[:n_flag]]] = True
+        return flags
 
 
 class Spectre(Detector):
