@@ -467,9 +467,11 @@ def test_parquet_random_bytes(tmp_path):
 # -- image folders -----------------------------------------------------------------------
 
 
-def _write_images(root: Path, mode: str, per_class: int = 3, size: tuple[int, int] = (6, 5)) -> None:
+def _write_images(
+    root: Path, mode: str, per_class: int = 3, size: tuple[int, int] = (6, 5), classes=("cat", "dog")
+) -> None:
     rng = np.random.default_rng(0)
-    for cls in ("cat", "dog"):
+    for cls in classes:
         (root / cls).mkdir(parents=True)
         for i in range(per_class):
             shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
@@ -491,6 +493,29 @@ def test_image_folder_greyscale(tmp_path):
     assert ds.name == "pets"
     first = np.asarray(Image.open(root / "cat" / "0.png"), dtype=np.float32) / 255.0
     assert np.allclose(ds.X[0, 0], first)
+
+
+def test_image_folder_keeps_its_names_and_integer_labels(tmp_path):
+    pets = tmp_path / "pets"
+    _write_images(pets, "L", per_class=1)
+    named = load_dataset(str(pets))
+    assert named.classes == (0, 1) and named.class_names == ("cat", "dog")
+    digits = tmp_path / "digits"
+    _write_images(digits, "L", per_class=2, classes=("7", "10", "3"))
+    ds = load_dataset(str(digits))
+    # integer subfolders are the labels, in numeric order, not renumbered 0..K-1
+    assert ds.classes == (3, 7, 10) and ds.class_names == ("3", "7", "10")
+    assert ds.original_labels().tolist() == [3, 3, 7, 7, 10, 10]
+    # the names travel with the data through an .npz
+    write_npz(tmp_path / "d.npz", ds)
+    again = load_dataset(str(tmp_path / "d.npz"))
+    assert again.class_names == ("3", "7", "10") and again.classes == (3, 7, 10)
+    assert named.subset(np.array([1])).class_names == ("cat", "dog")
+
+
+def test_class_names_must_match_the_classes():
+    with pytest.raises(DataError, match="3 class names for 2 classes"):
+        Dataset.from_arrays(np.zeros((4, 2)), np.array([0, 1, 0, 1]), class_names=["a", "b", "c"])
 
 
 def test_image_folder_rgb(tmp_path):

@@ -354,3 +354,19 @@ def test_scan_passes_detector_parameters(tmp_path: Path, capsys) -> None:
     assert report["n_flagged"] == expected  # the paper's rule: 1.5·ε of every class
     assert main(["scan", "wine", "--detector", "spectral", "--param", "eps=0.1"]) == 2
     assert "has no parameter 'eps'" in capsys.readouterr().err
+
+
+def test_scan_shows_the_class_names_a_file_carries(tmp_path: Path, capsys) -> None:
+    from poisonlab.cli import main
+    from poisonlab.data import write_npz
+
+    wine = load_dataset("wine")
+    named = Dataset.from_arrays(
+        wine.X, wine.y, name="wine", class_names=["barolo", "grignolino", "[b]barbera"]
+    )
+    write_npz(tmp_path / "named.npz", named)
+    main(["scan", str(tmp_path / "named.npz")])
+    out = capsys.readouterr().out
+    table = out[out.index("flagged per class") :]
+    assert "barolo" in table and "grignolino" in table
+    assert "[b]barbera" in table  # shown as written, never read as markup

@@ -146,12 +146,15 @@ def _per_class_table(data: Any, flags: Any) -> Table:
     import numpy as np
 
     table = Table(title="flagged per class")
-    for col in ("class", "samples", "flagged", "share"):
-        table.add_column(col, justify="right")
+    names = data.class_names
+    for col in ("class", *(("name",) if names else ()), "samples", "flagged", "share"):
+        table.add_column(col, justify="left" if col == "name" else "right")
     counts = np.bincount(data.y, minlength=data.n_classes)
     flagged = np.bincount(data.y[flags], minlength=data.n_classes)
     for k, label in enumerate(data.classes):
-        table.add_row(str(label), str(counts[k]), str(flagged[k]), f"{flagged[k] / max(counts[k], 1):.1%}")
+        name = (Text(names[k]),) if names else ()  # folder names are data, not markup
+        share = f"{flagged[k] / max(counts[k], 1):.1%}"
+        table.add_row(str(label), *name, str(counts[k]), str(flagged[k]), share)
     return table
 
 

@@ -39,6 +39,8 @@ class Dataset:
     name: str = "data"
     classes: tuple[int, ...] = field(default=())
     task: Task = "classification"
+    #: a name for each class, aligned with ``classes`` (an image folder's subfolders); may be empty
+    class_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)
@@ -78,6 +80,12 @@ class Dataset:
                 raise DataError(f"{self.name}: labels must lie in 0..{n_classes - 1}")
             if not self.classes:
                 object.__setattr__(self, "classes", tuple(range(n_classes)))
+        if self.class_names:
+            if self.task == "regression" or len(self.class_names) != len(self.classes):
+                raise DataError(
+                    f"{self.name}: {len(self.class_names)} class names for {len(self.classes)} classes"
+                )
+            object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         ids = np.asarray(self.ids)
         if ids.shape != (n,):
             raise DataError(f"{self.name}: {ids.shape[0] if ids.ndim else 0} ids for {n} rows")
@@ -106,11 +114,13 @@ class Dataset:
         source: np.ndarray | None = None,
         name: str = "data",
         task: Task = "classification",
+        class_names: tuple[str, ...] | list[str] | None = None,
     ) -> Dataset:
         """Build a dataset from user arrays.
 
         For classification any integer labels are mapped to ``0..K-1``; for
-        regression ``y`` must be a numeric response.
+        regression ``y`` must be a numeric response. ``class_names[k]`` names the
+        ``k``-th smallest label.
         """
         X = np.asarray(X)
         y = np.asarray(y)
@@ -141,6 +151,7 @@ class Dataset:
             source=source,
             name=name,
             classes=tuple(int(c) for c in classes),
+            class_names=tuple(class_names or ()),
         )
 
     # -- derived facts -------------------------------------------------------

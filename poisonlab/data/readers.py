@@ -71,7 +71,7 @@ def read_npz(path: Path, *, task: Task | None = None) -> Dataset:
             missing = {"X", "y"} - names
             if missing:
                 raise DataError(f"{path}: npz lacks array(s) {sorted(missing)}; found {sorted(names)}")
-            arrays = {k: archive[k] for k in ("X", "y", "ids", "source", "task") if k in names}
+            arrays = {k: archive[k] for k in ("X", "y", "ids", "source", "task", "class_names") if k in names}
             not_arrays = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
             if not_arrays:
                 raise DataError(f"{path}: malformed npz: {not_arrays} are not .npy arrays")
@@ -95,7 +95,19 @@ def read_npz(path: Path, *, task: Task | None = None) -> Dataset:
         source=arrays.get("source"),
         name=path.stem,
         task=task or "classification",
+        class_names=_class_names(arrays.get("class_names"), path),
     )
+
+
+def _class_names(value: np.ndarray | None, path: Path) -> tuple[str, ...]:
+    """An ``.npz``'s ``class_names``: a 1-D array of strings, or nothing."""
+    if value is None:
+        return ()
+    if value.ndim != 1 or value.dtype.kind != "U":
+        raise DataError(
+            f"{path}: class_names must be a 1-D array of strings, got {value.dtype} {value.shape}"
+        )
+    return tuple(str(v) for v in value)
 
 
 def read_table(
@@ -155,9 +167,19 @@ def read_image_folder(path: Path, *, size: tuple[int, int] | None = None) -> Dat
     class_dirs = sorted(p for p in path.iterdir() if p.is_dir())
     if len(class_dirs) < 2:
         raise DataError(f"{path}: an image folder needs one subfolder per class (at least two)")
+    # subfolders named by integers ("0", "7") keep them as labels; other names are
+    # numbered in sorted order; either way the folder names are the class names
+    if all(_is_int(d.name) for d in class_dirs):
+        class_dirs.sort(key=lambda d: int(d.name))
+        label_of = {d: int(d.name) for d in class_dirs}
+    else:
+        label_of = {d: k for k, d in enumerate(class_dirs)}
+    if len(set(label_of.values())) != len(class_dirs):
+        raise DataError(f"{path}: two subfolders name the same integer label")
     files: list[tuple[Path, int]] = []
-    for k, class_dir in enumerate(class_dirs):
-        files += [(f, k) for f in sorted(class_dir.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+    for class_dir in class_dirs:
+        label = label_of[class_dir]
+        files += [(f, label) for f in sorted(class_dir.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise DataError(f"{path}: no images found in its class subfolders")
     images = []
@@ -174,8 +196,14 @@ def read_image_folder(path: Path, *, size: tuple[int, int] | None = None) -> Dat
     X = X[:, None] if mode == "L" else X.transpose(0, 3, 1, 2)
     labels = np.array([k for _, k in files])
     ids = np.array([str(f.relative_to(path)) for f, _ in files])
-    dataset = Dataset.from_arrays(X, labels, ids=ids, name=path.name)
-    return dataset
+    # the classes that hold images, in label order, keep their folder's name
+    present = sorted({k for _, k in files})
+    names = {label_of[d]: d.name for d in class_dirs}
+    return Dataset.from_arrays(X, labels, ids=ids, name=path.name, class_names=[names[k] for k in present])
+
+
+def _is_int(text: str) -> bool:
+    return text.isascii() and text.lstrip("-").isdigit() and text not in ("", "-")
 
 
 def write_npz(path: Path, dataset: Dataset, **extra: np.ndarray) -> None:
@@ -189,6 +217,8 @@ def write_npz(path: Path, dataset: Dataset, **extra: np.ndarray) -> None:
         arrays["source"] = dataset.source
     if dataset.is_regression:
         arrays["task"] = np.array(dataset.task)
+    if dataset.class_names:
+        arrays["class_names"] = np.array(dataset.class_names)
     arrays.update(extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
