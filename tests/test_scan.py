@@ -370,3 +370,19 @@ def test_scan_shows_the_class_names_a_file_carries(tmp_path: Path, capsys) -> No
     table = out[out.index("flagged per class") :]
     assert "barolo" in table and "grignolino" in table
     assert "[b]barbera" in table  # shown as written, never read as markup
+
+
+def test_label_noise_flags_come_with_the_out_of_sample_predicted_label(tmp_path: Path) -> None:
+    from poisonlab.cli import main
+
+    poisoned = tmp_path / "wine_flipped.npz"
+    assert main(["attack", "label_flip", "wine", "--rate", "0.1", "--out", str(poisoned), "--seed", "3"]) == 0
+    main(["scan", str(poisoned), "--out", str(tmp_path / "r.json")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    given, predicted = np.array(report["given_labels"]), np.array(report["predicted_labels"])
+    flagged = np.array(report["flagged_indices"])
+    with np.load(poisoned, allow_pickle=False) as f:
+        assert np.array_equal(given, f["y"])  # in the file's own label space
+    # every flag here is label noise: the model that never saw the row predicts another label
+    assert len(flagged) and (given[flagged] != predicted[flagged]).all()
+    assert (given == predicted).mean() > 0.85  # and agrees with most of the data

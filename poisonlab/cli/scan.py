@@ -104,14 +104,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
     # flagged rows first, then by score
     top = np.lexsort((-report.scores, ~report.flags))[: args.top]
     table = Table(title="most suspicious samples")
-    for col in ("index", "id", "label", "score", "flagged", "flagged by"):
+    predicted = report.predicted_labels
+    columns = ("index", "id", "label", *(("predicted",) if predicted is not None else ()), "score")
+    for col in (*columns, "flagged", "flagged by"):
         table.add_column(col, justify="left" if col == "flagged by" else "right")
     labels = data.original_labels()
     for i in top:
+        # the out-of-sample prediction says what a label-noise flag thinks the label should be
+        guess = () if predicted is None else (str(predicted[i]),)
         table.add_row(
             str(i),
             Text(str(data.ids[i])),  # ids (from a ledger, a CSV) are data, not rich markup
             f"{labels[i]:.4g}" if data.is_regression else str(labels[i]),
+            *guess,
             f"{report.scores[i]:.3f}",
             "yes" if report.flags[i] else "",
             ", ".join(report.agreeing(int(i))),

@@ -24,6 +24,9 @@ class ScanReport:
     scores: np.ndarray
     flags: np.ndarray
     per_detector: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (scores, flags)
+    #: each sample's out-of-sample predicted label, in the data's label space (cleanlab's
+    #: ``predicted_label`` beside the ``given_label``); ``None`` for regression data
+    predicted_labels: np.ndarray | None = None
 
     @property
     def n_flagged(self) -> int:
@@ -45,6 +48,8 @@ class ScanReport:
             "flagged_ids": ids[self.flags].tolist(),
             "ids": ids.tolist(),
             "scores": self.scores.tolist(),
+            "given_labels": self.dataset.original_labels().tolist(),
+            "predicted_labels": None if self.predicted_labels is None else self.predicted_labels.tolist(),
             "detectors": {
                 name: {"scores": s.tolist(), "flags": np.flatnonzero(f).tolist()}
                 for name, (s, f) in self.per_detector.items()
@@ -91,7 +96,10 @@ def scan(
         flags = flag_top(ranked, contamination)
     parts: dict[str, tuple[np.ndarray, np.ndarray]] | None = getattr(det, "parts_", None)
     per = dict(parts) if parts is not None else {detector: (scores, flags)}
-    return ScanReport(dataset, detector, contamination, scores, flags, per)
+    predicted = None
+    if evidence is not None and evidence.pred_probs is not None:
+        predicted = dataset.original_labels(np.argmax(evidence.pred_probs, axis=1))
+    return ScanReport(dataset, detector, contamination, scores, flags, per, predicted)
 
 
 def _seeded(parameters: dict[str, Any], random_state: int) -> dict[str, Any]:
