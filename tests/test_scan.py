@@ -386,3 +386,14 @@ def test_label_noise_flags_come_with_the_out_of_sample_predicted_label(tmp_path:
     # every flag here is label noise: the model that never saw the row predicts another label
     assert len(flagged) and (given[flagged] != predicted[flagged]).all()
     assert (given == predicted).mean() > 0.85  # and agrees with most of the data
+
+
+def test_a_scan_reports_its_stages_as_they_start() -> None:
+    from poisonlab.defenses.scan import scan
+
+    stages: list[str] = []
+    scan(load_dataset("wine"), on_progress=stages.append)
+    assert stages[0] == "training the proxy model (mlp) on 178 samples"
+    folds = [s for s in stages if s.startswith("cross-fitting")]
+    assert folds == [f"cross-fitting out-of-sample probabilities, fold {k} of 5" for k in range(1, 6)]
+    assert stages[-1] == "running detector auto on 178 samples"

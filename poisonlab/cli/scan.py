@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from poisonlab.cli._common import console, data_options, parse_params
+from poisonlab.cli._common import console, data_options, err_console, parse_params
 from poisonlab.errors import ConfigError
 
 
@@ -82,14 +82,20 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
     from poisonlab.defenses.scan import scan  # loads PyTorch: only once the input is known good
 
-    report = scan(
-        data,
-        detector=args.detector,
-        contamination=contamination,
-        features=features,
-        random_state=args.seed,
-        params=params,
-    )
+    with err_console.status("scanning", spinner="dots") as status:
+
+        def on_progress(stage: str) -> None:
+            status.update(Text(stage))  # stages name the data: plain text, never markup
+
+        report = scan(
+            data,
+            detector=args.detector,
+            contamination=contamination,
+            features=features,
+            random_state=args.seed,
+            params=params,
+            on_progress=on_progress,
+        )
     if out is not None:
         # a scan of a ledger names the version it read, so `ledger quarantine` can refuse it for another
         _write_atomically(out, json.dumps(report.to_json() | ledger_version) + "\n")

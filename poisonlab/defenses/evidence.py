@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 import numpy as np
@@ -23,6 +24,7 @@ def compute_evidence(
     model: str | None = None,
     n_folds: int | None = None,
     random_state: int = 0,
+    on_progress: Callable[[str], None] | None = None,
 ) -> Evidence:
     """Train a proxy model on ``dataset`` and collect what detectors read.
 
@@ -68,8 +70,13 @@ def compute_evidence(
     def proxy() -> TorchClassifier:
         return cast(TorchClassifier, MODELS.create(name, random_state=random_state))
 
+    def say(stage: str) -> None:
+        if on_progress is not None:
+            on_progress(stage)
+
     full = proxy()
     full.track_losses = True
+    say(f"training the proxy model ({name}) on {n} samples")
     full.fit(data_X, dataset.y)
     representations = features if features is not None else full.representations(data_X)
     early = None if features is not None else full.representations(data_X, layer="early")
@@ -77,7 +84,8 @@ def compute_evidence(
     flat = None if image else StandardScaler().fit_transform(data_X.reshape(n, -1))
     pred_probs = np.zeros((n, dataset.n_classes))
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-    for train_idx, held_idx in folds.split(np.zeros(n), dataset.y):
+    for fold, (train_idx, held_idx) in enumerate(folds.split(np.zeros(n), dataset.y), start=1):
+        say(f"cross-fitting out-of-sample probabilities, fold {fold} of {n_folds}")
         if flat is None:
             fold_model = proxy()
             fold_model.n_classes = dataset.n_classes

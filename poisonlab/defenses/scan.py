@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,12 +65,15 @@ def scan(
     features: np.ndarray | None = None,
     random_state: int = 0,
     params: Mapping[str, Any] | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> ScanReport:
     """Find the samples of ``dataset`` most likely to be poisoned, without knowing the rate.
 
     ``contamination=None`` uses the detector's own automatic rule; a fraction flags
     that share of the highest scores instead. ``params`` are the detector's own
-    hyperparameters (``random_state`` is ``random_state``'s). Classification data are scanned on a
+    hyperparameters (``random_state`` is ``random_state``'s). ``on_progress`` is
+    called with a one-line description of each stage as it starts (a scan of a few
+    thousand images takes a minute or more). Classification data are scanned on a
     proxy model's evidence (:func:`compute_evidence`, or the user's ``features``);
     regression detectors read ``X`` and ``y`` themselves (robust linear fits on the
     unit box, a sample's score its absolute residual).
@@ -85,7 +88,11 @@ def scan(
         if features is not None:
             raise ConfigError("--features applies to classification data; regression scans read X and y")
     else:
-        evidence = compute_evidence(dataset, features=features, random_state=random_state)
+        evidence = compute_evidence(
+            dataset, features=features, random_state=random_state, on_progress=on_progress
+        )
+    if on_progress is not None:
+        on_progress(f"running detector {detector} on {len(dataset)} samples")
     det.fit(dataset, evidence)
     scores = det.score_samples()
     if contamination is None:
