@@ -33,6 +33,7 @@ bench: setup
 	-$(BIN)/python benchmarks/bench_default_run.py
 	-$(BIN)/python benchmarks/bench_attack_bars.py
 	-$(BIN)/python benchmarks/bench_detection.py
+	-$(BIN)/python benchmarks/bench_clean_quiet.py
 	-$(BIN)/python benchmarks/bench_regression.py
 	-$(BIN)/python benchmarks/bench_regression_grid.py
 	-$(BIN)/python benchmarks/bench_aggregators.py
