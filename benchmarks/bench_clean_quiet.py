@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 import torch
-
 from _bars import report_bars
+
 from poisonlab.data import load_dataset, train_test_split
 from poisonlab.defenses import DETECTORS
 from poisonlab.defenses.evidence import compute_evidence
