@@ -144,7 +144,7 @@ def cmd_fl(args: argparse.Namespace) -> int:
         + ("" if record["asr"] is None else f", ASR {100 * record['asr']:.1f}%"),
         highlight=False,
     )
-    if record.get("diverged_round") is not None:
+    if record["diverged_round"] is not None:
         console.print(
             f"the global model diverged in round {record['diverged_round']} (its updates were no longer "
             "finite); the run stopped there",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 
@@ -45,6 +46,4 @@ def run_record_stub(spec: Spec) -> RunRecord:
 
 
 def _timed(record: RunRecord, seconds: float) -> RunRecord:
-    import dataclasses
-
     return dataclasses.replace(record, seconds=round(seconds, 3))
