@@ -31,6 +31,7 @@ from poisonlab.defenses.detectors import (
     AutoDetector,
     Evidence,
     ProvenanceDetector,
+    RelabelledGroups,
     SpectralSignature,
     flag_top,
 )
@@ -404,7 +405,7 @@ def _onehot_probs(y_true: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def test_auto_finds_a_handful_of_samples_relabelled_into_one_class() -> None:
-    """Eight samples of other classes relabelled to class 0: too few for a cluster, caught as targeted."""
+    """Eight samples of other classes relabelled to class 0: class 0 receives them, the group is found."""
     X, y_true = _blobs()
     rng = np.random.default_rng(1)
     poison = np.zeros(y_true.size, dtype=bool)
@@ -412,14 +413,16 @@ def test_auto_finds_a_handful_of_samples_relabelled_into_one_class() -> None:
     y = np.where(poison, 0, y_true)
     dataset = Dataset.from_arrays(X.astype(np.float32), y)
     evidence = Evidence(representations=X, pred_probs=_onehot_probs(y_true, 10))
-    auto = AutoDetector().fit(dataset, evidence)
-    assert auto.target_classes_.tolist() == [0]
-    assert np.array_equal(auto.targeted_, poison)
-    assert np.array_equal(auto.auto_flags(), poison)
+    groups = RelabelledGroups().fit(dataset, evidence)
+    assert groups.receiving_classes_.tolist() == [0]
+    assert list(groups.groups_) == [0]
+    found = metrics.detection_scores(poison, groups.auto_flags())
+    assert found["tpr"] >= 7 / 8 and found["precision"] >= 7 / 8, (found, groups.groups_)
+    assert (AutoDetector().fit(dataset, evidence).auto_flags() >= groups.auto_flags()).all()
 
 
 def test_auto_sees_no_target_class_when_flips_spread_over_every_class() -> None:
-    """Random flips (5 per class) are label noise, not a target: found by the label-noise part only."""
+    """Random flips (5 per class) are label noise: no class receives them, the label-noise part finds them."""
     X, y_true = _blobs()
     rng = np.random.default_rng(2)
     poison = np.zeros(y_true.size, dtype=bool)
@@ -427,9 +430,10 @@ def test_auto_sees_no_target_class_when_flips_spread_over_every_class() -> None:
         poison[rng.choice(np.flatnonzero(y_true == c), 5, replace=False)] = True
     y = np.where(poison, (y_true + rng.integers(1, 10, size=y_true.size)) % 10, y_true)
     dataset = Dataset.from_arrays(X.astype(np.float32), y)
-    auto = AutoDetector().fit(dataset, Evidence(representations=X, pred_probs=_onehot_probs(y_true, 10)))
-    assert auto.target_classes_.size == 0
-    assert not auto.targeted_.any()
+    evidence = Evidence(representations=X, pred_probs=_onehot_probs(y_true, 10))
+    assert RelabelledGroups().fit(dataset, evidence).receiving_classes_.size == 0
+    auto = AutoDetector().fit(dataset, evidence)
+    assert np.array_equal(auto.label_noise_, poison)
     found = metrics.detection_scores(poison, auto.auto_flags())
     assert found["tpr"] >= 0.9 and found["precision"] >= 0.9, found
 

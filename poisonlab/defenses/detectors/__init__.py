@@ -9,6 +9,7 @@ from poisonlab.defenses.detectors.base import (
     flag_top,
 )
 from poisonlab.defenses.detectors.clustering import ActivationClustering
+from poisonlab.defenses.detectors.groups import RelabelledGroups
 from poisonlab.defenses.detectors.label_noise import ConfidentLearning, KNNLabelDisagreement
 from poisonlab.defenses.detectors.loss import EarlyLossDetector
 from poisonlab.defenses.detectors.outliers import IsolationForestDetector, LocalOutlierFactorDetector
@@ -34,7 +35,7 @@ DETECTORS: Registry[Detector] = Registry("detector", tags=DETECTOR_TAGS)
 DETECTORS.add(
     "auto",
     AutoDetector,
-    "Activation clustering ∪ (confident learning ∩ k-NN); on regression data TRIM; no rate needed",
+    "Relabelled groups ∪ (confident learning ∩ k-NN); on regression data TRIM; no rate needed",
 )
 DETECTORS.add(
     "spectral", SpectralSignature, "Spectral signatures on centred class features (Tran et al. 2018)"
@@ -44,6 +45,11 @@ DETECTORS.add(
     "activation_clustering",
     ActivationClustering,
     "Per-class 2-means + exclusionary reclassification (Chen et al. 2018)",
+)
+DETECTORS.add(
+    "relabelled_groups",
+    RelabelledGroups,
+    "Per-class groups that share a feature and look like other classes (Chen et al. 2018 exclusion)",
 )
 DETECTORS.add("knn_label", KNNLabelDisagreement, "k-NN label disagreement in representation space")
 DETECTORS.add(
@@ -81,6 +87,7 @@ __all__ = [
     "LocalOutlierFactorDetector",
     "ProvenanceDetector",
     "RANSACDetector",
+    "RelabelledGroups",
     "ResidualDetector",
     "SpectralSignature",
     "Spectre",

@@ -30,6 +30,8 @@ class Evidence:
     ``losses``: per-sample training loss after each early epoch, N×E.
     ``inputs``: standardised model inputs for tabular data, N×d: a space that no
     model fitted to the (possibly poisoned) labels, where neighbours are read.
+    ``view``: the label-free view in which group votes are taken, N×v: ``inputs``
+    for tabular data, the top principal components of the raw pixels for images.
     """
 
     representations: np.ndarray
@@ -37,6 +39,7 @@ class Evidence:
     pred_probs: np.ndarray | None = None
     losses: np.ndarray | None = None
     inputs: np.ndarray | None = None
+    view: np.ndarray | None = None
 
     def subset(self, index: np.ndarray) -> Evidence:
         """The evidence of the rows selected by an index or boolean mask."""
@@ -50,6 +53,7 @@ class Evidence:
             pred_probs=rows(self.pred_probs),
             losses=rows(self.losses),
             inputs=rows(self.inputs),
+            view=rows(self.view),
         )
 
 
@@ -90,7 +94,7 @@ class Detector(ABC):
                 raise DataError(
                     f"representations have {evidence.representations.shape[0]} rows, dataset has {n}"
                 )
-            for name in ("early_representations", "inputs"):
+            for name in ("early_representations", "inputs", "view"):
                 value = getattr(evidence, name)
                 if value is not None and value.shape[0] != n:
                     raise DataError(f"{name.replace('_', ' ')} have {value.shape[0]} rows, dataset has {n}")
