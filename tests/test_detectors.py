@@ -474,3 +474,30 @@ def test_spectral_with_epsilon_removes_the_papers_share_of_every_class() -> None
     assert (flags & mask).sum() >= mask.sum() - 1  # measured 7 of the 8 planted poisons
     with pytest.raises(ConfigError, match="epsilon must lie in"):
         DETECTORS.create("spectral", epsilon=0.9)
+
+
+def test_relabelled_groups_finds_a_triggered_group_and_stays_silent_on_clean_blobs() -> None:
+    """30 samples of other classes carry a shared trigger dimension and the label 0: found; clean: nothing.
+
+    The classes overlap a little (centres at scale 3), as real classes do: with the
+    clean class removed, its members' neighbours are split between several others.
+    """
+    rng = np.random.default_rng(0)
+    y_true = np.repeat(np.arange(10), 80)
+    X = rng.normal(scale=3.0, size=(10, 16))[y_true] + rng.normal(size=(y_true.size, 16))
+    view = X.copy()  # the label-free view sees the content, the representations also the trigger
+    clean = Dataset.from_arrays(X.astype(np.float32), y_true)
+    quiet = RelabelledGroups().fit(clean, Evidence(representations=X, view=view))
+    assert not quiet.auto_flags().any() and quiet.groups_ == {}
+
+    rng = np.random.default_rng(3)
+    poison = np.zeros(y_true.size, dtype=bool)
+    poison[rng.choice(np.flatnonzero(y_true != 0), 30, replace=False)] = True
+    reps = np.hstack([X, np.where(poison, 8.0, 0.0)[:, None] + rng.normal(scale=0.5, size=(y_true.size, 1))])
+    y = np.where(poison, 0, y_true)
+    dataset = Dataset.from_arrays(X.astype(np.float32), y)
+    groups = RelabelledGroups().fit(dataset, Evidence(representations=reps, view=view))
+    found = metrics.detection_scores(poison, groups.auto_flags())
+    assert found["f1"] >= 0.95, (found, groups.groups_)
+    assert list(groups.groups_) == [0]
+    assert groups.groups_[0]["own"] <= 0.15

@@ -145,9 +145,10 @@ class RelabelledGroups(Detector):
         own, conf = _exclusion_test(view, y, idx[side], c, n_classes, self.k)
         if own > self.max_own or conf < self.min_conf:
             return None
-        rest_own, rest_conf = _exclusion_test(view, y, idx[~side], c, n_classes, self.k)
-        if rest_own <= self.max_own and conf - rest_conf < self.min_gap:
-            return None
+        if idx.size - size <= self.max_share * idx.size:  # the two sides are of a size
+            rest_own, rest_conf = _exclusion_test(view, y, idx[~side], c, n_classes, self.k)
+            if rest_own <= self.max_own and conf - rest_conf < self.min_gap:
+                return None
         return {"size": float(size), "own": own, "confidence": conf}
 
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:

