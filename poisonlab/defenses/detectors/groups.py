@@ -51,7 +51,10 @@ class RelabelledGroups(Detector):
        class), the group holds at most ``max_share`` of the class, and, when the
        rest of the class fails the same test (poisons are about half of it), the
        group's votes are more confident than the rest's by ``min_gap``. Of the
-       accepted sides the most confident is kept.
+       accepted sides, the one with the most confident mass (the sum of vote
+       shares of the members voted away from ``c``) is kept: a part of a trigger
+       group is often a little more confident than the whole, so confidence alone
+       would keep a part.
     4. **Purification**: members that the same vote returns to ``c`` are unflagged.
 
     A clean class yields no accepted group: its 2-means halves are styles of one
@@ -107,7 +110,7 @@ class RelabelledGroups(Detector):
         early = evidence.early_representations
         early = evidence.representations if early is None else early
         self.flags_ = np.zeros(n, dtype=bool)
-        #: accepted groups: class -> {"size", "own", "confidence"}
+        #: accepted groups: class -> {"size", "own", "confidence", "mass"}
         self.groups_: dict[int, dict[str, float]] = {}
         for c in np.unique(y):
             idx = np.flatnonzero(y == c)
@@ -119,15 +122,15 @@ class RelabelledGroups(Detector):
             proposals = [_two_means(E, self.random_state), _two_means(P, self.random_state)]
             if receiving[c]:
                 proposals.append(suspects[idx])
-            best, best_conf = None, -1.0
+            best, best_mass = None, -1.0
             for proposal in proposals:
                 for space in spaces:
                     for lam in (0.1, 1.0):
                         group = _self_train(space, proposal, lam=lam, seed=self.random_state)
                         for side in (group, ~group):
                             verdict = self._judge(view, y, idx, side, int(c), n_classes)
-                            if verdict is not None and verdict["confidence"] > best_conf:
-                                best, best_conf = side, verdict["confidence"]
+                            if verdict is not None and verdict["mass"] > best_mass:
+                                best, best_mass = side, verdict["mass"]
                                 self.groups_[int(c)] = verdict
             if best is None:
                 continue
@@ -142,14 +145,16 @@ class RelabelledGroups(Detector):
         size = int(side.sum())
         if size < 3 or size > self.max_share * idx.size or size == idx.size:
             return None
-        own, conf = _exclusion_test(view, y, idx[side], c, n_classes, self.k)
+        voted, share = _exclusion_vote(view, y, idx[side], n_classes, self.k)
+        own, conf = float(np.mean(voted == c)), float(np.mean(share))
         if own > self.max_own or conf < self.min_conf:
             return None
         if idx.size - size <= self.max_share * idx.size:  # the two sides are of a size
             rest_own, rest_conf = _exclusion_test(view, y, idx[~side], c, n_classes, self.k)
             if rest_own <= self.max_own and conf - rest_conf < self.min_gap:
                 return None
-        return {"size": float(size), "own": own, "confidence": conf}
+        mass = float(np.sum(share[voted != c]))
+        return {"size": float(size), "own": own, "confidence": conf, "mass": mass}
 
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
         return self.flags_
