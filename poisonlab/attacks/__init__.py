@@ -2,6 +2,13 @@
 
 from poisonlab.attacks.backdoor import BadNets, Blended, FeatureTrigger
 from poisonlab.attacks.base import Attack, PoisonResult, Trigger, resolve_budget
+from poisonlab.attacks.clean_label import (
+    BullseyePolytope,
+    FeatureCollision,
+    GradientMatching,
+    LabelConsistentBackdoor,
+    SleeperAgent,
+)
 from poisonlab.attacks.label_flip import FarthestFirstLabelFlip, RandomLabelFlip, TargetedLabelFlip
 from poisonlab.attacks.none import NoAttack
 from poisonlab.attacks.regression import OptP, StatP
@@ -15,6 +22,7 @@ ATTACK_TAGS = {
     "keeps_labels": Attack.keeps_labels,
     "keeps_features": Attack.keeps_features,
     "needs_model": Attack.needs_model,
+    "targets_instance": Attack.targets_instance,
 }
 ATTACKS: Registry[Attack] = Registry("attack", tags=ATTACK_TAGS)
 ATTACKS.add("none", NoAttack, "No poisoning: the clean baseline every grid compares against")
@@ -30,6 +38,31 @@ ATTACKS.add(
 ATTACKS.add("badnets", BadNets, "BadNets patch-trigger backdoor on images (Gu et al. 2017)")
 ATTACKS.add("blended", Blended, "Blended backdoor: alpha-blended key pattern on images (Chen et al. 2017)")
 ATTACKS.add("feature_trigger", FeatureTrigger, "Tabular backdoor: chosen features set to rare values")
+ATTACKS.add(
+    "feature_collision",
+    FeatureCollision,
+    "Clean-label, one target input: poisons whose features collide with it (Shafahi et al. 2018)",
+)
+ATTACKS.add(
+    "bullseye_polytope",
+    BullseyePolytope,
+    "Clean-label, one target input: the poisons' mean feature on it (Aghakhani et al. 2021)",
+)
+ATTACKS.add(
+    "gradient_matching",
+    GradientMatching,
+    "Clean-label, one target input, from scratch: gradient alignment (Witches' Brew, Geiping et al. 2021)",
+)
+ATTACKS.add(
+    "label_consistent",
+    LabelConsistentBackdoor,
+    "Clean-label backdoor: adversarially hardened target images carry the trigger (Turner et al. 2019)",
+)
+ATTACKS.add(
+    "sleeper_agent",
+    SleeperAgent,
+    "Hidden-trigger backdoor by gradient matching; no poison carries the trigger (Souri et al. 2022)",
+)
 ATTACKS.add(
     "optp",
     OptP,
@@ -47,12 +80,17 @@ __all__ = [
     "Attack",
     "BadNets",
     "Blended",
+    "BullseyePolytope",
     "FarthestFirstLabelFlip",
+    "FeatureCollision",
     "FeatureTrigger",
+    "GradientMatching",
+    "LabelConsistentBackdoor",
     "NoAttack",
     "OptP",
     "PoisonResult",
     "RandomLabelFlip",
+    "SleeperAgent",
     "StatP",
     "TargetedLabelFlip",
     "Trigger",

@@ -67,6 +67,8 @@ class Attack(ABC):
     keeps_features: ClassVar[bool] = False
     #: The attack trains or differentiates a surrogate model to choose or craft its poisons.
     needs_model: ClassVar[bool] = False
+    #: The attack aims at one input outside the training data, given by ``aim(x)``.
+    targets_instance: ClassVar[bool] = False
 
     def poison(self, dataset: Dataset, budget: Budget | None, rng: Seed = None) -> PoisonResult:
         """Poison at most ``budget`` samples of ``dataset`` (a fraction in (0, 1] or a count)."""

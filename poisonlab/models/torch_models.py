@@ -187,6 +187,33 @@ class TorchClassifier:
             self.loss_history_ = np.stack(history, axis=1)  # N × epochs
         return self
 
+    def refit_head(self, X: np.ndarray, y: np.ndarray, *, epochs: int | None = None) -> TorchClassifier:
+        """Transfer learning: retrain only the last layer on ``(X, y)``, the features frozen.
+
+        The head is re-initialised (from ``random_state``) and trained with the
+        model's optimiser settings for ``epochs`` (default: the model's own) on the
+        frozen penultimate features, which are computed once. Returns ``self``.
+        """
+        if not hasattr(self, "net_"):
+            raise ValueError("refit_head needs a fitted model: call fit first")
+        y = np.asarray(y, dtype=np.int64)
+        feats = torch.from_numpy(self._forward(np.asarray(X, dtype=np.float32), "features"))
+        targets = torch.from_numpy(y.copy())
+        torch.manual_seed(self.random_state)
+        head: nn.Linear = self.net_.head  # type: ignore[assignment]
+        head.reset_parameters()
+        optimiser = torch.optim.Adam(head.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        generator = torch.Generator().manual_seed(self.random_state)
+        n = feats.shape[0]
+        for _ in range(self.epochs if epochs is None else epochs):
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, self.batch_size):
+                batch = order[start : start + self.batch_size]
+                optimiser.zero_grad(set_to_none=True)
+                nn.functional.cross_entropy(head(feats[batch]), targets[batch]).backward()
+                optimiser.step()
+        return self
+
     @torch.no_grad()
     def _per_sample_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
         self.net_.eval()

@@ -10,7 +10,7 @@ from poisonlab.defenses.detectors.base import (
 )
 from poisonlab.defenses.detectors.clustering import ActivationClustering
 from poisonlab.defenses.detectors.groups import RelabelledGroups
-from poisonlab.defenses.detectors.label_noise import ConfidentLearning, KNNLabelDisagreement
+from poisonlab.defenses.detectors.label_noise import ConfidentLearning, DeepKNN, KNNLabelDisagreement
 from poisonlab.defenses.detectors.loss import EarlyLossDetector
 from poisonlab.defenses.detectors.outliers import IsolationForestDetector, LocalOutlierFactorDetector
 from poisonlab.defenses.detectors.provenance import ProvenanceDetector
@@ -53,6 +53,11 @@ DETECTORS.add(
 )
 DETECTORS.add("knn_label", KNNLabelDisagreement, "k-NN label disagreement in representation space")
 DETECTORS.add(
+    "deep_knn",
+    DeepKNN,
+    "Deep k-NN: a label outvoted by its neighbours in feature space (Peri et al. 2020, clean-label)",
+)
+DETECTORS.add(
     "confident_learning", ConfidentLearning, "Confident learning on cross-fitted probabilities (cleanlab)"
 )
 DETECTORS.add("isolation_forest", IsolationForestDetector, "Isolation Forest per class on representations")
@@ -78,6 +83,7 @@ __all__ = [
     "ActivationClustering",
     "AutoDetector",
     "ConfidentLearning",
+    "DeepKNN",
     "Detector",
     "EarlyLossDetector",
     "Evidence",

@@ -42,6 +42,55 @@ class KNNLabelDisagreement(Detector):
         return scores > self.majority
 
 
+class DeepKNN(Detector):
+    """Deep k-NN: remove a sample whose label is not the plurality of its neighbours' in feature space.
+
+    For each training sample, the ``k`` nearest neighbours (Euclidean) in the
+    model's penultimate-layer features vote; the sample is flagged when the most
+    frequent label among them is not its own. Feature-collision and polytope
+    poisons sit in feature space among samples of the class they attack while
+    keeping their own (base) label, so their neighbours outvote them. The
+    defence needs ``k`` larger than the number of poisons around a target; Peri et
+    al. find that about twice the poison count works, and ``k=None`` (the default)
+    takes twice a 1% budget, ``2·ceil(n/100)``, clipped to 10–100. The score is
+    the share of neighbours labelled otherwise.
+
+    References
+    ----------
+    N. Peri, N. Gupta, W. R. Huang, L. Fowl, C. Zhu, S. Feizi, T. Goldstein, J. P.
+    Dickerson. "Deep k-NN Defense against Clean-label Data Poisoning Attacks."
+    ECCV Workshops, 2020.
+    """
+
+    def __init__(self, *, k: int | None = None) -> None:
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ValueError(f"k must be a positive integer or None, got {k!r}")
+        self.k = k
+
+    def neighbours(self, n: int) -> int:
+        """The ``k`` used for ``n`` samples."""
+        k = self.k if self.k is not None else int(np.clip(2 * -(-n // 100), 10, 100))
+        return max(1, min(k, n - 1))
+
+    def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
+        from sklearn.neighbors import NearestNeighbors
+
+        reps = evidence.representations
+        k = self.neighbours(len(dataset))
+        _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(reps).kneighbors(reps)
+        labels = dataset.y[neighbours[:, 1:]]
+        counts = np.zeros((len(dataset), max(dataset.n_classes, int(dataset.y.max()) + 1)), dtype=np.int64)
+        np.add.at(counts, (np.repeat(np.arange(len(dataset)), k), labels.ravel()), 1)
+        # ties go to the sample's own label: flagged only when another label has strictly more votes
+        own = counts[np.arange(len(dataset)), dataset.y]
+        counts[np.arange(len(dataset)), dataset.y] = -1
+        self.outvoted_ = counts.max(axis=1) > own
+        return np.mean(labels != dataset.y[:, None], axis=1)
+
+    def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
+        return self.outvoted_
+
+
 class ConfidentLearning(Detector):
     """Confident learning on cross-fitted predicted probabilities (cleanlab).
 
