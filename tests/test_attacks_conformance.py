@@ -10,7 +10,15 @@ import math
 
 import numpy as np
 import pytest
-from conftest import attack_params, dataset_for, modalities_of, tiny_image, tiny_regression, tiny_tabular
+from conftest import (
+    aimed,
+    attack_params,
+    dataset_for,
+    modalities_of,
+    tiny_image,
+    tiny_regression,
+    tiny_tabular,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,7 +72,7 @@ def with_provenance(ds: Dataset) -> Dataset:
 def setup(name: str, modality: str, **extra):
     entry = ATTACKS.get(name)
     ds = with_provenance(dataset_for(entry, modality))
-    return entry.create(**attack_params(entry, ds), **extra), ds
+    return aimed(entry.create(**attack_params(entry, ds), **extra), ds), ds
 
 
 def changed_rows(before: Dataset, after: Dataset) -> np.ndarray:
@@ -156,6 +164,13 @@ def test_triggers_and_targets(name, modality):
     attack, ds = setup(name, modality)
     result = attack.poison(ds, 0.1, 0)
     mask = result.poison_mask
+    if ATTACKS.get(name).tag("keeps_labels"):  # clean-label: poisons of the target class, labels kept
+        assert np.array_equal(result.dataset.y, ds.y)
+        if result.target_class is not None and not ATTACKS.get(name).tag("targets_instance"):
+            assert np.all(ds.y[mask] == result.target_class)
+        if result.trigger is not None:
+            assert not np.array_equal(result.trigger.apply(ds.X[:20]), ds.X[:20])
+        return
     if result.target_class is not None:
         assert 0 <= result.target_class < ds.n_classes
         assert np.all(result.dataset.y[mask] == result.target_class)

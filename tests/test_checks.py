@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from conftest import CHEAP_OPTIMISATION
 
 from poisonlab.attacks import ATTACKS
 from poisonlab.attacks.base import Attack, PoisonResult
@@ -36,7 +37,10 @@ def ids(entry):
 
 @pytest.mark.parametrize("entry", list(ATTACKS), ids=ids)
 def test_every_attack_passes_the_battery(entry) -> None:
-    assert len(check_attack(entry)) >= 6
+    # gradient-based attacks run with a few optimisation steps (the checks are about the contract)
+    cheap = {k: v for k, v in CHEAP_OPTIMISATION.items() if k in entry.parameters()}
+    subject = entry.create(**cheap) if cheap else entry
+    assert len(check_attack(subject, tags=dict(entry.tags) if cheap else None)) >= 6
 
 
 @pytest.mark.parametrize("entry", list(DETECTORS), ids=ids)

@@ -10,9 +10,9 @@ import numpy as np
 
 from poisonlab.attacks.base import Attack, PoisonResult, resolve_budget
 from poisonlab.checks._base import Check, expect, run_checks
-from poisonlab.checks._data import accepted_data, other_data
+from poisonlab.checks._data import accepted_data, other_data, toy_dataset
 from poisonlab.data.dataset import Dataset
-from poisonlab.errors import IncompatibleError
+from poisonlab.errors import ConfigError, IncompatibleError
 from poisonlab.registry import Entry
 
 __all__ = ["check_attack", "yield_attack_checks"]
@@ -21,7 +21,15 @@ RATE = 0.1
 
 
 def _tags(attack: Attack, tags: dict[str, Any] | None) -> dict[str, Any]:
-    keys = ("tasks", "modalities", "backdoor", "keeps_labels", "keeps_features", "needs_model")
+    keys = (
+        "tasks",
+        "modalities",
+        "backdoor",
+        "keeps_labels",
+        "keeps_features",
+        "needs_model",
+        "targets_instance",
+    )
     return {**{k: getattr(attack, k) for k in keys}, **(tags or {})}
 
 
@@ -54,6 +62,10 @@ def yield_attack_checks(attack: Attack | Any, *, tags: dict[str, Any] | None = N
         yield Check(f"{name}.keeps_labels", for_each(lambda d: _keeps(attack, d, "y")))
     if t["keeps_features"]:
         yield Check(f"{name}.keeps_features", for_each(lambda d: _keeps(attack, d, "X")))
+    if t["keeps_labels"] and hasattr(attack, "eps"):
+        yield Check(f"{name}.stays_within_eps", for_each(lambda d: _within_eps(attack, d)))
+    if t["targets_instance"]:
+        yield Check(f"{name}.refuses_without_a_target", for_each(lambda d: _needs_aim(attack, d)))
     if t["backdoor"]:
         yield Check(f"{name}.plants_a_trigger", for_each(lambda d: _trigger(attack, d)))
     for other in other_data(tuple(t["tasks"]), tuple(t["modalities"])):
@@ -66,7 +78,28 @@ def check_attack(attack: Attack | Any, *, tags: dict[str, Any] | None = None) ->
 
 
 def _poison(attack: Attack, dataset: Dataset, seed: int = 0) -> PoisonResult:
+    if attack.targets_instance:  # aimed at an input that is not a training row
+        other = toy_dataset(dataset.task, dataset.modality, seed=1)
+        attack = attack.aim(other.X[0])  # type: ignore[attr-defined]
     return attack.poison(dataset, RATE, np.random.default_rng(seed))
+
+
+def _within_eps(attack: Attack, dataset: Dataset) -> None:
+    result = _poison(attack, dataset)
+    eps = float(attack.eps)  # type: ignore[attr-defined]
+    moved = float(np.max(np.abs(result.dataset.X - dataset.X), initial=0.0))
+    expect(moved <= eps + 1e-6, f"a poison moved {moved:.6f} from its original, more than eps={eps}")
+    if dataset.modality == "image":
+        X = result.dataset.X
+        expect(X.min() >= 0.0 and X.max() <= 1.0, "poisoned images left [0, 1]")
+
+
+def _needs_aim(attack: Attack, dataset: Dataset) -> None:
+    try:
+        attack.poison(dataset, RATE, np.random.default_rng(0))
+    except ConfigError:
+        return
+    expect(False, "poisoned without a target input (aim(x) was never called)")
 
 
 def _changed_rows(before: Dataset, after: Dataset) -> np.ndarray:
