@@ -181,3 +181,35 @@ def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_attack_on_one_input_takes_its_row_out_of_the_poisoned_set(tmp_path: Path) -> None:
+    out = tmp_path / "fc.npz"
+    args = ["attack", "feature_collision", "digits", "--count", "5", "--out", str(out)]
+    params = ["--param", "target=3", "--param", "steps=5", "--param", "surrogate_epochs=1"]
+    assert main([*args, "--target-index", "10", *params]) == 0
+    clean = load_dataset("digits")
+    with np.load(out, allow_pickle=False) as f:
+        assert np.array_equal(f["target_input"], clean.X[10]) and int(f["target_index"]) == 10
+        X, y, ids, mask = f["X"], f["y"], f["ids"], f["poison_mask"]
+    keep = np.delete(np.arange(len(clean)), 10)
+    assert np.array_equal(ids, clean.ids[keep]) and np.array_equal(y, clean.y[keep])  # labels kept
+    assert mask.sum() == 5 and np.all(y[mask] == 3)
+    assert np.abs(X - clean.X[keep]).max() <= 0.25 + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["feature_collision"], "aims at one input: give its row of DATA with --target-index"),
+        (["feature_collision", "--target-index", "5000"], r"--target-index must lie in 0\.\.1796"),
+        (["badnets", "--target-index", "3"], "does not aim at one input"),
+    ],
+)
+def test_attack_on_one_input_refuses_a_missing_or_wrong_target_index(tmp_path: Path, extra, message) -> None:
+    out = tmp_path / "p.npz"
+    done = poisonlab("attack", extra[0], "digits", "--count", "5", "--out", str(out), *extra[1:])
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert __import__("re").search(message, done.stderr)
+    assert not out.exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from poisonlab.data import load_dataset, train_test_split
 from poisonlab.errors import ConfigError, PoisonlabError
 from poisonlab.experiments import COLUMNS, load_config, parse_config, run_grid
 from poisonlab.experiments.runner import STORE_NAME
@@ -206,3 +207,34 @@ def test_a_missed_detection_counts_in_the_mean_over_seeds() -> None:
     [row] = aggregate(records)
     assert missed == 0.0
     assert row["det_f1"][0] == pytest.approx(0.6) and row["n_seeds"] == 3
+
+
+def test_a_grid_measures_clean_label_attacks_on_their_own_terms(tmp_path: Path) -> None:
+    """An attack on one input scores 1 or 0 per run; a source-specific backdoor is scored on its source."""
+    fast = {"surrogate_epochs": 2, "steps": 10}
+    exp = parse_config(
+        {
+            "datasets": ["digits"],
+            "models": [{"name": "cnn", "epochs": 2}],
+            "attacks": [
+                {"name": "feature_collision", "target": 3, **fast},
+                {"name": "sleeper_agent", "target": 0, "source": 1, "retrain": 0, **fast},
+            ],
+            "poison_rates": [0.01],
+            "seeds": [0, 1],
+            "baseline": False,
+        }
+    )
+    outcome = run_grid(exp, tmp_path, jobs=1)
+    assert outcome.n_failed == 0
+    rows = json.loads((tmp_path / "summary.json").read_text())
+    collision = [r for r in rows if r["attack"].startswith("feature_collision")]
+    sleeper = [r for r in rows if r["attack"].startswith("sleeper_agent")]
+    assert len(collision) == len(sleeper) == 2
+    assert all(r["asr"] in (0.0, 1.0) and r["ra"] is None and r["n_poison"] <= 13 for r in collision)
+    for row in sleeper:  # on source-class test inputs only: both rates are multiples of 1/n_source
+        _, test = train_test_split(load_dataset("digits"), test_size=0.25, random_state=row["seed"])
+        n_source = int(np.sum(test.y == 1))
+        assert row["ra"] > 0
+        for rate in (row["asr"], row["ra"]):
+            assert rate * n_source == pytest.approx(round(rate * n_source), abs=1e-6)

@@ -38,6 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     attack.add_argument("--out", required=True, help="output .npz (X, y, ids, poison_mask, ...)")
     attack.add_argument("--seed", type=int, default=0)
     attack.add_argument(
+        "--target-index",
+        type=int,
+        metavar="I",
+        help="for an attack on one input (feature_collision, bullseye_polytope, gradient_matching): "
+        "row I (0-based) of DATA is that input; it is left out of the poisoned set and written "
+        "to --out as target_input",
+    )
+    attack.add_argument(
         "--param",
         action="append",
         default=[],
@@ -164,8 +172,25 @@ def cmd_attack(args: argparse.Namespace) -> int:
         args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col, task=args.task
     )
     budget = args.rate if args.rate is not None else args.count
+    extra: dict[str, np.ndarray] = {}
+    if attack.targets_instance:
+        if args.target_index is None:
+            raise ConfigError(
+                f"attack {args.name!r} aims at one input: give its row of DATA with --target-index"
+            )
+        if not 0 <= args.target_index < len(data):
+            raise ConfigError(f"--target-index must lie in 0..{len(data) - 1}, got {args.target_index}")
+        target_input = data.X[args.target_index]
+        extra["target_input"] = target_input
+        extra["target_index"] = np.asarray(args.target_index)
+        data = data.subset(np.delete(np.arange(len(data)), args.target_index))
+        attack = attack.aim(target_input)  # type: ignore[attr-defined]
+    elif args.target_index is not None:
+        raise ConfigError(
+            f"attack {args.name!r} does not aim at one input: --target-index is for those that do"
+        )
     result = attack.poison(data, budget, args.seed)
-    extra: dict[str, np.ndarray] = {"poison_mask": result.poison_mask}
+    extra["poison_mask"] = result.poison_mask
     if result.target_class is not None:
         extra["target"] = np.asarray(data.classes[result.target_class])
     write_npz(out, result.dataset, **extra)

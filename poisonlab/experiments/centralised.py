@@ -18,6 +18,7 @@ import numpy as np
 
 from poisonlab import metrics
 from poisonlab.attacks import ATTACKS
+from poisonlab.attacks.base import class_index
 from poisonlab.data.dataset import Dataset, train_test_split
 from poisonlab.defenses import DEFENSES
 from poisonlab.errors import ConfigError
@@ -111,14 +112,23 @@ class CentralisedScenario(Scenario):
     def execute(self, spec: Spec, data: Dataset, on_progress: OnProgress | None = None) -> CentralisedRecord:
         """Split → poison → defend → train → evaluate.
 
-        ``asr`` is BackdoorBench's attack success rate for backdoors and, for a
-        targeted label flip, the share of source-class test inputs predicted as the
-        target; ``ra`` (robust accuracy) exists for backdoors only. Regression runs
+        ``asr`` is BackdoorBench's attack success rate for backdoors (on the source
+        class's test inputs for a backdoor that names one), for a targeted label
+        flip the share of source-class test inputs predicted as the target, and for
+        an attack on one input (tag ``targets_instance``) 1 or 0: whether that input,
+        drawn from the test split outside the attacker's class, is predicted as the
+        attacker's class, so its mean over seeds is the success rate of
+        "Just How Toxic is Data Poisoning?" (Schwarzschild et al. 2021); ``ra``
+        (robust accuracy) exists for backdoors only. Regression runs
         report ``test_mse`` instead of accuracies.
         """
         run = cast(RunSpec, spec)
         train, test = train_test_split(data, test_size=run.test_size, random_state=run.seed)
         attack = ATTACKS.create(run.attack.name, **run.attack.params)
+        aimed_at: int | None = None
+        if attack.targets_instance:
+            aimed_at = _target_instance(test, attack, np.random.default_rng([run.seed, 3]))
+            attack = attack.aim(test.X[aimed_at])  # type: ignore[attr-defined]
         poisoned = attack.poison(train, run.poison_rate, np.random.default_rng([run.seed, 1]))
         defense = DEFENSES.create(run.defense.name, **run.defense.params)
         defended = defense.apply(poisoned.dataset, np.random.default_rng([run.seed, 2]))
@@ -138,8 +148,15 @@ class CentralisedScenario(Scenario):
         if run.defense.name != NONE:
             detection = metrics.detection_scores(poisoned.poison_mask, defended.removed_mask, defended.scores)
             out.update({f"det_{k}": v for k, v in detection.items()})
-        if poisoned.trigger is not None and poisoned.target_class is not None:
+        if aimed_at is not None and poisoned.target_class is not None:
+            sent = model.predict(test.X[aimed_at : aimed_at + 1])
+            out["asr"] = metrics.targeted_flip_success(
+                test.y[aimed_at : aimed_at + 1], sent, int(test.y[aimed_at]), poisoned.target_class
+            )
+        elif poisoned.trigger is not None and poisoned.target_class is not None:
             eligible = metrics.non_target_mask(test.y, poisoned.target_class)
+            if poisoned.source_class is not None:  # a source-specific backdoor is measured on its source
+                eligible &= test.y == poisoned.source_class
             triggered = poisoned.trigger.apply(test.X[eligible])
             y_pred = model.predict(triggered)
             y_true = test.y[eligible]
@@ -161,6 +178,15 @@ def _identity(spec: RunSpec) -> dict[str, Any]:
         "poison_rate": spec.poison_rate,
         "defense": spec.defense.label,
     }
+
+
+def _target_instance(test: Dataset, attack: Any, rng: np.random.Generator) -> int:
+    """A test input for a targeted-instance attack: drawn among those outside the attacker's class."""
+    target = class_index(attack.target, test, "target")
+    eligible = np.flatnonzero(test.y != target)
+    if eligible.size == 0:
+        raise ConfigError(f"the test split of {test.name} has no input outside target class {attack.target}")
+    return int(rng.choice(eligible))
 
 
 def _rate(value: Any) -> float:
