@@ -32,6 +32,7 @@ from poisonlab.defenses.detectors import (
     Evidence,
     ProvenanceDetector,
     RelabelledGroups,
+    SeparatedClusters,
     SpectralSignature,
     flag_top,
 )
@@ -501,3 +502,25 @@ def test_relabelled_groups_finds_a_triggered_group_and_stays_silent_on_clean_blo
     assert found["f1"] >= 0.95, (found, groups.groups_)
     assert list(groups.groups_) == [0]
     assert groups.groups_[0]["own"] <= 0.15
+
+
+def test_separated_clusters_finds_a_trigger_that_keeps_its_labels_and_is_silent_on_clean_blobs() -> None:
+    """Half of class 4 carries a shared trigger unit and its own label: found; the clean version: nothing."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 80)
+    X = rng.normal(scale=3.0, size=(10, 16))[y] + rng.normal(size=(y.size, 16))
+    dataset = Dataset.from_arrays(X.astype(np.float32), y)
+    noise = rng.normal(scale=0.5, size=(y.size, 1))
+    quiet = SeparatedClusters().fit(dataset, Evidence(representations=np.hstack([X, noise])))
+    assert not quiet.auto_flags().any()
+    assert max(quiet.gaps_.values()) < quiet.min_gap
+
+    for share in (0.5, 0.1):  # a label-consistent backdoor takes up to about half its class
+        poison = np.zeros(y.size, dtype=bool)
+        poison[rng.choice(np.flatnonzero(y == 4), int(share * 80), replace=False)] = True
+        reps = np.hstack([X, np.where(poison, 8.0, 0.0)[:, None] + noise])
+        found = SeparatedClusters().fit(dataset, Evidence(representations=reps))
+        scores = metrics.detection_scores(poison, found.auto_flags(), found.score_samples())
+        assert scores["f1"] >= 0.95 and scores["auroc"] >= 0.99, (share, scores)
+        assert found.gaps_[4] >= found.min_gap
+        assert all(gap < found.min_gap for c, gap in found.gaps_.items() if c != 4)

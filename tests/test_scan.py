@@ -26,7 +26,7 @@ from poisonlab.defenses.scan import scan
 from poisonlab.experiments import parse_config, run_grid
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-AUTO_MEMBERS = {"relabelled_groups", "confident_learning", "knn_label"}
+AUTO_MEMBERS = {"relabelled_groups", "separated_clusters", "confident_learning", "knn_label"}
 
 
 pytestmark = pytest.mark.usefixtures("single_threaded")

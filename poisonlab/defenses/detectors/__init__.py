@@ -8,7 +8,7 @@ from poisonlab.defenses.detectors.base import (
     flag_outlying,
     flag_top,
 )
-from poisonlab.defenses.detectors.clustering import ActivationClustering
+from poisonlab.defenses.detectors.clustering import ActivationClustering, SeparatedClusters
 from poisonlab.defenses.detectors.groups import RelabelledGroups
 from poisonlab.defenses.detectors.label_noise import ConfidentLearning, DeepKNN, KNNLabelDisagreement
 from poisonlab.defenses.detectors.loss import EarlyLossDetector
@@ -35,7 +35,7 @@ DETECTORS: Registry[Detector] = Registry("detector", tags=DETECTOR_TAGS)
 DETECTORS.add(
     "auto",
     AutoDetector,
-    "Relabelled groups ∪ (confident learning ∩ k-NN); on regression data TRIM; no rate needed",
+    "Relabelled groups ∪ separated clusters ∪ (confident learning ∩ k-NN); regression: TRIM; no rate needed",
 )
 DETECTORS.add(
     "spectral", SpectralSignature, "Spectral signatures on centred class features (Tran et al. 2018)"
@@ -50,6 +50,11 @@ DETECTORS.add(
     "relabelled_groups",
     RelabelledGroups,
     "Per-class groups that share a feature and look like other classes (Chen et al. 2018 exclusion)",
+)
+DETECTORS.add(
+    "separated_clusters",
+    SeparatedClusters,
+    "Per-class 2-means split by a wide gap: a trigger shared by samples that keep their labels",
 )
 DETECTORS.add("knn_label", KNNLabelDisagreement, "k-NN label disagreement in representation space")
 DETECTORS.add(
@@ -95,6 +100,7 @@ __all__ = [
     "RANSACDetector",
     "RelabelledGroups",
     "ResidualDetector",
+    "SeparatedClusters",
     "SpectralSignature",
     "Spectre",
     "TRIMDetector",

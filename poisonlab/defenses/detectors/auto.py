@@ -6,6 +6,7 @@ import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
+from poisonlab.defenses.detectors.clustering import SeparatedClusters
 from poisonlab.defenses.detectors.groups import RelabelledGroups
 from poisonlab.defenses.detectors.label_noise import ConfidentLearning, KNNLabelDisagreement
 from poisonlab.defenses.detectors.regression import ResidualDetector, TRIMDetector
@@ -19,7 +20,7 @@ def rank_scores(scores: np.ndarray) -> np.ndarray:
 
 
 class AutoDetector(Detector):
-    """Union of two specialists, each silent on clean data; needs no poison rate.
+    """Union of three specialists, each silent on clean data; needs no poison rate.
 
     Poisons show up in different evidence depending on the attack, so no single
     score serves every family. ``auto`` flags the union of:
@@ -37,6 +38,13 @@ class AutoDetector(Detector):
       the signature of a dirty-label backdoor or targeted relabelling at any rate
       from about 1%, whatever the trigger; cross-fitted probabilities cannot see
       it, because every fold learns the trigger from the other poisons.
+    - **separated clusters**
+      (:class:`~poisonlab.defenses.detectors.clustering.SeparatedClusters`): a
+      class split in two by a wide gap in the early activations, the cluster that
+      no other class resembles along the split flagged. This is the signature of
+      a clean-label backdoor whose poisons carry the trigger and keep their
+      labels (label-consistent), which the two label-based specialists cannot
+      see.
 
     On regression data ``auto`` is TRIM with the poison rate estimated
     (:class:`~poisonlab.defenses.detectors.regression.TRIMDetector`), its trimmed
@@ -70,13 +78,16 @@ class AutoDetector(Detector):
         if len(dataset) >= groups.min_samples:
             groups.fit(dataset, evidence)
             group_scores, self.groups_ = groups.score_samples(), groups.auto_flags()
+        separated = SeparatedClusters(random_state=self.random_state).fit(dataset, evidence)
+        self.separated_ = separated.auto_flags()
         #: every part's scores and flags over all rows, for reports: name -> (scores, flags)
         self.parts_: dict[str, tuple[np.ndarray, np.ndarray]] = {
             "relabelled_groups": (group_scores, self.groups_),
+            "separated_clusters": (separated.score_samples(), self.separated_),
             "confident_learning": (cl.score_samples(), cl.auto_flags()),
             "knn_label": (knn.score_samples(), knn.auto_flags()),
         }
-        flags = self.groups_ | self.label_noise_
+        flags = self.groups_ | self.separated_ | self.label_noise_
         ranks = [rank_scores(group_scores), rank_scores(cl.score_samples()), rank_scores(knn.score_samples())]
         return flags + np.mean(ranks, axis=0)
 
@@ -94,4 +105,4 @@ class AutoDetector(Detector):
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
         if dataset.is_regression:
             return self.regression_flags_
-        return self.groups_ | self.label_noise_
+        return self.groups_ | self.separated_ | self.label_noise_
