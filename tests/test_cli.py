@@ -204,6 +204,7 @@ def test_attack_on_one_input_takes_its_row_out_of_the_poisoned_set(tmp_path: Pat
         (["feature_collision"], "aims at one input: give its row of DATA with --target-index"),
         (["feature_collision", "--target-index", "5000"], r"--target-index must lie in 0\.\.1796"),
         (["badnets", "--target-index", "3"], "does not aim at one input"),
+        (["feature_collision", "--target-index", "0"], "row 0 of digits is already of class 0"),
     ],
 )
 def test_attack_on_one_input_refuses_a_missing_or_wrong_target_index(tmp_path: Path, extra, message) -> None:

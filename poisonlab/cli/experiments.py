@@ -180,6 +180,12 @@ def cmd_attack(args: argparse.Namespace) -> int:
             )
         if not 0 <= args.target_index < len(data):
             raise ConfigError(f"--target-index must lie in 0..{len(data) - 1}, got {args.target_index}")
+        own = data.classes[int(data.y[args.target_index])]
+        if own == attack.target:  # type: ignore[attr-defined]
+            raise ConfigError(
+                f"row {args.target_index} of {data.name} is already of class {own}, the attack's target: "
+                "aim at an input of another class"
+            )
         target_input = data.X[args.target_index]
         extra["target_input"] = target_input
         extra["target_index"] = np.asarray(args.target_index)
