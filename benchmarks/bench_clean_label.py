@@ -20,14 +20,16 @@ Parts:
   (median relative feature distance 0.2–0.4 after 1,000 steps on development
   trials 100–105, success 0 of 6 for both attacks), so the part runs on 28×28
   images, where a 1,000-step optimisation reaches it. Deep k-NN
-  (default ``k``) runs on the victim's features of the poisoned split; the head is
-  retrained on what it keeps.
+  (default ``k``) runs on the victim's features of the poisoned split, and ``scan``
+  (``auto``, no rate) on the poisoned split itself; the head is retrained on what
+  each keeps.
 - ``scratch`` (digits, 1%, ``eps`` 16/255): gradient matching from a surrogate the
   attacker trains with its own seed; the victim trains from scratch with the trial's.
 - ``lc`` (``mnist``, 5%, ``eps`` 0.3): label-consistent backdoor against a CNN trained
   10 epochs from scratch; ASR on triggered non-target test inputs, clean accuracy
   against the clean model of the same seed, and ``scan`` (``auto``, no rate) on the
-  poisoned split. Three held-out seeds (0, 1, 2) by default.
+  poisoned split, then ASR and C-ACC of a CNN retrained without what it flagged
+  (the same for ``sleeper``). Three held-out seeds (0, 1, 2) by default.
 - ``sleeper`` (``mnist``, 1%, ``eps`` 16/255, ``SLEEPER``): Sleeper Agent, ASR on
   triggered test inputs of the source class. On digits 16/255 is one of the
   images' 17 grey levels (ASR 0% on development trials 100 and 101).
@@ -95,8 +97,10 @@ def _detectors(data, mask: np.ndarray, seed: int) -> dict[str, dict]:  # type: i
 
 
 def transfer_trial(seed: int) -> dict:
+    from poisonlab import metrics
     from poisonlab.attacks import ATTACKS
     from poisonlab.defenses.detectors import DETECTORS, Evidence
+    from poisonlab.defenses.scan import scan
 
     train, test, victim, t, cls, rng = _setup(seed, "mnist", epochs=10)
     x_t = test.X[t : t + 1]
@@ -116,6 +120,10 @@ def transfer_trial(seed: int) -> dict:
         row[f"{name}_defended"] = int(defended.predict(x_t)[0] == cls)
         row[f"{name}_caught"] = float(flags[result.poison_mask].mean())
         row[f"{name}_clean_removed"] = float(flags[~result.poison_mask].mean())
+        scanned = scan(result.dataset, detector="auto", random_state=seed).flags
+        rescued = copy.deepcopy(victim).refit_head(result.dataset.X[~scanned], result.dataset.y[~scanned])
+        row[f"{name}_after_scan"] = int(rescued.predict(x_t)[0] == cls)
+        row[f"{name}_scan"] = metrics.detection_scores(result.poison_mask, scanned)
         if seed == 0:
             row[f"{name}_detectors"] = _detectors(result.dataset, result.poison_mask, seed)
     clean = copy.deepcopy(victim).refit_head(train.X, train.y)
@@ -196,8 +204,10 @@ def lc_digits_seconds(seed: int) -> float:
 
 
 def sleeper_trial(seed: int, data: str = "digits") -> dict:
+    from poisonlab import metrics
     from poisonlab.attacks import ATTACKS
     from poisonlab.data import load_dataset, train_test_split
+    from poisonlab.defenses.scan import scan
     from poisonlab.models import MODELS
 
     epochs = SCRATCH[data]
@@ -214,8 +224,14 @@ def sleeper_trial(seed: int, data: str = "digits") -> dict:
     sources = test.y == source
     triggered = result.trigger.apply(test.X[sources])  # type: ignore[union-attr]
     clean = MODELS.create("cnn", epochs=epochs, random_state=seed).fit(train.X, train.y)
+    flags = scan(result.dataset, detector="auto", random_state=seed).flags
+    kept = result.dataset.subset(~flags)
+    defended = MODELS.create("cnn", epochs=epochs, random_state=seed).fit(kept.X, kept.y)
     row = {
         "seed": seed,
+        "asr_after_scan": float(np.mean(defended.predict(triggered) == target)),
+        "acc_after_scan": float(np.mean(defended.predict(test.X) == test.y)),
+        "scan": metrics.detection_scores(result.poison_mask, flags),
         "asr": float(np.mean(poisoned.predict(triggered) == target)),
         "asr_clean_model": float(np.mean(clean.predict(triggered) == target)),
         "acc": float(np.mean(poisoned.predict(test.X) == test.y)),
@@ -298,6 +314,13 @@ def main() -> int:
         )
         accs = [r[name + "_acc"] - r["clean_acc"] for r in h]
         print(f"{'':<30}clean accuracy of the poisoned models: mean change {np.mean(accs):+.2%}")
+        found = [r[name + "_scan"] for r in h]
+        print(
+            f"{'':<30}scan (auto, no rate): recall {np.mean([f['tpr'] or 0 for f in found]):.2f}, "
+            f"precision {np.mean([f['precision'] or 0 for f in found]):.2f}, "
+            f"FPR {np.mean([f['fpr'] for f in found]):.2%}; "
+            f"success after dropping its flags {_rate([r[name + '_after_scan'] for r in h])}"
+        )
     if "transfer" in rows:
         h = held("transfer")
         fc = [r["feature_collision"] for r in h]
@@ -351,7 +374,7 @@ def main() -> int:
         for r in h + d:
             tag = " (dev)" if r["seed"] in args.dev_trials else ""
             extra = ""
-            if part == "lc":
+            if "scan" in r:
                 s = r["scan"]
                 extra = (
                     f"; scan auto P/R/F1 {s['precision'] or 0:.2f}/{s['tpr'] or 0:.2f}/"
@@ -394,14 +417,15 @@ def main() -> int:
                 )
             )
 
-    print("\neach detector alone (its own rule) on the seed-0 poisoned split: recall / FPR")
+    print("\neach detector alone (its own rule) on the seed-0 poisoned split: precision / recall / FPR")
     detector_rows = [(k, r[k]) for part in rows.values() for r in part for k in r if k.endswith("_detectors")]
     if detector_rows:
         names = list(detector_rows[0][1])
         print(f"{'detector':<22}" + "".join(f"{k.removesuffix('_detectors'):>22}" for k, _ in detector_rows))
         for det in names:
             cells = "".join(
-                f"{(v[det]['tpr'] or 0):>11.2f} / {v[det]['fpr']:>6.1%}" for _, v in detector_rows
+                f"{(v[det]['precision'] or 0):>9.2f} /{(v[det]['tpr'] or 0):>5.2f} /{v[det]['fpr']:>6.1%}"
+                for _, v in detector_rows
             )
             print(f"{det:<22}{cells}")
 
