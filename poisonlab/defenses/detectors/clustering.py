@@ -159,8 +159,8 @@ class SeparatedClusters(Detector):
     in activation clustering); every member is projected on the line joining
     the two centres, and the split counts when the clusters' means lie at least
     ``min_gap`` pooled standard deviations apart along it. A clean class is a
-    continuum along any such line (measured on clean splits of digits, ``mnist``,
-    breast_cancer and wine, development seeds 0–1: at most 6.1), while
+    continuum along any such line (measured on clean development splits, digits
+    seeds 0–1 and ``mnist``, breast_cancer and wine seed 0: at most 6.1), while
     label-consistent poisons on ``mnist`` stand 18–52 apart (5% to 1% of the
     training set, development seeds 100–101); ``min_gap=10`` was chosen between
     the two. Which cluster of a split class is flagged:
