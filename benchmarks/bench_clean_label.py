@@ -159,11 +159,32 @@ def scratch_trial(seed: int, data: str = "digits") -> dict:
     return row
 
 
-def lc_trial(seed: int) -> dict:
+def _backdoor_row(name: str, seed: int, poisoned, result, train, test, triggered) -> dict:  # type: ignore[no-untyped-def]
+    """ASR and C-ACC of the poisoned model, the clean one and one retrained without ``scan``'s flags."""
     from poisonlab import metrics
+    from poisonlab.defenses.scan import scan
+    from poisonlab.models import MODELS
+
+    def fit(data):  # type: ignore[no-untyped-def]
+        return MODELS.create("cnn", epochs=poisoned.epochs, random_state=seed).fit(data.X, data.y)
+
+    target = result.target_class
+    flags = scan(result.dataset, detector="auto", random_state=seed).flags
+    row: dict = {"seed": seed, "scan": metrics.detection_scores(result.poison_mask, flags)}
+    for suffix, model in (("", poisoned), ("_clean_model", fit(train))):
+        row["asr" + suffix] = float(np.mean(model.predict(triggered) == target))
+        row["acc" if not suffix else "clean_acc"] = float(np.mean(model.predict(test.X) == test.y))
+    defended = fit(result.dataset.subset(~flags))
+    row["asr_after_scan"] = float(np.mean(defended.predict(triggered) == target))
+    row["acc_after_scan"] = float(np.mean(defended.predict(test.X) == test.y))
+    if seed == 0:
+        row[name + "_detectors"] = _detectors(result.dataset, result.poison_mask, seed)
+    return row
+
+
+def lc_trial(seed: int) -> dict:
     from poisonlab.attacks import ATTACKS
     from poisonlab.data import load_dataset, train_test_split
-    from poisonlab.defenses.scan import scan
     from poisonlab.models import MODELS
 
     train, test = train_test_split(load_dataset("mnist"), test_size=0.3, random_state=seed)
@@ -175,27 +196,9 @@ def lc_trial(seed: int) -> dict:
     seconds = time.perf_counter() - start
     poisoned = MODELS.create("cnn", epochs=10, random_state=seed).fit(result.dataset.X, result.dataset.y)
     trial_s = time.perf_counter() - start
-    clean = MODELS.create("cnn", epochs=10, random_state=seed).fit(train.X, train.y)
-    others = test.y != target
-    triggered = result.trigger.apply(test.X[others])  # type: ignore[union-attr]
-    report = scan(result.dataset, detector="auto", random_state=seed)
-    kept = result.dataset.subset(~report.flags)
-    defended = MODELS.create("cnn", epochs=10, random_state=seed).fit(kept.X, kept.y)
-    row = {
-        "seed": seed,
-        "asr": float(np.mean(poisoned.predict(triggered) == target)),
-        "asr_clean_model": float(np.mean(clean.predict(triggered) == target)),
-        "asr_after_scan": float(np.mean(defended.predict(triggered) == target)),
-        "acc": float(np.mean(poisoned.predict(test.X) == test.y)),
-        "acc_after_scan": float(np.mean(defended.predict(test.X) == test.y)),
-        "clean_acc": float(np.mean(clean.predict(test.X) == test.y)),
-        "scan": metrics.detection_scores(result.poison_mask, report.flags),
-        "label_consistent_s": seconds,
-        "label_consistent_trial_s": trial_s,
-    }
-    if seed == 0:
-        row["label_consistent_detectors"] = _detectors(result.dataset, result.poison_mask, seed)
-    return row
+    triggered = result.trigger.apply(test.X[test.y != target])  # type: ignore[union-attr]
+    row = _backdoor_row("label_consistent", seed, poisoned, result, train, test, triggered)
+    return {**row, "label_consistent_s": seconds, "label_consistent_trial_s": trial_s}
 
 
 def lc_digits_seconds(seed: int) -> float:
@@ -210,10 +213,8 @@ def lc_digits_seconds(seed: int) -> float:
 
 
 def sleeper_trial(seed: int, data: str = "digits") -> dict:
-    from poisonlab import metrics
     from poisonlab.attacks import ATTACKS
     from poisonlab.data import load_dataset, train_test_split
-    from poisonlab.defenses.scan import scan
     from poisonlab.models import MODELS
 
     epochs = SCRATCH[data]
@@ -228,27 +229,9 @@ def sleeper_trial(seed: int, data: str = "digits") -> dict:
     seconds = time.perf_counter() - start
     poisoned = MODELS.create("cnn", epochs=epochs, random_state=seed).fit(result.dataset.X, result.dataset.y)
     trial_s = time.perf_counter() - start
-    sources = test.y == source
-    triggered = result.trigger.apply(test.X[sources])  # type: ignore[union-attr]
-    clean = MODELS.create("cnn", epochs=epochs, random_state=seed).fit(train.X, train.y)
-    flags = scan(result.dataset, detector="auto", random_state=seed).flags
-    kept = result.dataset.subset(~flags)
-    defended = MODELS.create("cnn", epochs=epochs, random_state=seed).fit(kept.X, kept.y)
-    row = {
-        "seed": seed,
-        "asr_after_scan": float(np.mean(defended.predict(triggered) == target)),
-        "acc_after_scan": float(np.mean(defended.predict(test.X) == test.y)),
-        "scan": metrics.detection_scores(result.poison_mask, flags),
-        "asr": float(np.mean(poisoned.predict(triggered) == target)),
-        "asr_clean_model": float(np.mean(clean.predict(triggered) == target)),
-        "acc": float(np.mean(poisoned.predict(test.X) == test.y)),
-        "clean_acc": float(np.mean(clean.predict(test.X) == test.y)),
-        "sleeper_agent_s": seconds,
-        "sleeper_agent_trial_s": trial_s,
-    }
-    if seed == 0:
-        row["sleeper_agent_detectors"] = _detectors(result.dataset, result.poison_mask, seed)
-    return row
+    triggered = result.trigger.apply(test.X[test.y == source])  # type: ignore[union-attr]
+    row = _backdoor_row("sleeper_agent", seed, poisoned, result, train, test, triggered)
+    return {**row, "sleeper_agent_s": seconds, "sleeper_agent_trial_s": trial_s}
 
 
 PARTS = {
