@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -212,5 +213,5 @@ def test_attack_on_one_input_refuses_a_missing_or_wrong_target_index(tmp_path: P
     done = poisonlab("attack", extra[0], "digits", "--count", "5", "--out", str(out), *extra[1:])
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    assert __import__("re").search(message, done.stderr)
+    assert re.search(message, done.stderr)
     assert not out.exists()
