@@ -7,6 +7,8 @@
   still predicted as their true class.
 - ``targeted_flip_success``: share of source-class test inputs predicted as the target.
 - ``accuracy_drop``: clean baseline accuracy minus poisoned accuracy (positive = harm).
+- ``certified_accuracy``: share of test inputs predicted correctly *and* certified at
+  radius ≥ r, i.e. provably unchanged by any r training changes (Levine & Feizi 2021).
 
 References
 ----------
@@ -16,7 +18,12 @@ B. Wu et al. "BackdoorBench: A Comprehensive Benchmark of Backdoor Learning." Ne
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from poisonlab.data.dataset import Dataset
 
 
 def clean_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -103,3 +110,33 @@ def defense_effectiveness_rating(
     delta_asr = asr_undefended - asr_defended
     delta_acc = acc_undefended - acc_defended
     return (max(0.0, delta_asr) - max(0.0, delta_acc) + 1.0) / 2.0
+
+
+def certified_accuracy(y_true: np.ndarray, y_pred: np.ndarray, radius: np.ndarray, r: int) -> float:
+    """Share of inputs predicted correctly with a certified radius of at least ``r``."""
+    y_true, y_pred, radius = np.asarray(y_true), np.asarray(y_pred), np.asarray(radius)
+    return float(np.mean((y_true == y_pred) & (radius >= r)))
+
+
+def changed_samples(original: Dataset, poisoned: Dataset) -> tuple[int, int, int]:
+    """How a poisoned training set differs from the original, matched by sample id.
+
+    Returns ``(relabelled, features_changed, added)``: samples whose label alone
+    changed, samples whose features changed (with or without the label), and samples
+    the original did not have. A sample the poisoning removed counts as added too,
+    one change each way being what a certificate counts.
+    """
+    old = {key: i for i, key in enumerate(original.ids.tolist())}
+    relabelled = changed = added = 0
+    kept = set()
+    for j, key in enumerate(poisoned.ids.tolist()):
+        i = old.get(key)
+        if i is None:
+            added += 1
+            continue
+        kept.add(key)
+        if not np.array_equal(original.X[i], poisoned.X[j]):
+            changed += 1
+        elif original.y[i] != poisoned.y[j]:
+            relabelled += 1
+    return relabelled, changed, added + (len(old) - len(kept))

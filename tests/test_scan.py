@@ -269,7 +269,7 @@ def _bad_features(tmp_path: Path) -> dict[str, Path]:
         ("seed", "--seed must be >= 0, got -1"),
         ("out_folder", "is a folder; name the report file"),
         ("out_missing", "does not exist"),
-        ("out_is_input", "is the scan's own input"),
+        ("out_is_input", "is the command's own input"),
         ("strings", "holds <U1 values; it must hold numbers"),
         ("archive", "an .npz archive, not one .npy array"),
         ("flat", "has shape (5,); it must be N×d (2-D)"),

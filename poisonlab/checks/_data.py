@@ -14,14 +14,14 @@ N_CLASSES = len(LABELS)
 PER_CLASS = 20
 
 
-def toy_dataset(task: str, modality: str, *, seed: int = 0) -> Dataset:
+def toy_dataset(task: str, modality: str, *, seed: int = 0, per_class: int = PER_CLASS) -> Dataset:
     """A separable set of the given task and modality (image: N×1×8×8 in [0, 1])."""
     rng = np.random.default_rng(seed)
     if task == "regression":
         X = rng.uniform(size=(60, 5)).astype(np.float32)
         y = X @ np.arange(1.0, 6.0) + 0.05 * rng.standard_normal(60)
         return Dataset.from_arrays(X, y, name=f"toy_{modality}_regression", task="regression")
-    index = np.repeat(np.arange(N_CLASSES), PER_CLASS)
+    index = np.repeat(np.arange(N_CLASSES), per_class)
     if modality == "image":
         # each class lights up its own pixel block, plus noise
         pixels = 0.1 * rng.uniform(size=(len(index), 1, 8, 8))

@@ -219,16 +219,27 @@ def _refuses(detector: Detector, task: str) -> None:
 
 
 def yield_defense_checks(defense: Any, *, tags: dict[str, Any] | None = None) -> Iterator[Check]:
-    """Every check of the defense contract ``apply(train, rng) -> DefenseResult``.
+    """Every check of the defense contract its ``stage`` tag names.
 
-    ``defense`` is an object with ``apply``, or a registry entry (built with its
-    defaults). It is applied to a toy tabular set of each task its tags take.
+    ``stage="data"`` (the default): ``apply(train, rng) -> DefenseResult``, applied to
+    a toy tabular set of each task its tags take. ``stage="training"``:
+    ``train(train, make_model, rng) -> TrainedModel`` on a toy classification set,
+    with a torch model where ``needs_torch`` says so; a certifying defense's model
+    (``certifies``) must also return a certificate consistent with its predictions.
     """
     if isinstance(defense, Entry):
         tags = {**dict(defense.tags), **(tags or {})}
         defense = defense.create()
-    tasks = tuple((tags or {}).get("tasks", ("classification", "regression")))
+    tags = tags or {}
     name = type(defense).__name__
+    if tags.get("stage", "data") == "training":
+        trained = _Trained(defense, needs_torch=bool(tags.get("needs_torch")))
+        yield Check(f"{name}.trains_a_model", partial(_trains_a_model, trained))
+        yield Check(f"{name}.same_seed_same_model", partial(_training_deterministic, trained))
+        if tags.get("certifies"):
+            yield Check(f"{name}.certifies_its_predictions", partial(_certifies, trained))
+        return
+    tasks = tuple(tags.get("tasks", ("classification", "regression")))
     applied = _Applied(defense)
     for task in tasks:
         yield Check(f"{name}.{task}.returns_kept_rows_and_mask", partial(_defense_result, applied, task))
@@ -270,6 +281,68 @@ def _defense_result(applied: _Applied, task: str) -> None:
     expect(not mutated, "apply() wrote into the training set")
     if result.scores is not None:
         expect(np.shape(result.scores) == (len(train),), "scores are not one per training row")
+
+
+class _Trained:
+    """Trains with one training defense once per run (seed 0) and keeps what it saw and returned."""
+
+    def __init__(self, defense: Any, *, needs_torch: bool) -> None:
+        self.defense = defense
+        self.needs_torch = needs_torch
+        # enough rows for ensembles of 50–100 base models; the test rows come from the same classes
+        both = toy_dataset("classification", "tabular", seed=1, per_class=220)
+        order = np.arange(len(both))
+        self.train, self.test = both.subset(order[:600]), both.subset(order[600:])
+        self._memo: dict[int, tuple[Any, bool]] = {}
+
+    def make_model(self, seed: int) -> Any:
+        from poisonlab.models import MODELS
+
+        if self.needs_torch:
+            return MODELS.create("mlp", epochs=10, random_state=seed)
+        return MODELS.create("logreg", random_state=seed)
+
+    def get(self, run: int = 0) -> tuple[Any, bool]:
+        """(TrainedModel, whether train wrote into the training set)."""
+        if run not in self._memo:
+            X = self.train.X.copy()
+            trained = self.defense.train(self.train, self.make_model, np.random.default_rng(0))
+            self._memo[run] = (trained, not np.array_equal(X, self.train.X))
+        return self._memo[run]
+
+
+def _trains_a_model(trained: _Trained) -> None:
+    result, mutated = trained.get()
+    expect(not mutated, "train() wrote into the training set")
+    predicted = np.asarray(result.model.predict(trained.test.X))
+    expect(predicted.shape == (len(trained.test),), f"predict gave shape {predicted.shape}")
+    expect(set(np.unique(predicted)) <= set(np.unique(trained.train.y)), "predicted a class it never saw")
+    accuracy = float(np.mean(predicted == trained.test.y))
+    expect(accuracy >= 0.8, f"accuracy {accuracy:.2f} on well-separated toy classes (want ≥ 0.8)")
+    removed = result.removed_mask
+    if removed is not None:
+        removed = np.asarray(removed)
+        expect(removed.dtype == bool and removed.shape == (len(trained.train),), "bad removed mask")
+    expect(isinstance(result.extras, dict), "extras is not a dict")
+
+
+def _training_deterministic(trained: _Trained) -> None:
+    first = trained.get()[0].model.predict(trained.test.X)
+    again = trained.get(run=1)[0].model.predict(trained.test.X)
+    expect(np.array_equal(first, again), "the same seed trained a model with other predictions")
+
+
+def _certifies(trained: _Trained) -> None:
+    model = trained.get()[0].model
+    certificate = model.certify(trained.test.X)
+    radius = np.asarray(certificate.radius)
+    expect(radius.shape == (len(trained.test),), f"radius has shape {radius.shape}")
+    expect(radius.dtype.kind == "i" and bool(np.all(radius >= -1)), "radii must be integers ≥ -1")
+    expect(
+        np.array_equal(certificate.prediction, model.predict(trained.test.X)), "certify and predict disagree"
+    )
+    expect(bool(np.any(radius >= 1)), "nothing certified at radius 1 on well-separated toy classes")
+    expect(0 < certificate.confidence <= 1, f"confidence {certificate.confidence} outside (0, 1]")
 
 
 def _defense_deterministic(applied: _Applied, task: str) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 
-from poisonlab.cli import experiments, federated, ledger, scan, stream
+from poisonlab.cli import certify, experiments, federated, ledger, scan, stream
 from poisonlab.cli._common import Parser, error
 from poisonlab.errors import PoisonlabError, exit_code
 
 __all__ = ["build_parser", "main"]
 
-_GROUPS = (experiments, scan, federated, ledger, stream)
+_GROUPS = (experiments, scan, certify, federated, ledger, stream)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tomllib
+from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -52,3 +53,31 @@ def parse_params(items: list[str], option: str = "--param") -> dict[str, Any]:
         except tomllib.TOMLDecodeError:
             params[key.strip()] = value  # a bare word is a string
     return params
+
+
+def out_path(text: str, data: str | None, features: str | None) -> Path:
+    """``--out``, refused before any work when it cannot be written or would replace an input."""
+    out = Path(text)
+    if out.is_dir():
+        raise ConfigError(f"--out {text} is a folder; name the report file, e.g. {out / 'report.json'}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {text}: the folder {out.parent} does not exist")
+    for given in (data, features):
+        if given is not None and Path(given).exists() and out.resolve() == Path(given).resolve():
+            raise ConfigError(f"--out {text} is the command's own input; name another file")
+    return out
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, then rename: a failure leaves no half report."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

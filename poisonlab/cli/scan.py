@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from poisonlab.cli._common import console, data_options, err_console, parse_params
+from poisonlab.cli._common import console, data_options, err_console, out_path, parse_params, write_atomically
 from poisonlab.errors import ConfigError
 
 
@@ -67,7 +66,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise ConfigError("give either DATA or --ledger DIR")
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
-    out = _out_path(args.out, args.data, args.features) if args.out else None
+    out = out_path(args.out, args.data, args.features) if args.out else None
     features = _features(args.features) if args.features else None
     ledger_version: dict[str, Any] = {}
     if args.ledger is not None:
@@ -98,7 +97,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
     if out is not None:
         # a scan of a ledger names the version it read, so `ledger quarantine` can refuse it for another
-        _write_atomically(out, json.dumps(report.to_json() | ledger_version) + "\n")
+        write_atomically(out, json.dumps(report.to_json() | ledger_version) + "\n")
 
     share = report.n_flagged / len(data)
     console.print(
@@ -196,34 +195,6 @@ def _ledger_dataset(folder: str, version: str, task: str | None) -> tuple[Any, d
     with Ledger.open(folder) as ledger:
         record = ledger.version(version)
         return ledger.dataset(record, task=task), scan_stamp(record)  # type: ignore[arg-type]
-
-
-def _out_path(text: str, data: str | None, features: str | None) -> Path:
-    """``--out``, refused before the scan when it cannot be written or would replace an input."""
-    out = Path(text)
-    if out.is_dir():
-        raise ConfigError(f"--out {text} is a folder; name the report file, e.g. {out / 'report.json'}")
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out {text}: the folder {out.parent} does not exist")
-    for given in (data, features):
-        if given is not None and Path(given).exists() and out.resolve() == Path(given).resolve():
-            raise ConfigError(f"--out {text} is the scan's own input; name another file")
-    return out
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename: a failure leaves no half report."""
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _features(path: str) -> Any:

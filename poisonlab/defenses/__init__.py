@@ -1,8 +1,14 @@
-"""Defenses applied to the (possibly poisoned) training set before the model is trained.
+"""Defenses: on the training set before the model is trained, or on the training itself.
 
-Contract: ``apply(train, rng) -> DefenseResult`` with the dataset to train on and the
-mask of training rows the defense removed (``True`` = removed). Every detector is
-also a defense of the same name: flag, drop what it flags, and train on the rest.
+Two contracts, told apart by the tag ``stage``:
+
+- ``"data"``: ``apply(train, rng) -> DefenseResult`` with the dataset to train on and
+  the mask of training rows the defense removed (``True`` = removed). Every detector
+  is also a defense of the same name: flag, drop what it flags, and train on the rest.
+- ``"training"``: ``train(train, make_model, rng) -> TrainedModel`` (see
+  :mod:`poisonlab.defenses.training`): robust or certified training of the run's
+  model. ``needs_torch`` marks those that change a torch model's training loop;
+  ``certifies`` those whose model also returns certified radii.
 """
 
 from __future__ import annotations
@@ -16,6 +22,15 @@ import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors import DETECTORS
+from poisonlab.defenses.training import (
+    AntiBackdoorLearning,
+    BaggingDefense,
+    DPADefense,
+    SynthesisedPoisons,
+    TrainedModel,
+    TrainingDefense,
+)
+from poisonlab.defenses.training.dp import DPSGD
 from poisonlab.errors import DataError
 from poisonlab.registry import Registry
 
@@ -70,8 +85,18 @@ class DetectAndDrop:
         return DefenseResult(train.subset(np.flatnonzero(keep)), report.flags, report.scores)
 
 
-#: ``tasks``: the data the defense applies to.
-DEFENSES: Registry[Defense] = Registry("defense", tags={"tasks": ("classification", "regression")})
+#: ``tasks``: the data the defense applies to. ``stage``: ``"data"`` (``apply``) or
+#: ``"training"`` (``train``). ``needs_torch``: trains a torch model's loop itself.
+#: ``certifies``: its model returns certified radii (``certify``).
+DEFENSES: Registry[Any] = Registry(
+    "defense",
+    tags={
+        "tasks": ("classification", "regression"),
+        "stage": "data",
+        "needs_torch": False,
+        "certifies": False,
+    },
+)
 DEFENSES.add("none", NoDefense, "No defense: train on the data as it is")
 
 
@@ -96,6 +121,42 @@ for _entry in DETECTORS:
         tasks=_entry.tag("tasks"),
     )
 
+_TRAINING = {"tasks": ("classification",), "stage": "training"}
+DEFENSES.add(
+    "dpa",
+    DPADefense,
+    "Deep Partition Aggregation: k models on hashed partitions, certified radius (Levine & Feizi 2021)",
+    certifies=True,
+    **_TRAINING,
+)
+DEFENSES.add(
+    "bagging",
+    BaggingDefense,
+    "Bagging with a probabilistic certified radius (Jia, Cao & Gong 2021)",
+    certifies=True,
+    **_TRAINING,
+)
+DEFENSES.add(
+    "dp_sgd",
+    DPSGD,
+    "Differentially private training, DP-SGD through Opacus; records the ε spent (Abadi et al. 2016)",
+    needs_torch=True,
+    **_TRAINING,
+)
+DEFENSES.add(
+    "abl",
+    AntiBackdoorLearning,
+    "Anti-Backdoor Learning: isolate the lowest-loss samples, then unlearn them (Li et al. 2021)",
+    needs_torch=True,
+    **_TRAINING,
+)
+DEFENSES.add(
+    "synthesised_poisons",
+    SynthesisedPoisons,
+    "Train with extra, correctly labelled copies carrying random triggers",
+    **_TRAINING,
+)
+
 __all__ = [
     "DEFENSES",
     "DETECTORS",
@@ -103,4 +164,6 @@ __all__ = [
     "DefenseResult",
     "DetectAndDrop",
     "NoDefense",
+    "TrainedModel",
+    "TrainingDefense",
 ]

@@ -108,6 +108,9 @@ class CentralisedScenario(Scenario):
                 checked.add(key)
                 registry.require(comp.name, what, **wanted)
                 registry.create(comp.name, **comp.params)  # a bad parameter value fails here, not in a run
+            if DEFENSES.get(spec.defense.name).tag("needs_torch"):
+                needs = f"defense {spec.defense.label!r}, which trains a torch model"
+                MODELS.require(spec.model.name, needs, torch=True)
 
     def execute(self, spec: Spec, data: Dataset, on_progress: OnProgress | None = None) -> CentralisedRecord:
         """Split → poison → defend → train → evaluate.
@@ -130,23 +133,39 @@ class CentralisedScenario(Scenario):
             aimed_at = _target_instance(test, attack, np.random.default_rng([run.seed, 3]))
             attack = attack.aim(test.X[aimed_at])  # type: ignore[attr-defined]
         poisoned = attack.poison(train, run.poison_rate, np.random.default_rng([run.seed, 1]))
-        defense = DEFENSES.create(run.defense.name, **run.defense.params)
-        defended = defense.apply(poisoned.dataset, np.random.default_rng([run.seed, 2]))
-        model = MODELS.create(run.model.name, random_state=run.seed, **run.model.params)
-        model.fit(defended.dataset.X, defended.dataset.y)
+        entry = DEFENSES.get(run.defense.name)
+        defense = entry.create(**run.defense.params)
 
-        out: dict[str, Any] = {
-            "n_poison": poisoned.n_poison,
-            "n_train": len(defended.dataset),
-            "n_test": len(test),
-            "n_removed": int(defended.removed_mask.sum()),
-        }
+        def make_model(seed: int) -> Any:
+            return MODELS.create(run.model.name, random_state=seed, **run.model.params)
+
+        out: dict[str, Any] = {"n_poison": poisoned.n_poison, "n_test": len(test)}
+        removed: np.ndarray | None
+        scores: np.ndarray | None = None
+        if entry.tag("stage") == "training":
+            trained = defense.train(poisoned.dataset, make_model, np.random.default_rng([run.seed, 2]))
+            model, removed = trained.model, trained.removed_mask
+            out["n_train"] = len(poisoned.dataset)
+            out.update({k: v for k, v in trained.extras.items() if k in _TRAINING_FIGURES})
+        else:
+            defended = defense.apply(poisoned.dataset, np.random.default_rng([run.seed, 2]))
+            model = make_model(run.seed)
+            model.fit(defended.dataset.X, defended.dataset.y)
+            removed, scores = defended.removed_mask, defended.scores
+            out["n_train"] = len(defended.dataset)
+        out["n_removed"] = int(removed.sum()) if removed is not None else 0
+        if entry.tag("certifies"):
+            certificate = model.certify(test.X)
+            changes = certificate.changes_of(*metrics.changed_samples(train, poisoned.dataset))
+            out["certified_acc"] = metrics.certified_accuracy(
+                test.y, certificate.prediction, certificate.radius, changes
+            )
         if data.is_regression:
             out["test_mse"] = metrics.mean_squared_error(test.y, model.predict(test.X))
         else:
             out["clean_acc"] = metrics.clean_accuracy(test.y, model.predict(test.X))
-        if run.defense.name != NONE:
-            detection = metrics.detection_scores(poisoned.poison_mask, defended.removed_mask, defended.scores)
+        if run.defense.name != NONE and removed is not None:
+            detection = metrics.detection_scores(poisoned.poison_mask, removed, scores)
             out.update({f"det_{k}": v for k, v in detection.items()})
         if aimed_at is not None and poisoned.target_class is not None:
             sent = model.predict(test.X[aimed_at : aimed_at + 1])
@@ -170,6 +189,10 @@ class CentralisedScenario(Scenario):
 
     def stub(self, spec: Spec) -> CentralisedRecord:
         return CentralisedRecord(**_identity(cast(RunSpec, spec)))
+
+
+#: figures a training defense reports that the run record keeps
+_TRAINING_FIGURES = ("dp_epsilon",)
 
 
 def _identity(spec: RunSpec) -> dict[str, Any]:

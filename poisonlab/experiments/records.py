@@ -58,6 +58,8 @@ COLUMNS = (
     "det_f1",
     "det_auroc",
     "der",
+    "certified_acc",
+    "dp_epsilon",
     "malicious_selected",
     "diverged_round",
     "n_admitted_poison",
@@ -184,6 +186,10 @@ class CentralisedRecord(RunRecord):
     det_f1: float | None = None
     det_auroc: float | None = None
     der: float | None = None
+    #: a certifying defense's certified accuracy at the radius this run's poisons need
+    certified_acc: float | None = None
+    #: the ε a differentially private training spent
+    dp_epsilon: float | None = None
 
     def cell(self) -> tuple[Any, ...]:
         return (self.scenario, self.dataset, self.model, self.attack, self.poison_rate, self.defense)

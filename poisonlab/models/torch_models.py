@@ -11,6 +11,8 @@ than a ``DataLoader`` and removes worker-related nondeterminism.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -154,6 +156,26 @@ class TorchClassifier:
         return torch.from_numpy(np.array(X, dtype=np.float32, copy=True))
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> TorchClassifier:
+        inputs, targets = self.start(X, y)
+        optimiser = self.optimiser()
+        generator = torch.Generator().manual_seed(self.random_state)
+        history = []
+        for _ in range(self.epochs):
+            self.train_epoch(inputs, targets, optimiser, generator)
+            if self.track_losses:
+                history.append(self.per_sample_loss(inputs, targets))
+        self.net_.eval()
+        if self.track_losses:
+            self.loss_history_ = np.stack(history, axis=1)  # N × epochs
+        return self
+
+    def start(self, X: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Seed, fit the input scaling, build a fresh network; the training tensors.
+
+        The first step of :meth:`fit`, public for trainers that run their own loop on
+        this model (Anti-Backdoor Learning, DP-SGD): they call it, train ``net_``, and
+        leave it in eval mode.
+        """
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.int64)
         if self.arch == "cnn" and X.ndim != 4:
@@ -165,27 +187,33 @@ class TorchClassifier:
             self.mean_ = flat.mean(axis=0)
             self.scale_ = flat.std(axis=0) + 1e-6
         self.net_: nn.Module = build_network(self.arch, X.shape[1:], self.n_classes_, width=self.width)
-        inputs, targets = self._inputs(X), torch.from_numpy(y.copy())
-        optimiser = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        loss_fn = nn.CrossEntropyLoss()
-        generator = torch.Generator().manual_seed(self.random_state)
-        n = inputs.shape[0]
-        history = []
         self.net_.train()
-        for _ in range(self.epochs):
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n, self.batch_size):
-                batch = order[start : start + self.batch_size]
-                optimiser.zero_grad(set_to_none=True)
-                loss = loss_fn(self.net_(inputs[batch]), targets[batch])
-                loss.backward()
-                optimiser.step()
-            if self.track_losses:
-                history.append(self._per_sample_loss(inputs, targets))
-        self.net_.eval()
-        if self.track_losses:
-            self.loss_history_ = np.stack(history, axis=1)  # N × epochs
-        return self
+        return self._inputs(X), torch.from_numpy(y.copy())
+
+    def optimiser(self, lr: float | None = None) -> torch.optim.Optimizer:
+        """The model's optimiser (Adam with its weight decay) over ``net_``, at ``lr`` or its own."""
+        return torch.optim.Adam(
+            self.net_.parameters(), lr=self.lr if lr is None else lr, weight_decay=self.weight_decay
+        )
+
+    def train_epoch(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        optimiser: torch.optim.Optimizer,
+        generator: torch.Generator,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        """One pass over shuffled mini-batches; ``loss_fn(logits, targets)`` defaults to cross-entropy."""
+        loss_fn = loss_fn or nn.functional.cross_entropy
+        self.net_.train()
+        n = inputs.shape[0]
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, self.batch_size):
+            batch = order[start : start + self.batch_size]
+            optimiser.zero_grad(set_to_none=True)
+            loss_fn(self.net_(inputs[batch]), targets[batch]).backward()
+            optimiser.step()
 
     def refit_head(self, X: np.ndarray, y: np.ndarray, *, epochs: int | None = None) -> TorchClassifier:
         """Transfer learning: retrain only the last layer on ``(X, y)``, the features frozen.
@@ -215,7 +243,8 @@ class TorchClassifier:
         return self
 
     @torch.no_grad()
-    def _per_sample_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+    def per_sample_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+        """Cross-entropy of each sample under the network in eval mode (it is left in train mode)."""
         self.net_.eval()
         losses = nn.functional.cross_entropy(self.net_(inputs), targets, reduction="none")
         self.net_.train()
