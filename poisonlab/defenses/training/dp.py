@@ -93,15 +93,17 @@ class DPSGD:
         from opacus.accountants.utils import get_noise_multiplier
 
         try:
-            return float(
-                get_noise_multiplier(
+            # RDP may warn that the optimal order is its largest alpha: ε is still an upper bound
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sigma = get_noise_multiplier(
                     target_epsilon=self.target_epsilon,
                     target_delta=delta,
                     sample_rate=min(1.0, batch_size / n_train),
                     epochs=epochs,
                     accountant=ACCOUNTANT,
                 )
-            )
+            return float(sigma)
         except ValueError:
             raise ConfigError(
                 f"target ε = {self.target_epsilon} cannot be reached in {epochs} epochs at batch size "
