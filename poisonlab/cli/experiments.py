@@ -127,6 +127,10 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
         metrics += [("C-ACC", "clean_acc"), ("ASR", "asr"), ("RA", "ra"), ("ΔACC", "acc_drop")]
     if regression:
         metrics += [("MSE", "test_mse"), ("MSE×", "mse_ratio")]
+    if any(r.get("certified_acc") is not None for r in rows):
+        metrics += [("cert. ACC", "certified_acc")]  # correct and certified against the run's poisons
+    if any(r.get("dp_epsilon") is not None for r in rows):
+        metrics += [("ε", "dp_epsilon")]  # privacy DP-SGD spent
     if any(r.get("malicious_selected") is not None for r in rows):
         metrics += [("kept", "malicious_selected")]  # share of malicious updates a selection rule kept
     if any(r.get("n_admitted_poison") is not None for r in rows):
@@ -143,7 +147,7 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
                 cells.append("—" if value is None else f"{value[0]:.4g}±{value[1]:.2g}")
             elif key == "n_admitted_poison":
                 cells.append("—" if value is None else f"{value[0]:.0f}±{value[1]:.0f}")
-            elif key == "mse_ratio":
+            elif key in ("mse_ratio", "dp_epsilon"):
                 cells.append("—" if value is None else f"{value[0]:.2f}±{value[1]:.2f}")
             else:
                 cells.append(_pm(value))

@@ -171,6 +171,8 @@ def write_summary(records: list[RunRecord], out_dir: Path) -> None:
 
 
 AGG_METRICS = (
+    "certified_acc",
+    "dp_epsilon",
     "clean_acc",
     "asr",
     "ra",
