@@ -54,6 +54,7 @@ def dpa_curves(seeds: list[int]) -> tuple[dict[str, list[np.ndarray]], dict[str,
         for label, build in (
             ("dpa k=50, logreg", _dpa(seed)),
             ("dpa k=50, cnn", _dpa(seed)),
+            ("fa k=50 d=4, logreg", _fa(seed)),
             ("bagging 100×50, logreg", _bagging(seed)),
         ):
             name = label.rsplit(", ", 1)[1]
@@ -69,6 +70,12 @@ def _dpa(seed: int) -> Any:
     from poisonlab.defenses.training import DeepPartitionAggregation
 
     return lambda make: DeepPartitionAggregation(make, n_partitions=50, random_state=seed)
+
+
+def _fa(seed: int) -> Any:
+    from poisonlab.defenses.training import FiniteAggregation
+
+    return lambda make: FiniteAggregation(make, n_partitions=50, spread=4, random_state=seed)
 
 
 def _bagging(seed: int) -> Any:

@@ -18,6 +18,7 @@ from poisonlab.defenses.training import (
     AntiBackdoorLearning,
     BaggingCertifier,
     DeepPartitionAggregation,
+    FiniteAggregation,
     SynthesisedPoisons,
     certified_accuracy,
 )
@@ -196,6 +197,44 @@ def test_a_base_learner_that_cannot_be_cloned_is_refused(digits_split) -> None:
         DeepPartitionAggregation(Unclonable(), n_partitions=10).fit(*digits_split[:2])
 
 
+# -- Finite Aggregation -----------------------------------------------------------------------
+
+
+def test_finite_aggregation_with_spread_one_is_dpa(digits_split) -> None:
+    X, y, X_test, _ = digits_split
+    dpa = (
+        DeepPartitionAggregation(LogisticRegression(max_iter=500), n_partitions=20).fit(X, y).certify(X_test)
+    )
+    fa = (
+        FiniteAggregation(LogisticRegression(max_iter=500), n_partitions=20, spread=1)
+        .fit(X, y)
+        .certify(X_test)
+    )
+    assert np.array_equal(dpa.prediction, fa.prediction) and np.array_equal(dpa.radius, fa.radius)
+
+
+def test_finite_aggregation_certificate_is_sound_under_real_retraining(digits_split) -> None:
+    """Relabel, in each of the r most harmful buckets, its sample nearest the input, then retrain."""
+    X, y, X_test, _ = digits_split
+    knn = KNeighborsClassifier(n_neighbors=1)
+    fa = FiniteAggregation(knn, n_partitions=10, spread=3).fit(X, y)
+    certificate = fa.certify(X_test)
+    bucket = (content_hash(X) % np.uint64(fa.n_buckets_)).astype(np.int64)
+    users = (np.arange(fa.n_buckets_)[:, None] - np.arange(3)[None, :]) % fa.n_buckets_
+    sampled = np.random.default_rng(1).choice(np.flatnonzero(certificate.radius >= 1), size=5, replace=False)
+    for i in sampled:
+        x, r = X_test[i], int(certificate.radius[i])
+        ballots = fa._ballots(x[None])[:, 0]
+        c = int(np.searchsorted(fa.classes_, certificate.prediction[i]))
+        for rival in (k for k in range(fa.classes_.size) if k != c):
+            harm = 3 + (ballots[users] == c).sum(axis=1) - (ballots[users] == rival).sum(axis=1)
+            labels = y.copy()
+            for b in np.argsort(-harm, kind="stable")[:r]:
+                labels[_nearest_in(X, np.flatnonzero(bucket == b), x)] = fa.classes_[rival]
+            again = FiniteAggregation(knn, n_partitions=10, spread=3).fit(X, labels)
+            assert again.predict(x[None])[0] == certificate.prediction[i], f"input {i}, rival {rival}"
+
+
 # -- bagging ----------------------------------------------------------------------------------
 
 
@@ -356,6 +395,13 @@ def test_certify_refuses_bad_input_in_one_line(args, says, capsys) -> None:
     assert says in err and err.count("\n") == 1
 
 
+def test_certify_with_finite_aggregation(capsys) -> None:
+    assert main(["certify", "digits", "--method", "fa", "--partitions", "20", "--spread", "2"]) == 0
+    assert "20 partitions × spread 2" in capsys.readouterr().out
+    assert main(["certify", "digits", "--method", "fa", "--spread", "0"]) == 2
+    assert "--spread must be >= 1" in capsys.readouterr().err
+
+
 def test_certify_refuses_regression_data(capsys) -> None:
     assert main(["certify", "diabetes"]) == 2
     assert "certify needs classification data" in capsys.readouterr().err
@@ -363,5 +409,5 @@ def test_certify_refuses_regression_data(capsys) -> None:
 
 def test_every_training_defense_is_listed_with_its_stage() -> None:
     training = {e.name for e in DEFENSES.where(stage="training")}
-    assert training == {"dpa", "bagging", "dp_sgd", "abl", "synthesised_poisons"}
-    assert {e.name for e in DEFENSES.where(certifies=True)} == {"dpa", "bagging"}
+    assert training == {"dpa", "finite_aggregation", "bagging", "dp_sgd", "abl", "synthesised_poisons"}
+    assert {e.name for e in DEFENSES.where(certifies=True)} == {"dpa", "finite_aggregation", "bagging"}

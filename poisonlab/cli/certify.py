@@ -17,17 +17,19 @@ RADII = (0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100)
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     certify = sub.add_parser(
-        "certify", help="train a certified ensemble (DPA or bagging) and print its certified accuracy"
+        "certify",
+        help="train a certified ensemble (DPA, Finite Aggregation or bagging), print certified accuracy",
     )
     add = certify.add_argument
     add("data", help="built-in dataset name or a .npz/.csv/.parquet file or image folder")
     add(
         "--method",
-        choices=("dpa", "bagging"),
+        choices=("dpa", "fa", "bagging"),
         default="dpa",
-        help="dpa: Deep Partition Aggregation, deterministic (default); bagging: probabilistic",
+        help="dpa: Deep Partition Aggregation (default); fa: Finite Aggregation; bagging: probabilistic",
     )
-    add("--partitions", type=int, default=50, help="dpa: k, the number of partitions (default 50)")
+    add("--partitions", type=int, default=50, help="dpa, fa: k, the number of partitions (default 50)")
+    add("--spread", type=int, default=4, help="fa: d, buckets per base model (default 4)")
     add("--models", type=int, default=100, help="bagging: number of base models (default 100)")
     add("--subsample", type=int, default=50, help="bagging: samples per base model (default 50)")
     add("--confidence", type=float, default=0.999, help="bagging: confidence level (default 0.999)")
@@ -46,7 +48,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
 
     from poisonlab.data import load_dataset
     from poisonlab.data.dataset import train_test_split
-    from poisonlab.defenses.training import BaggingCertifier, DeepPartitionAggregation
+    from poisonlab.defenses.training import BaggingCertifier, DeepPartitionAggregation, FiniteAggregation
     from poisonlab.models import MODELS
 
     if args.seed < 0:
@@ -84,13 +86,21 @@ def cmd_certify(args: argparse.Namespace) -> int:
         return MODELS.create(args.model, random_state=seed, **params)
 
     model: Any
-    if args.method == "dpa":
+    if args.method in ("dpa", "fa"):
         if not 2 <= args.partitions <= len(train):
             raise ConfigError(
                 f"--partitions must lie in 2..{len(train)} (the training samples), got {args.partitions}"
             )
-        model = DeepPartitionAggregation(make_model, n_partitions=args.partitions, random_state=args.seed)
-        how = f"{args.partitions} partitions"
+        if args.method == "dpa":
+            model = DeepPartitionAggregation(make_model, n_partitions=args.partitions, random_state=args.seed)
+            how = f"{args.partitions} partitions"
+        else:
+            if args.spread < 1:
+                raise ConfigError(f"--spread must be >= 1, got {args.spread}")
+            model = FiniteAggregation(
+                make_model, n_partitions=args.partitions, spread=args.spread, random_state=args.seed
+            )
+            how = f"{args.partitions} partitions × spread {args.spread}"
     else:
         model = BaggingCertifier(
             make_model,

@@ -31,6 +31,7 @@ from poisonlab.defenses.training import (
     TrainingDefense,
 )
 from poisonlab.defenses.training.dp import DPSGD
+from poisonlab.defenses.training.finite_aggregation import FiniteAggregationDefense
 from poisonlab.errors import DataError
 from poisonlab.registry import Registry
 
@@ -126,6 +127,13 @@ DEFENSES.add(
     "dpa",
     DPADefense,
     "Deep Partition Aggregation: k models on hashed partitions, certified radius (Levine & Feizi 2021)",
+    certifies=True,
+    **_TRAINING,
+)
+DEFENSES.add(
+    "finite_aggregation",
+    FiniteAggregationDefense,
+    "Finite Aggregation: k·d models on d hashed buckets each, a tighter certificate (Wang et al. 2022)",
     certifies=True,
     **_TRAINING,
 )

@@ -4,6 +4,7 @@ Each follows the contract of :mod:`poisonlab.defenses.training.base`:
 ``train(train, make_model, rng) -> TrainedModel``.
 
 - :mod:`~.partition`: Deep Partition Aggregation, certified (Levine & Feizi 2021)
+- :mod:`~.finite_aggregation`: Finite Aggregation, a tighter partition certificate (Wang et al. 2022)
 - :mod:`~.bagging`: bagging with its probabilistic certificate (Jia, Cao & Gong 2021)
 - :mod:`~.dp`: DP-SGD through Opacus (Abadi et al. 2016)
 - :mod:`~.abl`: Anti-Backdoor Learning (Li et al. 2021)
@@ -19,6 +20,7 @@ from poisonlab.defenses.training.base import (
     TrainingDefense,
     certified_accuracy,
 )
+from poisonlab.defenses.training.finite_aggregation import FiniteAggregation, FiniteAggregationDefense
 from poisonlab.defenses.training.partition import DeepPartitionAggregation, DPADefense
 from poisonlab.defenses.training.synthesised import SynthesisedPoisons
 
@@ -29,6 +31,8 @@ __all__ = [
     "Certificate",
     "DPADefense",
     "DeepPartitionAggregation",
+    "FiniteAggregation",
+    "FiniteAggregationDefense",
     "MakeModel",
     "SynthesisedPoisons",
     "TrainedModel",
