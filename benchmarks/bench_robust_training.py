@@ -153,10 +153,8 @@ def main() -> int:
                 f"{label:<24} {statistics.median(seconds[label]):6.1f}  "
                 + " ".join(f"{v:5.3f}" for v in mean)
             )
-        print(
-            "(DPA's radius counts insertions, deletions and relabellings; bagging's counts modified samples"
-        )
-        print(" at a fixed training-set size, holding with probability ≥ 0.999 per input)")
+        print("(DPA's and FA's radius counts insertions, deletions and relabellings; bagging's counts")
+        print(" modified samples at a fixed training-set size, holding with probability ≥ 0.999 per input)")
         at5 = [c[RADII.index(5)] for c in curves["dpa k=50, logreg"]]
         print(
             "DPA k=50 logreg, certified accuracy at r=5 per held-out seed:", " ".join(f"{v:.3f}" for v in at5)
