@@ -7,6 +7,8 @@
   still predicted as their true class.
 - ``targeted_flip_success``: share of source-class test inputs predicted as the target.
 - ``accuracy_drop``: clean baseline accuracy minus poisoned accuracy (positive = harm).
+- ``evasion_success_rate``: among test inputs the model classifies correctly, the
+  share an inference-time attack makes it misclassify.
 - ``certified_accuracy``: share of test inputs predicted correctly *and* certified at
   radius ≥ r, i.e. provably unchanged by any r training changes (Levine & Feizi 2021).
 
@@ -110,6 +112,13 @@ def defense_effectiveness_rating(
     delta_asr = asr_undefended - asr_defended
     delta_acc = acc_undefended - acc_defended
     return (max(0.0, delta_asr) - max(0.0, delta_acc) + 1.0) / 2.0
+
+
+def evasion_success_rate(y_true: np.ndarray, y_pred: np.ndarray, y_pred_adversarial: np.ndarray) -> float:
+    """Share of correctly classified inputs whose adversarial copies are misclassified (0 if none is)."""
+    y_true, y_pred, y_adv = np.asarray(y_true), np.asarray(y_pred), np.asarray(y_pred_adversarial)
+    correct = y_pred == y_true
+    return float(np.mean(y_adv[correct] != y_true[correct])) if correct.any() else 0.0
 
 
 def certified_accuracy(y_true: np.ndarray, y_pred: np.ndarray, radius: np.ndarray, r: int) -> float:

@@ -1,4 +1,11 @@
-"""Attacks on the training data, one module per family, resolved by name through ``ATTACKS``."""
+"""Attacks, one module per family, resolved by name through ``ATTACKS``.
+
+Poisoning attacks (tag ``phase = "training"``) change the training data; the
+inference-time attacks of :mod:`~poisonlab.attacks.evasion` (``phase = "inference"``)
+perturb a trained model's inputs, for comparison.
+"""
+
+from typing import Any
 
 from poisonlab.attacks.backdoor import BadNets, Blended, FeatureTrigger
 from poisonlab.attacks.base import Attack, PoisonResult, Trigger, resolve_budget
@@ -9,6 +16,7 @@ from poisonlab.attacks.clean_label import (
     LabelConsistentBackdoor,
     SleeperAgent,
 )
+from poisonlab.attacks.evasion import FGSM, PGD, CarliniWagnerL2, EvasionAttack
 from poisonlab.attacks.label_flip import FarthestFirstLabelFlip, RandomLabelFlip, TargetedLabelFlip
 from poisonlab.attacks.none import NoAttack
 from poisonlab.attacks.regression import OptP, StatP
@@ -23,8 +31,9 @@ ATTACK_TAGS = {
     "keeps_features": Attack.keeps_features,
     "needs_model": Attack.needs_model,
     "targets_instance": Attack.targets_instance,
+    "phase": Attack.phase,
 }
-ATTACKS: Registry[Attack] = Registry("attack", tags=ATTACK_TAGS)
+ATTACKS: Registry[Any] = Registry("attack", tags=ATTACK_TAGS)
 ATTACKS.add("none", NoAttack, "No poisoning: the clean baseline every grid compares against")
 ATTACKS.add("label_flip", RandomLabelFlip, "Random label flipping: chosen samples get another class")
 ATTACKS.add(
@@ -74,13 +83,25 @@ ATTACKS.add(
     "Regression: poison points sampled from the data's moments (StatP, Jagielski et al. 2018)",
 )
 
+ATTACKS.add("fgsm", FGSM, "Inference time: one signed-gradient step of size eps (Goodfellow et al. 2015)")
+ATTACKS.add("pgd", PGD, "Inference time: projected gradient descent, L∞ or L2 (Madry et al. 2018)")
+ATTACKS.add(
+    "carlini_wagner",
+    CarliniWagnerL2,
+    "Inference time: Carlini–Wagner L2, the smallest perturbation it finds (Carlini & Wagner 2017)",
+)
+
 __all__ = [
     "ATTACKS",
     "ATTACK_TAGS",
+    "FGSM",
+    "PGD",
     "Attack",
     "BadNets",
     "Blended",
     "BullseyePolytope",
+    "CarliniWagnerL2",
+    "EvasionAttack",
     "FarthestFirstLabelFlip",
     "FeatureCollision",
     "FeatureTrigger",

@@ -69,6 +69,9 @@ class Attack(ABC):
     needs_model: ClassVar[bool] = False
     #: The attack aims at one input outside the training data, given by ``aim(x)``.
     targets_instance: ClassVar[bool] = False
+    #: When the attacker acts: ``"training"`` (poisons the data, ``poison``) or
+    #: ``"inference"`` (perturbs a trained model's inputs, ``perturb``; see ``evasion``).
+    phase: ClassVar[str] = "training"
 
     def poison(self, dataset: Dataset, budget: Budget | None, rng: Seed = None) -> PoisonResult:
         """Poison at most ``budget`` samples of ``dataset`` (a fraction in (0, 1] or a count)."""

@@ -29,6 +29,7 @@ def _tags(attack: Attack, tags: dict[str, Any] | None) -> dict[str, Any]:
         "keeps_features",
         "needs_model",
         "targets_instance",
+        "phase",
     )
     return {**{k: getattr(attack, k) for k in keys}, **(tags or {})}
 
@@ -45,6 +46,9 @@ def yield_attack_checks(attack: Attack | Any, *, tags: dict[str, Any] | None = N
     t = _tags(attack, tags)
     name = type(attack).__name__
     datasets = accepted_data(tuple(t["tasks"]), tuple(t["modalities"]))
+    if t["phase"] == "inference":
+        yield from _inference_checks(attack, name, datasets)
+        return
 
     def for_each(fn: Callable[[Dataset], None]) -> Callable[[], None]:
         def run() -> None:
@@ -70,6 +74,83 @@ def yield_attack_checks(attack: Attack | Any, *, tags: dict[str, Any] | None = N
         yield Check(f"{name}.plants_a_trigger", for_each(lambda d: _trigger(attack, d)))
     for other in other_data(tuple(t["tasks"]), tuple(t["modalities"])):
         yield Check(f"{name}.refuses_{other.name}", partial(_refuses, attack, other))
+
+
+def _inference_checks(attack: Any, name: str, datasets: list[Dataset]) -> Iterator[Check]:
+    """The contract of an inference-time attack: ``perturb(model, X, y, rng) -> X_adv``."""
+    images = [d for d in datasets if d.modality == "image"]
+    yield Check(f"{name}.declares_data_it_takes", lambda: expect(images, "its tags accept no image data"))
+    victim = _Victim()
+    yield Check(f"{name}.stays_in_its_ball_and_the_box", lambda: _in_ball(attack, victim))
+    yield Check(f"{name}.lowers_true_class_probability", lambda: _lowers_confidence(attack, victim))
+    yield Check(f"{name}.does_not_mutate_input", lambda: _perturb_no_mutation(attack, victim))
+    yield Check(f"{name}.same_seed_same_inputs", lambda: _perturb_deterministic(attack, victim))
+    yield Check(f"{name}.refuses_a_model_without_gradients", lambda: _refuses_sklearn(attack, victim))
+
+
+class _Victim:
+    """A small CNN trained once on the toy image set, with the inputs an attack perturbs."""
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    def get(self) -> tuple[Any, Dataset]:
+        data = toy_dataset("classification", "image", seed=0)
+        if self._model is None:
+            from poisonlab.models import MODELS
+
+            # few epochs: a victim with small margins, which every attack can move
+            self._model = MODELS.create("cnn", epochs=3, random_state=0).fit(data.X, data.y)
+        return self._model, data
+
+
+def _in_ball(attack: Any, victim: _Victim) -> None:
+    model, data = victim.get()
+    X_adv = attack.perturb(model, data.X, data.y, 0)
+    expect(X_adv.shape == data.X.shape, f"perturbed inputs have shape {X_adv.shape}")
+    expect(X_adv.min() >= 0.0 and X_adv.max() <= 1.0, "perturbed images left [0, 1]")
+    eps = getattr(attack, "eps", None)
+    if eps is not None:
+        delta = (X_adv - data.X).reshape(len(data), -1)
+        size = (
+            np.abs(delta).max(axis=1)
+            if getattr(attack, "norm", "inf") == "inf"
+            else np.linalg.norm(delta, axis=1)
+        )
+        expect(float(size.max()) <= eps + 1e-5, f"a perturbation of {size.max():.6f} exceeds eps={eps}")
+
+
+def _lowers_confidence(attack: Any, victim: _Victim) -> None:
+    model, data = victim.get()
+    rows = np.arange(len(data))
+    clean = float(np.mean(model.predict_proba(data.X)[rows, data.y]))
+    attacked = float(np.mean(model.predict_proba(attack.perturb(model, data.X, data.y, 0))[rows, data.y]))
+    expect(attacked < clean, f"true-class probability {attacked:.4f} under attack, not below {clean:.4f}")
+
+
+def _perturb_no_mutation(attack: Any, victim: _Victim) -> None:
+    model, data = victim.get()
+    X = data.X.copy()
+    attack.perturb(model, data.X, data.y, 0)
+    expect(np.array_equal(X, data.X), "perturb() wrote into its inputs")
+
+
+def _perturb_deterministic(attack: Any, victim: _Victim) -> None:
+    model, data = victim.get()
+    first, again = (attack.perturb(model, data.X, data.y, 3) for _ in range(2))
+    expect(np.array_equal(first, again), "the same seed gave other perturbed inputs")
+
+
+def _refuses_sklearn(attack: Any, victim: _Victim) -> None:
+    from poisonlab.models import MODELS
+
+    _, data = victim.get()
+    model = MODELS.create("logreg").fit(data.X, data.y)
+    try:
+        attack.perturb(model, data.X, data.y, 0)
+    except IncompatibleError:
+        return
+    expect(False, "attacked a scikit-learn model, which has no gradients, without IncompatibleError")
 
 
 def check_attack(attack: Attack | Any, *, tags: dict[str, Any] | None = None) -> list[str]:

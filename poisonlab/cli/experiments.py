@@ -135,8 +135,15 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
         metrics += [("kept", "malicious_selected")]  # share of malicious updates a selection rule kept
     if any(r.get("n_admitted_poison") is not None for r in rows):
         metrics += [("admitted", "n_admitted_poison")]  # poisons a stream's learner was given
-    for col in (*shown, "attack", "rate", "seeds", "n_poison", *(name for name, _ in metrics)):
-        justify: Literal["left", "right"] = "left" if col in (*keys, "attack") else "right"
+    # a grid with inference-time attacks compares threat models: when, what, for how long
+    threat = any(r.get("phase") == "inference" for r in rows)
+    if threat:
+        metrics.insert(0, ("persist.", "persistence"))
+    middle = ("phase", "rate", "seeds", "modified") if threat else ("rate", "seeds", "n_poison")
+    for col in (*shown, "attack", *middle, *(name for name, _ in metrics)):
+        justify: Literal["left", "right"] = (
+            "left" if col in (*keys, "attack", "phase", "modified") else "right"
+        )
         table.add_column(header.get(col, col), no_wrap=True, justify=justify)
     for r in rows:
         rate = "—" if r.get(condition) is None else f"{100 * r[condition]:g}%"
@@ -151,10 +158,22 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
                 cells.append("—" if value is None else f"{value[0]:.2f}±{value[1]:.2f}")
             else:
                 cells.append(_pm(value))
-        table.add_row(
-            *(r[k] for k in shown), r["attack"], rate, str(r["n_seeds"]), f"{r['n_poison']:.0f}", *cells
-        )
+        first: tuple[str, ...]
+        if threat:
+            first = (str(r.get("phase") or "training"), rate, str(r["n_seeds"]), _modified(r))
+        else:
+            first = (rate, str(r["n_seeds"]), f"{r['n_poison']:.0f}")
+        table.add_row(*(r[k] for k in shown), r["attack"], *first, *cells)
     return table
+
+
+def _modified(row: dict[str, Any]) -> str:
+    """What the attacker changed: training samples, or test inputs, and within what budget."""
+    n = row.get("n_modified")
+    if n is None:
+        return "—"
+    what = f"{n:.0f} test inputs" if row.get("phase") == "inference" else f"{n:.0f} training samples"
+    return f"{what}, {row['perturbation']}" if row.get("perturbation") else what
 
 
 def _pm(value: tuple[float, float] | None) -> str:

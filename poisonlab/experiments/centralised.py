@@ -83,8 +83,9 @@ class CentralisedScenario(Scenario):
         runs: list[Spec] = []
         for ref in datasets:
             for model, defense, attack in itertools.product(models, defenses, attacks):
-                # The clean baseline has no rate: one run per seed, not one per rate.
-                attack_rates: list[float | None] = [None] if attack.name == NONE else list(rates)
+                # The clean baseline and inference-time attacks poison nothing: no rate, one run per seed.
+                unpoisoned = attack.name == NONE or ATTACKS.get(attack.name).tag("phase") == "inference"
+                attack_rates: list[float | None] = [None] if unpoisoned else list(rates)
                 runs += [
                     RunSpec(ref.component, model, attack, rate, defense, seed, test_size, ref.digest)
                     for rate, seed in itertools.product(attack_rates, seeds)
@@ -108,6 +109,9 @@ class CentralisedScenario(Scenario):
                 checked.add(key)
                 registry.require(comp.name, what, **wanted)
                 registry.create(comp.name, **comp.params)  # a bad parameter value fails here, not in a run
+            if ATTACKS.get(spec.attack.name).tag("phase") == "inference":
+                needs = f"attack {spec.attack.label!r}, which takes a torch model's gradients"
+                MODELS.require(spec.model.name, needs, torch=True)
             if DEFENSES.get(spec.defense.name).tag("needs_torch"):
                 needs = f"defense {spec.defense.label!r}, which trains a torch model"
                 MODELS.require(spec.model.name, needs, torch=True)
@@ -128,18 +132,28 @@ class CentralisedScenario(Scenario):
         run = cast(RunSpec, spec)
         train, test = train_test_split(data, test_size=run.test_size, random_state=run.seed)
         attack = ATTACKS.create(run.attack.name, **run.attack.params)
+        at_inference = ATTACKS.get(run.attack.name).tag("phase") == "inference"
         aimed_at: int | None = None
         if attack.targets_instance:
             aimed_at = _target_instance(test, attack, np.random.default_rng([run.seed, 3]))
             attack = attack.aim(test.X[aimed_at])  # type: ignore[attr-defined]
-        poisoned = attack.poison(train, run.poison_rate, np.random.default_rng([run.seed, 1]))
+        if at_inference:  # the training data stay clean; the attack comes after training
+            poisoned = ATTACKS.create(NONE).poison(train, None, np.random.default_rng([run.seed, 1]))
+        else:
+            poisoned = attack.poison(train, run.poison_rate, np.random.default_rng([run.seed, 1]))
         entry = DEFENSES.get(run.defense.name)
         defense = entry.create(**run.defense.params)
 
         def make_model(seed: int) -> Any:
             return MODELS.create(run.model.name, random_state=seed, **run.model.params)
 
-        out: dict[str, Any] = {"n_poison": poisoned.n_poison, "n_test": len(test)}
+        out: dict[str, Any] = {
+            "n_poison": poisoned.n_poison,
+            "n_test": len(test),
+            "phase": "inference" if at_inference else "training",
+            "n_modified": len(test) if at_inference else poisoned.n_poison,
+            "perturbation": _budget(attack) if at_inference or attack.keeps_labels else None,
+        }
         removed: np.ndarray | None
         scores: np.ndarray | None = None
         if entry.tag("stage") == "training":
@@ -167,7 +181,16 @@ class CentralisedScenario(Scenario):
         if run.defense.name != NONE and removed is not None:
             detection = metrics.detection_scores(poisoned.poison_mask, removed, scores)
             out.update({f"det_{k}": v for k, v in detection.items()})
-        if aimed_at is not None and poisoned.target_class is not None:
+        if at_inference:
+            predicted = model.predict(test.X)
+            X_adv = attack.perturb(model, test.X, test.y, np.random.default_rng([run.seed, 4]))
+            adversarial = model.predict(X_adv)
+            if getattr(attack, "eps", None) is None:  # no ε ball: say how far it went
+                l2 = np.linalg.norm((X_adv - test.X).reshape(len(test), -1), axis=1)
+                out["perturbation"] = f"L2 median {float(np.median(l2)):.2f}"
+            out["ra"] = metrics.clean_accuracy(test.y, adversarial)
+            out["asr"] = metrics.evasion_success_rate(test.y, predicted, adversarial)
+        elif aimed_at is not None and poisoned.target_class is not None:
             sent = model.predict(test.X[aimed_at : aimed_at + 1])
             out["asr"] = metrics.targeted_flip_success(
                 test.y[aimed_at : aimed_at + 1], sent, int(test.y[aimed_at]), poisoned.target_class
@@ -189,6 +212,14 @@ class CentralisedScenario(Scenario):
 
     def stub(self, spec: Spec) -> CentralisedRecord:
         return CentralisedRecord(**_identity(cast(RunSpec, spec)))
+
+
+def _budget(attack: Any) -> str | None:
+    """What one poison or perturbed input may change, in words (an evasion attack's or a clean-label ε)."""
+    if hasattr(attack, "budget"):
+        return str(attack.budget())
+    eps = getattr(attack, "eps", None)
+    return None if eps is None else f"L∞ ≤ {eps:g}"
 
 
 #: figures a training defense reports that the run record keeps

@@ -37,6 +37,7 @@ COLUMNS = (
     "dataset",
     "model",
     "attack",
+    "phase",
     "poison_rate",
     "defense",
     "aggregator",
@@ -49,6 +50,9 @@ COLUMNS = (
     "asr",
     "ra",
     "acc_drop",
+    "n_modified",
+    "perturbation",
+    "persistence",
     "test_mse",
     "mse_ratio",
     "n_removed",
@@ -186,6 +190,14 @@ class CentralisedRecord(RunRecord):
     det_f1: float | None = None
     det_auroc: float | None = None
     der: float | None = None
+    #: when the attacker acted: ``"training"`` (poisoning) or ``"inference"`` (evasion)
+    phase: str = "training"
+    #: training samples poisoned, or test inputs perturbed
+    n_modified: int | None = None
+    #: what each modified sample may change, in words (an ε ball), where the attack bounds it
+    perturbation: str | None = None
+    #: share of untouched future inputs the attack costs: a poisoning's ΔACC (≥ 0); 0 for evasion
+    persistence: float | None = None
     #: a certifying defense's certified accuracy at the radius this run's poisons need
     certified_acc: float | None = None
     #: the ε a differentially private training spent
@@ -229,7 +241,12 @@ class CentralisedRecord(RunRecord):
             if r.defense != NONE and plain is not None and r.asr is not None and plain.asr is not None:
                 assert plain.clean_acc is not None and r.clean_acc is not None  # a backdoor run has both
                 der = metrics.defense_effectiveness_rating(plain.asr, r.asr, plain.clean_acc, r.clean_acc)
-            out.append(dataclasses.replace(r, acc_drop=drop, mse_ratio=ratio, der=der))
+            persistence = 0.0 if r.phase == "inference" else (None if drop is None else max(0.0, drop))
+            if r.attack == NONE:
+                persistence = None
+            out.append(
+                dataclasses.replace(r, acc_drop=drop, mse_ratio=ratio, der=der, persistence=persistence)
+            )
         return out
 
 

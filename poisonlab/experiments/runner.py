@@ -171,6 +171,7 @@ def write_summary(records: list[RunRecord], out_dir: Path) -> None:
 
 
 AGG_METRICS = (
+    "persistence",
     "certified_acc",
     "dp_epsilon",
     "clean_acc",
@@ -218,6 +219,11 @@ def aggregate(records: list[RunRecord]) -> list[dict[str, Any]]:
         counts = [g["n_poison"] if g["n_poison"] is not None else g["n_malicious"] for g in group]
         known = [c for c in counts if c is not None]
         row["n_poison"] = float(np.mean(known)) if known else 0.0
+        # the threat model: when the attacker acted and what it changed (the same for every seed)
+        row["phase"] = first["phase"]
+        modified = [g["n_modified"] for g in group if g["n_modified"] is not None]
+        row["n_modified"] = float(np.mean(modified)) if modified else None
+        row["perturbation"] = first["perturbation"]
         for metric in AGG_METRICS:
             values = [g[metric] for g in group if g[metric] is not None]
             row[metric] = (float(np.mean(values)), float(np.std(values))) if values else None

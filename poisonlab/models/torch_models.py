@@ -264,6 +264,17 @@ class TorchClassifier:
             outs.append(feats if layer == "features" else self.net_.head(feats))  # type: ignore[operator]
         return torch.cat(outs).numpy()
 
+    def differentiable_logits(self, X: torch.Tensor) -> torch.Tensor:
+        """Logits of raw inputs as a differentiable function of them (the scaling of flat inputs included).
+
+        For attacks that take gradients with respect to the inputs; the network is used
+        in whatever mode it is in (eval after :meth:`fit`).
+        """
+        if self.arch != "cnn":
+            flat = X.reshape(X.shape[0], -1)
+            X = (flat - torch.from_numpy(self.mean_)) / torch.from_numpy(self.scale_)
+        return self.net_(X)  # type: ignore[no-any-return]
+
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Logits, one column per class."""
         return self._forward(X, "logits")
