@@ -7,6 +7,7 @@ perturb a trained model's inputs, for comparison.
 
 from typing import Any
 
+from poisonlab.attacks.availability import InfluenceAvailability
 from poisonlab.attacks.backdoor import BadNets, Blended, FeatureTrigger
 from poisonlab.attacks.base import Attack, PoisonResult, Trigger, resolve_budget
 from poisonlab.attacks.clean_label import (
@@ -43,6 +44,11 @@ ATTACKS.add(
     "farthest_flip",
     FarthestFirstLabelFlip,
     "Model-aware flipping: relabel the samples a clean surrogate is most sure of (Xiao et al. 2015)",
+)
+ATTACKS.add(
+    "influence_availability",
+    InfluenceAvailability,
+    "Availability: poisons optimised through logistic regression's optimum (Koh, Steinhardt & Liang 2018)",
 )
 ATTACKS.add("badnets", BadNets, "BadNets patch-trigger backdoor on images (Gu et al. 2017)")
 ATTACKS.add("blended", Blended, "Blended backdoor: alpha-blended key pattern on images (Chen et al. 2017)")
@@ -106,6 +112,7 @@ __all__ = [
     "FeatureCollision",
     "FeatureTrigger",
     "GradientMatching",
+    "InfluenceAvailability",
     "LabelConsistentBackdoor",
     "NoAttack",
     "OptP",

@@ -1,0 +1,163 @@
+"""Availability poisoning of a convex learner: poison points optimised through the learner's optimum.
+
+The influence attack of Koh, Steinhardt & Liang, "Stronger Data Poisoning Attacks Break
+Data Sanitization Defenses" (Machine Learning 111, 2022; arXiv 2018), in the gradient
+form of Biggio, Nelson & Laskov, "Poisoning Attacks against Support Vector Machines"
+(ICML 2012) and Xiao et al., "Is Feature Selection Secure against Training Data
+Poisoning?" (ICML 2015): the attacker wants the learner to do badly on clean data, so
+it moves its poison points uphill on that loss, differentiating *through* the
+learner's training:
+
+    ∂L_val/∂x_p = −∇_θ L_val(θ*)ᵀ H⁻¹ ∂²ℓ(θ*; x_p, y_p)/∂θ ∂x_p,
+
+where θ* is the fitted (L2-regularised, multinomial) logistic regression, ``H`` the
+Hessian of its training objective, and the implicit function theorem gives the
+middle factor. ``L_val`` is a soft error count on the attacker's clean copy of the
+training set, ``Σ σ(−margin / τ)`` (margin: the true class's logit minus the best
+other), so the attack aims at errors rather than at loss the learner can absorb.
+
+The poisons start as the farthest-first label flips (Xiao et al. 2015; poisonlab's
+``farthest_flip``): the chosen rows take the surrogate's runner-up class, and their
+features then move by signed steps in standardised units, kept inside the box the
+clean data span per feature, for ``steps`` iterations; the iterate with the lowest
+accuracy on the attacker's clean copy is kept. Chosen rows are overwritten (an
+attacker with write access), so the training set keeps its size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from poisonlab.attacks.base import Attack, PoisonResult, mask_of
+from poisonlab.data.dataset import Dataset
+from poisonlab.errors import ConfigError
+
+__all__ = ["InfluenceAvailability"]
+
+
+class InfluenceAvailability(Attack):
+    """Availability attack on logistic regression by implicit-gradient poison optimisation.
+
+    Parameters
+    ----------
+    C : float
+        Inverse regularisation strength of the attacked logistic regression (as scikit-learn's).
+    steps : int
+        Gradient iterations.
+    step_size : float
+        Signed step per iteration, in standard deviations of each feature.
+    temperature : float
+        τ of the soft error count.
+
+    References
+    ----------
+    Koh, P. W., Steinhardt, J., & Liang, P. (2022). Stronger data poisoning attacks break
+    data sanitization defenses. Machine Learning, 111(1), 1–47.
+    Biggio, B., Nelson, B., & Laskov, P. (2012). Poisoning Attacks against Support Vector
+    Machines. ICML 2012.
+    """
+
+    modalities = ("tabular",)
+    needs_model = True
+
+    def __init__(
+        self, *, C: float = 1.0, steps: int = 200, step_size: float = 0.3, temperature: float = 1.0
+    ) -> None:
+        if not C > 0 or not step_size > 0 or not temperature > 0:
+            raise ConfigError("C, step_size and temperature must be > 0")
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 10_000:
+            raise ConfigError(f"steps must be an integer in 1..10000, got {steps!r}")
+        self.C = C
+        self.steps = steps
+        self.step_size = step_size
+        self.temperature = temperature
+
+    def _poison(self, dataset: Dataset, n_poison: int, rng: np.random.Generator) -> PoisonResult:
+        import torch
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        X = dataset.X.reshape(len(dataset), -1).astype(np.float64)
+        y = dataset.y
+        k = dataset.n_classes
+        scaler = StandardScaler().fit(X)
+        Z = scaler.transform(X)
+        low, high = Z.min(axis=0), Z.max(axis=0)
+
+        def fit(Zs: np.ndarray, ys: np.ndarray) -> Any:
+            return LogisticRegression(C=self.C, max_iter=2000).fit(Zs, ys)
+
+        clean = fit(Z, y)
+        index, labels = _farthest_first(clean, Z, y, k, n_poison, rng)
+        Zp = Z[index].copy()
+        best_acc, best = np.inf, Zp.copy()
+        y_val = torch.as_tensor(np.array(y))
+        Z_val = torch.as_tensor(Z)
+        for _ in range(self.steps):
+            Z_all, y_all = Z.copy(), y.copy()
+            Z_all[index], y_all[index] = Zp, labels
+            model = fit(Z_all, y_all)
+            acc = float(np.mean(model.predict(Z) == y))
+            if acc < best_acc:
+                best_acc, best = acc, Zp.copy()
+            theta = torch.tensor(_params(model, k), requires_grad=True)
+            Zt, yt = torch.as_tensor(Z_all), torch.as_tensor(y_all)
+
+            def objective(t: Any, Zt: Any = Zt, yt: Any = yt) -> Any:
+                W = t.view(k, -1)
+                logits = Zt @ W[:, :-1].T + W[:, -1]
+                return (
+                    torch.nn.functional.cross_entropy(logits, yt, reduction="sum")
+                    + 0.5 * (W[:, :-1] ** 2).sum() / self.C
+                )
+
+            H = torch.autograd.functional.hessian(objective, theta.detach())
+            W = theta.view(k, -1)
+            logits = Z_val @ W[:, :-1].T + W[:, -1]
+            true = logits.gather(1, y_val[:, None])[:, 0]
+            other = logits.scatter(1, y_val[:, None], -torch.inf).amax(dim=1)
+            soft_errors = torch.sigmoid(-(true - other) / self.temperature).sum()
+            (g,) = torch.autograd.grad(soft_errors, theta)
+            # H is singular along the softmax's shift direction: a small ridge keeps the solve stable
+            v = torch.linalg.solve(H + 1e-6 * torch.eye(H.shape[0], dtype=H.dtype), g)
+            zp = torch.tensor(Zp, requires_grad=True)
+            logits_p = zp @ W[:, :-1].T + W[:, -1]
+            grad_theta = torch.autograd.grad(
+                torch.nn.functional.cross_entropy(logits_p, torch.as_tensor(labels), reduction="sum"),
+                theta,
+                create_graph=True,
+            )[0]
+            (gx,) = torch.autograd.grad(-(grad_theta @ v), zp)
+            Zp = np.clip(Zp + self.step_size * np.sign(gx.numpy()), low, high)
+        poisons = scaler.inverse_transform(best).astype(np.float32)
+        Xout = dataset.X.copy()
+        Xout[index] = poisons.reshape((len(index), *dataset.X.shape[1:]))
+        yout = y.copy()
+        yout[index] = labels
+        return PoisonResult(dataset.with_arrays(X=Xout, y=yout), mask_of(index, len(dataset)))
+
+
+def _params(model: Any, k: int) -> np.ndarray:
+    """Logistic regression's weights and bias as one ``k × (d + 1)`` vector (binary: ±half the logit)."""
+    coef, intercept = model.coef_, model.intercept_
+    if k == 2 and coef.shape[0] == 1:  # scikit-learn keeps one row for two classes: split it symmetrically
+        coef = np.vstack([-coef / 2, coef / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+    return np.hstack([coef, intercept[:, None]]).ravel()
+
+
+def _farthest_first(
+    model: Any, Z: np.ndarray, y: np.ndarray, k: int, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` rows the model is surest of, and their runner-up classes (ties broken by ``rng``)."""
+    proba = np.zeros((len(y), k))
+    proba[:, model.classes_] = model.predict_proba(Z)
+    rows = np.arange(len(y))
+    others = proba.copy()
+    others[rows, y] = -np.inf
+    runner_up = others.argmax(axis=1)
+    margin = proba[rows, y] - others[rows, runner_up]
+    index = np.sort(np.lexsort((rng.random(len(y)), -margin))[:n])
+    return index, runner_up[index]
