@@ -21,6 +21,8 @@ from poisonlab.attacks.evasion import FGSM, PGD, CarliniWagnerL2, EvasionAttack
 from poisonlab.attacks.label_flip import FarthestFirstLabelFlip, RandomLabelFlip, TargetedLabelFlip
 from poisonlab.attacks.none import NoAttack
 from poisonlab.attacks.regression import OptP, StatP
+from poisonlab.attacks.subpopulation import ClusterMatch, FeatureMatch
+from poisonlab.attacks.unlearnable import UnlearnableExamples
 from poisonlab.registry import Registry
 
 #: Tags every attack declares (class attributes of :class:`Attack`, with these defaults).
@@ -49,6 +51,21 @@ ATTACKS.add(
     "influence_availability",
     InfluenceAvailability,
     "Availability: poisons optimised through logistic regression's optimum (Koh, Steinhardt & Liang 2018)",
+)
+ATTACKS.add(
+    "unlearnable",
+    UnlearnableExamples,
+    "Availability: error-minimising noise makes images unlearnable (Huang et al. 2021)",
+)
+ATTACKS.add(
+    "feature_match",
+    FeatureMatch,
+    "Subpopulation: label flips drawn from inputs with a feature in [low, high] (Jagielski et al. 2021)",
+)
+ATTACKS.add(
+    "cluster_match",
+    ClusterMatch,
+    "Subpopulation: label flips drawn from one k-means cluster (Jagielski et al. 2021)",
 )
 ATTACKS.add("badnets", BadNets, "BadNets patch-trigger backdoor on images (Gu et al. 2017)")
 ATTACKS.add("blended", Blended, "Blended backdoor: alpha-blended key pattern on images (Chen et al. 2017)")
@@ -107,9 +124,11 @@ __all__ = [
     "Blended",
     "BullseyePolytope",
     "CarliniWagnerL2",
+    "ClusterMatch",
     "EvasionAttack",
     "FarthestFirstLabelFlip",
     "FeatureCollision",
+    "FeatureMatch",
     "FeatureTrigger",
     "GradientMatching",
     "InfluenceAvailability",
@@ -122,5 +141,6 @@ __all__ = [
     "StatP",
     "TargetedLabelFlip",
     "Trigger",
+    "UnlearnableExamples",
     "resolve_budget",
 ]

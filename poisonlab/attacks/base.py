@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -37,7 +37,8 @@ class PoisonResult:
 
     ``target_class`` is the class index the attacker wants inputs sent to (backdoor
     target, or target of a targeted flip); ``source_class`` is set by attacks that
-    aim at one class only.
+    aim at one class only. ``subpopulation`` is set by attacks on one group of inputs:
+    its ``contains(X)`` says which inputs (test inputs too) belong to the group.
     """
 
     dataset: Dataset
@@ -45,6 +46,7 @@ class PoisonResult:
     trigger: Trigger | None = None
     target_class: int | None = None
     source_class: int | None = None
+    subpopulation: Any = None
 
     @property
     def n_poison(self) -> int:

@@ -127,6 +127,8 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
         metrics += [("C-ACC", "clean_acc"), ("ASR", "asr"), ("RA", "ra"), ("ΔACC", "acc_drop")]
     if regression:
         metrics += [("MSE", "test_mse"), ("MSE×", "mse_ratio")]
+    if any(r.get("subpop_drop") is not None for r in rows):  # a subpopulation attack's two drops
+        metrics += [("Δsub", "subpop_drop"), ("Δrest", "rest_drop")]
     if any(r.get("certified_acc") is not None for r in rows):
         metrics += [("cert. ACC", "certified_acc")]  # correct and certified against the run's poisons
     if any(r.get("dp_epsilon") is not None for r in rows):

@@ -204,6 +204,15 @@ class CentralisedScenario(Scenario):
             y_true = test.y[eligible]
             out["asr"] = metrics.attack_success_rate(y_true, y_pred, poisoned.target_class)
             out["ra"] = metrics.robust_accuracy(y_true, y_pred, poisoned.target_class)
+        elif poisoned.subpopulation is not None:  # accuracy on the group and on the rest, and their drops
+            inside = poisoned.subpopulation.contains(test.X)
+            clean = make_model(run.seed).fit(train.X, train.y).predict(test.X)
+            hit = model.predict(test.X) == test.y
+            was = clean == test.y
+            for name, rows in (("subpop", inside), ("rest", ~inside)):
+                if rows.any():
+                    out[f"{name}_acc"] = float(hit[rows].mean())
+                    out[f"{name}_drop"] = float(was[rows].mean() - hit[rows].mean())
         elif poisoned.source_class is not None and poisoned.target_class is not None:
             out["asr"] = metrics.targeted_flip_success(
                 test.y, model.predict(test.X), poisoned.source_class, poisoned.target_class

@@ -53,6 +53,10 @@ COLUMNS = (
     "n_modified",
     "perturbation",
     "persistence",
+    "subpop_acc",
+    "subpop_drop",
+    "rest_acc",
+    "rest_drop",
     "test_mse",
     "mse_ratio",
     "n_removed",
@@ -198,6 +202,12 @@ class CentralisedRecord(RunRecord):
     perturbation: str | None = None
     #: share of untouched future inputs the attack costs: a poisoning's ΔACC (≥ 0); 0 for evasion
     persistence: float | None = None
+    #: a subpopulation attack's accuracy on its group's test inputs and on the rest, and the
+    #: drops from the clean model of the same split and seed
+    subpop_acc: float | None = None
+    subpop_drop: float | None = None
+    rest_acc: float | None = None
+    rest_drop: float | None = None
     #: a certifying defense's certified accuracy at the radius this run's poisons need
     certified_acc: float | None = None
     #: the ε a differentially private training spent

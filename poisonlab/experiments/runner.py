@@ -172,6 +172,10 @@ def write_summary(records: list[RunRecord], out_dir: Path) -> None:
 
 AGG_METRICS = (
     "persistence",
+    "subpop_acc",
+    "subpop_drop",
+    "rest_acc",
+    "rest_drop",
     "certified_acc",
     "dp_epsilon",
     "clean_acc",
