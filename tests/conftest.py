@@ -74,7 +74,7 @@ def attack_params(entry: Entry[Any], dataset: Dataset) -> dict[str, Any]:
     labels = list(dataset.classes)
     taken: set[int] = set()
     for role in ("target", "source"):
-        if role not in defaults:
+        if role not in defaults or defaults[role] is None:  # None: the attack picks the class itself
             continue
         default = defaults[role]
         if default in labels and default not in taken:

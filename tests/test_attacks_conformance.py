@@ -55,8 +55,9 @@ POISONING = [case for case in CASES if case.values[0] != "none"]
 #: targeted flip's source class holds 30 of the 300 image rows).
 RATES = (0.01, 0.05, 0.1)
 #: Attacks whose choice of rows does not depend on the seed: ``none`` poisons nothing;
-#: ``farthest_flip`` ranks rows by a deterministic surrogate margin (the seed only breaks ties).
-SEED_INDEPENDENT = {"none", "farthest_flip"}
+#: ``farthest_flip`` and ``influence_availability`` (which starts from it) rank rows by a
+#: deterministic surrogate margin (the seed only breaks ties).
+SEED_INDEPENDENT = {"none", "farthest_flip", "influence_availability"}
 
 
 def with_provenance(ds: Dataset) -> Dataset:
@@ -125,7 +126,11 @@ def test_budget(name, modality, rate):
     assert result.poison_mask.shape == (len(ds),)
     assert result.n_poison == int(result.poison_mask.sum())
     assert result.n_poison <= budget
-    assert result.n_poison == (0 if name == "none" else budget)
+    if result.subpopulation is not None:  # a subpopulation attack relabels at most its group's other rows
+        group = result.subpopulation.contains(ds.X) & (ds.y != result.target_class)
+        assert result.n_poison == min(budget, int(group.sum()))
+    else:
+        assert result.n_poison == (0 if name == "none" else budget)
 
 
 @pytest.mark.parametrize(("name", "modality"), POISONING)
@@ -179,8 +184,11 @@ def test_triggers_and_targets(name, modality):
     if result.trigger is None:  # not a backdoor: a label attack leaves features alone
         if ds.is_regression:  # regression poison points move features and response together
             assert not np.array_equal(result.dataset.y[mask], ds.y[mask]) or result.n_poison == 0
-        else:
+        elif ATTACKS.get(name).tag("keeps_features"):
             assert np.array_equal(result.dataset.X, ds.X)
+        else:  # an availability attack moves its points' features and flips their labels
+            assert np.all(result.dataset.y[mask] != ds.y[mask])
+            assert np.array_equal(result.dataset.X[~mask], ds.X[~mask])
         return
     assert result.target_class is not None
     assert not np.any(ds.y[mask] == result.target_class)  # all-to-one: drawn from other classes

@@ -105,6 +105,8 @@ class FeatureMatch(_Subpopulation):
     """Subpopulation by feature values: ``low ≤ x[feature] ≤ high`` (Jagielski et al. 2021).
 
     ``feature`` indexes the flattened features (a CSV's feature columns in file order).
+    An open end is unbounded; with neither given, the group is the top tenth of the
+    feature's training values.
 
     References
     ----------
@@ -115,11 +117,16 @@ class FeatureMatch(_Subpopulation):
     modalities = ("tabular",)
 
     def __init__(
-        self, *, feature: int = 0, low: float = -np.inf, high: float = np.inf, target: int | None = None
+        self,
+        *,
+        feature: int = 0,
+        low: float | None = None,
+        high: float | None = None,
+        target: int | None = None,
     ) -> None:
         if isinstance(feature, bool) or not isinstance(feature, int) or feature < 0:
             raise ConfigError(f"feature must be a column index ≥ 0, got {feature!r}")
-        if not low <= high:
+        if low is not None and high is not None and not low <= high:
             raise ConfigError(f"low must be ≤ high, got {low} > {high}")
         self.feature = feature
         self.low = low
@@ -132,7 +139,11 @@ class FeatureMatch(_Subpopulation):
             raise ConfigError(
                 f"feature {self.feature} does not exist: {dataset.name} has features 0..{n_features - 1}"
             )
-        return FeatureRange(self.feature, float(self.low), float(self.high))
+        if self.low is None and self.high is None:  # default: the top tenth of the feature's values
+            values = dataset.X.reshape(len(dataset), -1)[:, self.feature]
+            return FeatureRange(self.feature, float(np.quantile(values, 0.9)), np.inf)
+        low = -np.inf if self.low is None else float(self.low)
+        return FeatureRange(self.feature, low, np.inf if self.high is None else float(self.high))
 
 
 class ClusterMatch(_Subpopulation):
