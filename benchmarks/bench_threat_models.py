@@ -61,10 +61,12 @@ def means(
     out = {}
     for cell, runs in cells.items():
         ok = [r for r in runs if r["status"] == "ok"]
-        out[cell] = {
-            k: statistics.mean(r[k] for r in ok if r[k] is not None) if ok else float("nan") for k in keys
-        }
+        out[cell] = {k: _mean([r[k] for r in ok if r[k] is not None]) for k in keys}
     return out
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.mean(values) if values else float("nan")
 
 
 def availability(dev: list[int], held: list[int], jobs: int, bars: list) -> None:

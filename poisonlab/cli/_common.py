@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -55,29 +57,74 @@ def parse_params(items: list[str], option: str = "--param") -> dict[str, Any]:
     return params
 
 
-def out_path(text: str, data: str | None, features: str | None) -> Path:
-    """``--out``, refused before any work when it cannot be written or would replace an input."""
+def out_path(
+    text: str,
+    *inputs: str | None,
+    force: bool = False,
+    suffix: str | None = None,
+    option: str = "--out",
+) -> Path:
+    """An output file, checked before any work: the one rule every command that writes follows.
+
+    Refused with one line: a folder, a path under a missing folder (or under a file), a
+    file of the wrong ``suffix``, a path that *is* one of the command's ``inputs`` (a
+    file, or a path inside an input folder such as a ledger), and an existing file
+    unless ``force``: poisonlab never replaces a file without being told to. The file
+    is then written by :func:`write_atomically` (a temporary file beside it, renamed
+    into place), so a failure leaves the old file or none, never half of one.
+    """
     out = Path(text)
+    if suffix is not None and out.suffix.lower() != suffix:
+        raise ConfigError(f"{option} must name a {suffix} file, got {text}")
     if out.is_dir():
-        raise ConfigError(f"--out {text} is a folder; name the report file, e.g. {out / 'report.json'}")
+        raise ConfigError(
+            f"{option} {text} is a folder; name the file to write, e.g. {out / ('out' + (suffix or '.json'))}"
+        )
     if not out.parent.is_dir():
-        raise ConfigError(f"--out {text}: the folder {out.parent} does not exist")
-    for given in (data, features):
-        if given is not None and Path(given).exists() and out.resolve() == Path(given).resolve():
-            raise ConfigError(f"--out {text} is the command's own input; name another file")
+        what = "is a file, not a folder" if out.parent.exists() else "does not exist"
+        raise ConfigError(f"{option} {text}: {out.parent} {what}")
+    target = out.resolve()
+    for given in inputs:
+        if given is None or not Path(given).exists():
+            continue
+        source = Path(given).resolve()
+        if target == source or (source.is_dir() and source in target.parents):
+            raise ConfigError(
+                f"{option} {text} is (inside) the command's own input {given}; name another file"
+            )
+        if out.exists() and source.is_file() and os.path.samefile(out, source):
+            raise ConfigError(
+                f"{option} {text} is the command's own input {given} (a link to it); name another file"
+            )
+    if out.exists() and not force:
+        raise ConfigError(f"{option} {text} exists; poisonlab replaces a file only with --force")
     return out
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename: a failure leaves no half report."""
-    import os
+def write_atomically(path: Path, content: str | Callable[[Path], None]) -> None:
+    """Write to a temporary file beside ``path``, then rename: a failure leaves no half file.
+
+    ``content`` is text, or a function that writes the file at the path it is given
+    (an ``.npz`` writer, say).
+    """
     import tempfile
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        if callable(content):
+            os.close(fd)
+            content(Path(tmp))
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(content)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"{path}: cannot write it ({exc.strerror or exc})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def force_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")

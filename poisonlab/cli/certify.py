@@ -8,7 +8,15 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from poisonlab.cli._common import console, data_options, err_console, out_path, parse_params, write_atomically
+from poisonlab.cli._common import (
+    console,
+    data_options,
+    err_console,
+    force_option,
+    out_path,
+    parse_params,
+    write_atomically,
+)
 from poisonlab.errors import ConfigError
 
 #: radii the curve is printed at (those beyond the largest certified radius are dropped)
@@ -39,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add("--test-size", type=float, default=0.25, help="held-out share when --test is not given")
     add("--seed", type=int, default=0)
     add("--out", help="write each test input's prediction and certified radius as CSV")
+    force_option(certify)
     data_options(certify)
     certify.set_defaults(func=cmd_certify)
 
@@ -57,7 +66,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
         raise ConfigError(f"--test-size must lie in (0, 1), got {args.test_size}")
     params = parse_params(args.param)
     MODELS.create(args.model, **params)  # an unknown model or parameter fails before any work
-    out = out_path(args.out, args.data, args.test) if args.out else None
+    out = out_path(args.out, args.data, args.test, force=args.force) if args.out else None
 
     def load(name: str) -> Any:
         return load_dataset(

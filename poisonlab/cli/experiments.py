@@ -13,7 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from poisonlab.cli._common import console, data_options, err_console, error, parse_params
+from poisonlab.cli._common import (
+    console,
+    data_options,
+    err_console,
+    error,
+    force_option,
+    out_path,
+    parse_params,
+    write_atomically,
+)
 from poisonlab.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -36,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     budget.add_argument("--rate", type=float, help="fraction of samples to poison, in (0, 1]")
     budget.add_argument("--count", type=int, help="number of samples to poison")
     attack.add_argument("--out", required=True, help="output .npz (X, y, ids, poison_mask, ...)")
+    force_option(attack)
     attack.add_argument("--seed", type=int, default=0)
     attack.add_argument(
         "--target-index",
@@ -189,9 +199,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from poisonlab.attacks import ATTACKS
     from poisonlab.data import load_dataset, write_npz
 
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise ConfigError(f"--out must name a .npz file, got {args.out}")
+    out = out_path(args.out, args.data, force=args.force, suffix=".npz")
     attack = ATTACKS.create(args.name, **parse_params(args.param))
     data = load_dataset(
         args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col, task=args.task
@@ -224,7 +232,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     extra["poison_mask"] = result.poison_mask
     if result.target_class is not None:
         extra["target"] = np.asarray(data.classes[result.target_class])
-    write_npz(out, result.dataset, **extra)
+    write_atomically(out, lambda path: write_npz(path, result.dataset, **extra))
     console.print(
         f"{args.name}: poisoned {result.n_poison} of {len(data)} samples of {data.name} → {out}",
         highlight=False,

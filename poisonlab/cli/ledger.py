@@ -21,7 +21,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from poisonlab.cli._common import console, error, parse_params
+from poisonlab.cli._common import console, error, force_option, out_path, parse_params, write_atomically
 from poisonlab.errors import ConfigError, IntegrityError
 
 Command = Callable[[argparse.Namespace], int]
@@ -86,10 +86,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = add("export", cmd_export, "write a version as .npz (X, y, ids, source)")
     p.add_argument("version")
     p.add_argument("--out", required=True, metavar="DATA.npz")
+    force_option(p)
 
     p = add("attest", cmd_attest, "an in-toto statement for a version (subject: its Merkle root)")
     p.add_argument("version", nargs="?", default="head")
     p.add_argument("--out", metavar="FILE.json", help="write it to a file instead of printing it")
+    force_option(p)
 
     p = add("transform", cmd_transform, "apply a recorded transform (see poisonlab list) to the head")
     p.add_argument("name", help="a ledger transform: normalise or deduplicate")
@@ -308,20 +310,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise ConfigError(f"--out must name a .npz file, got {args.out}")
+    out = out_path(args.out, args.ledger, force=args.force, suffix=".npz")
     with _open(args) as ledger:
         version = ledger.version(args.version)
-        try:
-            ledger.export(version, out)
-        except OSError as exc:
-            raise ConfigError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
+        write_atomically(out, lambda path: ledger.export(version, path))
     _say(f"version {version.number} ({version.n} samples, root {_short(version.root)}…) → {out}")
     return 0
 
 
 def cmd_attest(args: argparse.Namespace) -> int:
+    out = out_path(args.out, args.ledger, force=args.force) if args.out else None
     with _open(args) as ledger:
         ledger.version(args.version)  # an unknown version fails before the (longer) verify
         report = ledger.verify()
@@ -329,11 +327,8 @@ def cmd_attest(args: argparse.Namespace) -> int:
             raise IntegrityError(f"not attesting: the ledger fails verification: {report.first_problem}")
         statement = ledger.attestation(args.version)
     text = json.dumps(statement, indent=2, sort_keys=True)
-    if args.out:
-        try:
-            Path(args.out).write_text(text + "\n")
-        except OSError as exc:
-            raise ConfigError(f"{args.out}: cannot write the attestation ({exc.strerror or exc})") from None
+    if out is not None:
+        write_atomically(out, text + "\n")
         _say(f"attestation → {args.out}")
     else:
         print(text)

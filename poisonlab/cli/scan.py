@@ -8,7 +8,15 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from poisonlab.cli._common import console, data_options, err_console, out_path, parse_params, write_atomically
+from poisonlab.cli._common import (
+    console,
+    data_options,
+    err_console,
+    force_option,
+    out_path,
+    parse_params,
+    write_atomically,
+)
 from poisonlab.errors import ConfigError
 
 
@@ -34,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     scan.add_argument("--contamination", default="auto", help="share to flag, in (0, 1), or 'auto'")
     scan.add_argument("--out", help="write the full report (scores, flags, per-detector) as JSON")
+    force_option(scan)
     scan.add_argument(
         "--fail-above",
         type=int,
@@ -66,7 +75,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise ConfigError("give either DATA or --ledger DIR")
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
-    out = out_path(args.out, args.data, args.features) if args.out else None
+    out = out_path(args.out, args.data, args.features, args.ledger, force=args.force) if args.out else None
     features = _features(args.features) if args.features else None
     ledger_version: dict[str, Any] = {}
     if args.ledger is not None:

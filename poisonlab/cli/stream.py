@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from poisonlab.cli._common import console, data_options, err_console
+from poisonlab.cli._common import console, data_options, err_console, force_option, out_path, write_atomically
 from poisonlab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -66,6 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="record every batch of the gated run in this provenance ledger (created if missing or empty)",
     )
     stream.add_argument("--out", metavar="FILE.json", help="write each run's records and totals as JSON")
+    force_option(stream)
     data_options(stream)
 
     stream.set_defaults(func=cmd_stream)
@@ -82,7 +82,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     arms = _ARMS[args.gate]
     if args.ledger is not None and "gated" not in arms:
         raise ConfigError("--ledger records the gated run; it cannot go with --gate off")
-    out = _out_path(args.out)
+    out = out_path(args.out, args.data, args.ledger, force=args.force, suffix=".json") if args.out else None
     data = load_dataset(
         args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col, task=args.task
     )
@@ -142,8 +142,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
             "runs": {arm: _run_json(result, train) for arm, result in results.items()},
             "ledger": summary.to_json() if summary is not None else None,
         }
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(payload, indent=1) + "\n")
+        write_atomically(out, json.dumps(payload, indent=1) + "\n")
         console.print(f"records: {out}", markup=False)
     return 0 if summary is None or summary.verified else 1
 
@@ -155,17 +154,6 @@ def _names(text: str, option: str, *, allow_empty: bool = False) -> tuple[str, .
     if not all(names):
         raise ConfigError(f"{option} wants comma-separated names, got {text!r}")
     return names
-
-
-def _out_path(text: str | None) -> Path | None:
-    if text is None:
-        return None
-    out = Path(text)
-    if out.suffix.lower() != ".json":
-        raise ConfigError(f"--out must name a .json file, got {text}")
-    if out.is_dir():
-        raise ConfigError(f"--out {text} is a folder")
-    return out
 
 
 def _n_batches(n_train: int, trusted: int, batch_size: int) -> int | None:

@@ -44,8 +44,22 @@ class GridOutcome:
 def pending_runs(experiment: Experiment, out_dir: Path, *, resume: bool) -> tuple[list[Spec], int]:
     """Runs still to do; refuses to mix a new grid into a folder with results unless resuming."""
     unique = list({spec.run_id: spec for spec in experiment.runs}.values())
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file; name a folder for the results")
     store_path = out_dir / STORE_NAME
+    # summary.json and results.csv are rewritten at the end of a grid: never over files
+    # of another grid (or of the user) unless resuming that grid from its store
+    held = [name for name in (STORE_NAME, "summary.json", "results.csv") if (out_dir / name).exists()]
+    if held and not resume:
+        raise ConfigError(
+            f"{out_dir} already holds {', '.join(held)}; pass --resume to continue that grid, "
+            "or choose another --out"
+        )
     if not store_path.exists():
+        if held:
+            raise ConfigError(
+                f"{out_dir} holds {', '.join(held)} but no results store to resume; choose another --out"
+            )
         return unique, 0
     with ResultStore(store_path) as store:
         if not resume and store.count():
