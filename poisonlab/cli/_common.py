@@ -4,18 +4,49 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.segment import Segment
 
 from poisonlab.errors import ConfigError
 
-console = Console()
-err_console = Console(stderr=True)
+#: Characters that can rewrite what a terminal shows: C0 controls but newline and tab,
+#: DEL, C1 controls, and the bidirectional marks, embeddings, overrides and isolates.
+_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every character that could drive a terminal written as a visible escape."""
+    return _HIDDEN.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
+
+
+class SafeConsole(Console):
+    """A rich console that escapes control characters in everything it prints.
+
+    The one place text from data (ids, sources, notes, file names, column names) meets
+    the terminal: each segment's text is escaped after rendering, before rich adds its
+    own styling codes, so no escape sequence, cursor movement or right-to-left override
+    from a file can reach the screen, whichever command printed it. Stored values are
+    never changed.
+    """
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control else Segment(escape_controls(segment.text), segment.style)
+            for segment in buffer
+        )
+
+
+console = SafeConsole()
+err_console = SafeConsole(stderr=True)
 if not console.is_terminal:  # a pipe or file: don't squeeze tables into 80 columns
     console.width = max(console.width, 120)
 
@@ -28,7 +59,7 @@ class Parser(argparse.ArgumentParser):
 
 def error(message: str) -> None:
     """One plain line on stderr: never wrapped, so scripts and CI logs can grep it."""
-    sys.stderr.write(f"poisonlab: error: {' '.join(message.split())}\n")
+    sys.stderr.write(f"poisonlab: error: {escape_controls(' '.join(message.split()))}\n")
 
 
 def data_options(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from poisonlab.cli._common import console, err_console, parse_params
+from poisonlab.cli._common import console, err_console, escape_controls, parse_params
 from poisonlab.errors import ConfigError, RunFailed
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def _report_failure(record: RunRecord) -> None:
     """
     if record.failure == "user":
         raise RunFailed(record.error or "the run failed")
-    sys.stderr.write(record.traceback or f"{record.error}\n")
+    sys.stderr.write(escape_controls(record.traceback or f"{record.error}\n"))
     raise SystemExit(1)
 
 
