@@ -11,6 +11,10 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import sys
+import threading
 
 from poisonlab.cli import certify, experiments, federated, ledger, scan, stream
 from poisonlab.cli._common import Parser, error
@@ -31,11 +35,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM ends a command the way Ctrl-C does: workers stopped, finished work kept
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+        return code
     except PoisonlabError as exc:
         error(str(exc))
         return exit_code(exc)
     except KeyboardInterrupt:
         error("interrupted; finished work is kept (results store, ledger)")
         return 130
+    except BrokenPipeError:
+        # the reader went away (`poisonlab ledger attest | head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

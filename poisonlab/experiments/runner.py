@@ -132,6 +132,9 @@ def _execute(
                             yield spec, _died(spec)
                     if not broken:
                         _submit(pool, futures, queue, 2 * jobs - len(futures), experiment)
+            except BaseException:  # Ctrl-C, SIGTERM (see the CLI), a bug: no worker outlives the grid
+                _end_workers(pool)
+                raise
             finally:
                 for future in futures:
                     future.cancel()
@@ -139,6 +142,21 @@ def _execute(
             return
         # The pool is unusable: runs still in flight are retried in a fresh pool.
         queue = itertools.chain(list(futures.values()), queue)
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's worker processes now, not after their runs: their results would be thrown away.
+
+    ``ProcessPoolExecutor`` has no public way to do this before Python 3.14
+    (``terminate_workers``); its ``_processes`` map is the documented-by-source route.
+    """
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _died(spec: Spec) -> RunRecord:
