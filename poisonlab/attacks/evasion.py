@@ -186,7 +186,11 @@ class CarliniWagnerL2(EvasionAttack):
     """Carlini–Wagner L2, untargeted, with a binary search over the trade-off constant ``c``.
 
     ``max_iter`` Adam steps (at ``lr``) for each of ``binary_search_steps`` values of ``c``,
-    starting at ``initial_const`` (the parameter names of the authors' code).
+    starting at ``initial_const`` (the parameter names of the authors' code). The paper
+    runs 10,000 steps at 0.01; at 100 steps that rate cannot move pixels saturated at 0
+    or 1 (deep in tanh's tails), so the default is 0.05, chosen on the development split
+    (seed 100) of `mnist` and digits: it fooled 100% of 40 inputs on both, against 47%
+    and 100% at 0.01, with smaller perturbations.
     """
 
     def __init__(
@@ -196,7 +200,7 @@ class CarliniWagnerL2(EvasionAttack):
         initial_const: float = 1.0,
         binary_search_steps: int = 5,
         max_iter: int = 100,
-        lr: float = 0.01,
+        lr: float = 0.05,
     ) -> None:
         for name, value, top in (
             ("binary_search_steps", binary_search_steps, 50),
