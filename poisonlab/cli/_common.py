@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -82,9 +83,12 @@ def parse_params(items: list[str], option: str = "--param") -> dict[str, Any]:
         if key.strip() == "name":
             raise ConfigError(f"{option} cannot set 'name'")
         try:
-            params[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+            parsed = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
-            params[key.strip()] = value  # a bare word is a string
+            parsed = value  # a bare word is a string
+        if isinstance(parsed, float) and not math.isfinite(parsed):
+            raise ConfigError(f"{option} {key.strip()}={value}: a parameter must be a finite number")
+        params[key.strip()] = parsed
     return params
 
 

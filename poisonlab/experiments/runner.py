@@ -68,6 +68,7 @@ def pending_runs(experiment: Experiment, out_dir: Path, *, resume: bool) -> tupl
                 "pass --resume to continue, or choose another --out"
             )
         done = store.finished_ids()
+        store.records()  # every stored record must read back: a damaged one is refused before any run
     todo = [s for s in unique if s.run_id not in done]
     return todo, len(unique) - len(todo)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -85,6 +86,9 @@ def component(entry: Any, key: str) -> Component:
         return Component(entry)
     if isinstance(entry, dict) and isinstance(entry.get("name"), str):
         params = {k: v for k, v in entry.items() if k != "name"}
+        for k, v in params.items():  # TOML has nan and inf; no parameter means them
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{entry['name']}: parameter {k} = {v} is not a finite number")
         return Component(entry["name"], params)
     raise ConfigError(f"each entry of {key!r} must be a name or a table with a 'name', got {entry!r}")
 

@@ -81,7 +81,14 @@ class ResultStore:
             return [
                 from_stored({**json.loads(rows[i][0]), "traceback": rows[i][1]}) for i in order if i in rows
             ]
-        except (sqlite3.DatabaseError, json.JSONDecodeError, TypeError, ValueError) as exc:
+        except (
+            sqlite3.DatabaseError,
+            json.JSONDecodeError,
+            TypeError,
+            ValueError,
+            KeyError,
+            AttributeError,
+        ) as exc:
             raise StoreError(f"{self.path}: a stored record cannot be read: {exc}") from exc
 
     def close(self) -> None:

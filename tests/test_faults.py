@@ -1,0 +1,55 @@
+"""Faults a user meets: damaged results stores, non-finite parameters (issue 17). One line, exit 2."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CONFIG = 'datasets = ["wine"]\nmodels = ["logreg"]\nattacks = ["label_flip"]\nseeds = [0]\n'
+
+
+def poisonlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "poisonlab", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def one_line(result: subprocess.CompletedProcess[str], says: str, code: int = 2) -> None:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert says in result.stderr, result.stderr
+
+
+def _damage(store: Path, how: str) -> None:
+    if how == "garbage":
+        data = bytearray(store.read_bytes())
+        data[100:4000] = b"\xde\xad" * 1950
+        store.write_bytes(bytes(data))
+    elif how == "foreign":
+        store.unlink()
+        with sqlite3.connect(store) as db:
+            db.execute("CREATE TABLE runs (id INTEGER, something TEXT)")
+            db.execute("INSERT INTO runs VALUES (1, 'x')")
+    else:
+        with sqlite3.connect(store) as db:
+            db.execute("UPDATE runs SET record = ?", ("{" if how == "bad_json" else "{}",))
+
+
+@pytest.mark.parametrize("how", ["garbage", "foreign", "bad_json", "empty_record"])
+def test_resume_on_a_damaged_store_says_so_in_one_line(tmp_path: Path, how: str) -> None:
+    (tmp_path / "cfg.toml").write_text(CONFIG)
+    assert poisonlab("run", "cfg.toml", "--out", "out", cwd=tmp_path).returncode == 0
+    _damage(tmp_path / "out" / "results.sqlite", how)
+    one_line(poisonlab("run", "cfg.toml", "--out", "out", "--resume", cwd=tmp_path), "results.sqlite")
+
+
+def test_non_finite_parameters_are_refused(tmp_path: Path) -> None:
+    one_line(
+        poisonlab("fl", "--clients", "4", "--rounds", "1", "--param", "scale=nan", cwd=tmp_path), "finite"
+    )
+    (tmp_path / "cfg.toml").write_text(CONFIG.replace('["label_flip"]', '[{ name = "pgd", eps = inf }]'))
+    one_line(poisonlab("run", "cfg.toml", "--out", "out", cwd=tmp_path), "not a finite number")
