@@ -53,3 +53,24 @@ def test_non_finite_parameters_are_refused(tmp_path: Path) -> None:
     )
     (tmp_path / "cfg.toml").write_text(CONFIG.replace('["label_flip"]', '[{ name = "pgd", eps = inf }]'))
     one_line(poisonlab("run", "cfg.toml", "--out", "out", cwd=tmp_path), "not a finite number")
+
+
+def test_a_forged_or_repetitive_scan_report_is_handled_in_one_line(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X=rng.normal(size=(20, 3)).astype(np.float32), y=np.repeat([0, 1], 10))
+    assert poisonlab("ledger", "init", "L", cwd=tmp_path).returncode == 0
+    assert poisonlab("ledger", "add", "d.npz", "--source", "s", "--ledger", "L", cwd=tmp_path).returncode == 0
+    ids = list(range(20))
+    (tmp_path / "forged.json").write_text(json.dumps({"ids": ids, "flagged_ids": [[1, 2], 3]}))
+    one_line(
+        poisonlab("ledger", "quarantine", "--scan", "forged.json", "--ledger", "L", cwd=tmp_path),
+        "must hold sample ids",
+    )
+    (tmp_path / "repeats.json").write_text(json.dumps({"ids": ids, "flagged_ids": [5, 5, 5, 5, 5]}))
+    result = poisonlab("ledger", "quarantine", "--scan", "repeats.json", "--ledger", "L", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "quarantined 1 samples" in result.stdout and "19 remain" in result.stdout

@@ -171,9 +171,10 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
             _say(f"the scan flagged nothing; version {head.number} stays the head")
             return 0
         reason = report.reason()
+        before = head.n
         version = ledger.quarantine(list(report.flagged_ids), reason=reason)
-    _say(
-        f"version {version.number}: quarantined {len(report.flagged_ids)} samples flagged by "
+    _say(  # what left the version, not how many ids the report listed (it may repeat one)
+        f"version {version.number}: quarantined {before - version.n} samples flagged by "
         f"{reason['detector'] or 'a scan'}; {version.n} remain, root {version.root}",
         highlight=False,
         soft_wrap=True,

@@ -70,6 +70,12 @@ class ScanReport:
             raise ConfigError(
                 f"{name}: not a scan report of `poisonlab scan --out` (needs lists 'ids' and 'flagged_ids')"
             )
+        for key in ("ids", "flagged_ids"):
+            odd = [i for i in report[key] if isinstance(i, bool) or not isinstance(i, str | int)]
+            if odd:
+                raise ConfigError(
+                    f"{name}: '{key}' must hold sample ids (text or integers), found {odd[0]!r}"
+                )
         return cls(
             name=name,
             sha256=hashlib.sha256(data).hexdigest(),
