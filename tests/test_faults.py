@@ -74,3 +74,13 @@ def test_a_forged_or_repetitive_scan_report_is_handled_in_one_line(tmp_path: Pat
     result = poisonlab("ledger", "quarantine", "--scan", "repeats.json", "--ledger", "L", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "quarantined 1 samples" in result.stdout and "19 remain" in result.stdout
+
+
+def test_a_huge_grid_needs_yes(tmp_path: Path) -> None:
+    seeds = list(range(300))
+    rates = [round(0.01 * k, 2) for k in range(1, 11)]
+    (tmp_path / "big.toml").write_text(
+        CONFIG.replace("seeds = [0]", f"seeds = {seeds}\npoison_rates = {rates}")
+    )
+    one_line(poisonlab("run", "big.toml", "--out", "out", "--jobs", "2", cwd=tmp_path), "3,300 runs to do")
+    assert not (tmp_path / "out").exists()

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument("--out", help="output folder (default: runs/<time stamp>)")
     run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes")
     run.add_argument("--resume", action="store_true", help="skip runs already finished in --out")
+    run.add_argument(
+        "--yes", action="store_true", help=f"start a grid of more than {BIG_GRID:,} runs (refused without it)"
+    )
 
     run.set_defaults(func=cmd_run)
 
@@ -84,6 +87,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
     todo, skipped = pending_runs(experiment, out, resume=args.resume)
+    if len(todo) > BIG_GRID and not args.yes:
+        low, high = _duration(len(todo) / args.jobs), _duration(10 * len(todo) / args.jobs)
+        raise ConfigError(
+            f"this grid has {len(todo):,} runs to do; at 1–10 s a run on {args.jobs} processes that is "
+            f"{low}–{high}: pass --yes to start it"
+        )
     if skipped:
         console.print(f"resuming: {skipped} finished runs kept, {len(todo)} to go")
     with Progress(
@@ -111,6 +120,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         error(f"{outcome.n_failed} run(s) failed; see 'error' in {out / 'summary.json'}")
         return 1
     return 0
+
+
+#: Grids with more runs than this start only with ``--yes``: a typo in a list can make a grid of days.
+BIG_GRID = 2_000
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.aggregate
