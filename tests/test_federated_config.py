@@ -149,7 +149,7 @@ def test_fl_into_a_folder_with_results_is_refused_in_one_line(tmp_path: Path) ->
     stored = (tmp_path / "out" / "results.sqlite").read_bytes()
     again = fl()
     assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
-    assert "already holds 1 stored runs" in again.stderr
+    assert "already holds results.sqlite" in again.stderr
     assert (tmp_path / "out" / "results.sqlite").read_bytes() == stored
 
 

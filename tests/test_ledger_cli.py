@@ -177,8 +177,8 @@ BAD = [
     (["ledger", "init", "L"], "is already a poisonlab ledger"),
     (["ledger", "show", "99999999999999999999", "--ledger", "L"], "no version 99999999999999999999"),
     (["ledger", "show", "²", "--ledger", "L"], "a version is a number or 'head'"),
-    (["ledger", "attest", "1", "--out", "nodir/a.json", "--ledger", "L"], "cannot write the attestation"),
-    (["ledger", "export", "1", "--out", "{good}/x.npz", "--ledger", "L"], "cannot write the export"),
+    (["ledger", "attest", "1", "--out", "nodir/a.json", "--ledger", "L"], "nodir does not exist"),
+    (["ledger", "export", "1", "--out", "{good}/x.npz", "--ledger", "L"], "is a file, not a folder"),
     (["ledger", "keygen", "nodir/key"], "nodir/key: cannot write the key"),
     (
         ["ledger", "quarantine", "--scan", "{null_report}", "--ledger", "L"],

@@ -54,7 +54,7 @@ def folder(tmp_path: Path) -> Path:
     [
         (
             ["attack", "label_flip", "data.npz", "--rate", "0.1", "--out", "data.npz"],
-            "is (inside) the command's own input",
+            "is the command's own input",
         ),
         (
             ["attack", "label_flip", "data.npz", "--rate", "0.1", "--out", "notes.npz"],
@@ -71,7 +71,7 @@ def folder(tmp_path: Path) -> Path:
         (["attack", "label_flip", "data.npz", "--rate", "0.1", "--out", "."], "must name a .npz file"),
         (
             ["scan", "mine.csv", "--label-col", "label", "--out", "mine.csv"],
-            "is (inside) the command's own input",
+            "is the command's own input",
         ),
         (["scan", "mine.csv", "--label-col", "label", "--out", "."], "is a folder"),
         (

@@ -267,7 +267,7 @@ def _bad_features(tmp_path: Path) -> dict[str, Path]:
     ("case", "message"),
     [
         ("seed", "--seed must be >= 0, got -1"),
-        ("out_folder", "is a folder; name the report file"),
+        ("out_folder", "is a folder; name the file to write"),
         ("out_missing", "does not exist"),
         ("out_is_input", "is the command's own input"),
         ("strings", "holds <U1 values; it must hold numbers"),

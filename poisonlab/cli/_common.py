@@ -123,10 +123,10 @@ def out_path(
         if given is None or not Path(given).exists():
             continue
         source = Path(given).resolve()
-        if target == source or (source.is_dir() and source in target.parents):
-            raise ConfigError(
-                f"{option} {text} is (inside) the command's own input {given}; name another file"
-            )
+        if target == source:
+            raise ConfigError(f"{option} {text} is the command's own input; name another file")
+        if source.is_dir() and source in target.parents:
+            raise ConfigError(f"{option} {text} is inside the command's own input {given}; name another file")
         if out.exists() and source.is_file() and os.path.samefile(out, source):
             raise ConfigError(
                 f"{option} {text} is the command's own input {given} (a link to it); name another file"
