@@ -84,3 +84,16 @@ def test_a_huge_grid_needs_yes(tmp_path: Path) -> None:
     )
     one_line(poisonlab("run", "big.toml", "--out", "out", "--jobs", "2", cwd=tmp_path), "3,300 runs to do")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_ledger_database_is_called_damaged_not_missing(tmp_path: Path) -> None:
+    (tmp_path / "L").mkdir()
+    (tmp_path / "L" / "ledger.sqlite").write_bytes(b"\x00garbage" * 4096)
+    before = (tmp_path / "L" / "ledger.sqlite").read_bytes()
+    for args in (
+        ["ledger", "log", "--ledger", "L"],
+        ["ledger", "verify", "--ledger", "L"],
+        ["ledger", "init", "L"],
+    ):
+        one_line(poisonlab(*args, cwd=tmp_path), "exists but is damaged")
+    assert (tmp_path / "L" / "ledger.sqlite").read_bytes() == before

@@ -97,6 +97,12 @@ def _connect(db_path: Path, *, create: bool) -> sqlite3.Connection:
     return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT)
 
 
+def _is_damaged(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite found the file corrupt or not a database at all (SQLITE_CORRUPT, SQLITE_NOTADB)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (11, 26)
+
+
 def _is_busy(exc: sqlite3.Error) -> bool:
     """Whether SQLite gave up waiting for a lock another connection holds.
 
@@ -164,6 +170,8 @@ class Ledger:
                 cls.open(path).close()
             except ConfigError:
                 raise ConfigError(f"{db_path} exists and is not a poisonlab ledger") from None
+            except IntegrityError:  # damaged: never initialise over it
+                raise
             except LedgerError:  # a ledger this poisonlab cannot read, still a ledger
                 pass
             raise ConfigError(f"{path} is already a poisonlab ledger")
@@ -224,6 +232,13 @@ class Ledger:
             raise not_ledger from None
         try:  # look before setting WAL: never convert somebody else's database
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            if _is_damaged(exc):  # a file that was a database and is no longer readable as one
+                raise IntegrityError(
+                    f"{db_path} exists but is damaged ({exc}); restore it from a copy, it cannot be read"
+                ) from None
+            raise not_ledger from None
         except sqlite3.Error:
             db.close()
             raise not_ledger from None
