@@ -741,6 +741,15 @@ def test_bad_options_raise_config_errors(tmp_path: Path, ledger: Ledger) -> None
         Ledger.open(tmp_path / "plain")
     assert str(caught.value) == expected
     (tmp_path / "plain" / "ledger.sqlite").write_bytes(b"garbage" * 100)
+    # a file that is not a database at all is damage, not an invitation to run init
+    with pytest.raises(IntegrityError, match="exists but is damaged"):
+        Ledger.open(tmp_path / "plain")
+    with pytest.raises(IntegrityError, match="exists but is damaged"):
+        Ledger.init(tmp_path / "plain")
+    (tmp_path / "plain" / "ledger.sqlite").unlink()
+    with sqlite3.connect(tmp_path / "plain" / "ledger.sqlite") as db:  # another program's database
+        db.execute("CREATE TABLE t (x)")
+    db.close()
     with pytest.raises(ConfigError, match="is not a poisonlab ledger"):
         Ledger.open(tmp_path / "plain")
     with pytest.raises(ConfigError, match="exists and is not a poisonlab ledger"):

@@ -275,7 +275,7 @@ def test_a_damaged_ledger_fails_with_one_line(tmp_path: Path) -> None:
     (ledger / "ledger.sqlite").write_bytes(b"garbage" * 100)
     result = poisonlab("ledger", "log", "--ledger", "L", cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
-    assert "L is not a poisonlab ledger" in result.stderr
+    assert "ledger.sqlite exists but is damaged" in result.stderr  # not "not a ledger: run init"
 
 
 def test_show_names_a_missing_event_instead_of_crashing(tmp_path: Path) -> None:
