@@ -97,3 +97,30 @@ def test_a_damaged_ledger_database_is_called_damaged_not_missing(tmp_path: Path)
     ):
         one_line(poisonlab(*args, cwd=tmp_path), "exists but is damaged")
     assert (tmp_path / "L" / "ledger.sqlite").read_bytes() == before
+
+
+def test_add_removes_a_killed_writer_s_stale_temporary_file(tmp_path: Path) -> None:
+    import os
+    import time
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        np.savez(
+            tmp_path / f"{name}.npz",
+            X=rng.normal(size=(4, 2)),
+            y=np.array([0, 1, 0, 1]),
+            ids=[f"{name}{i}" for i in range(4)],
+        )
+    assert poisonlab("ledger", "init", "L", cwd=tmp_path).returncode == 0
+    assert poisonlab("ledger", "add", "a.npz", "--source", "s", "--ledger", "L", cwd=tmp_path).returncode == 0
+    fanout = next(p for p in (tmp_path / "L" / "objects").iterdir() if p.is_dir())
+    stale, fresh = fanout / ".tmp-killed.npz", fanout / ".tmp-live.npz"
+    stale.write_bytes(b"x" * 1000)
+    fresh.write_bytes(b"y" * 1000)
+    hour_ago = time.time() - 7200
+    os.utime(stale, (hour_ago, hour_ago))
+    assert "leftover temporary file" in poisonlab("ledger", "verify", "--ledger", "L", cwd=tmp_path).stdout
+    assert poisonlab("ledger", "add", "b.npz", "--source", "s", "--ledger", "L", cwd=tmp_path).returncode == 0
+    assert not stale.exists() and fresh.exists()  # a live writer's file is left alone

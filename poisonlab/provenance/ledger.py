@@ -553,6 +553,7 @@ class Ledger:
         self._fits(seen, schema, ids)
         hashes = sample_hashes(X, y, ids)
         batch_root = merkle_root(hashes).hex()
+        self._store.remove_stale_temporaries()  # a killed add's half-written object, if any
         shard = self._store.put(X=X, y=y, ids=ids)
         _checkpoint("shard-written")
         public_key = signature = None
@@ -619,6 +620,7 @@ class Ledger:
         source_names = np.where(where >= 0, before.source_names()[np.maximum(where, 0)], f"transform:{name}")
         hashes = sample_hashes(X, y, ids)
         batch_root = merkle_root(hashes).hex()
+        self._store.remove_stale_temporaries()  # a killed add's half-written object, if any
         shard = self._store.put(X=X, y=y, ids=ids)
         batch = {"source": f"transform:{name}", "shard": shard, "n": int(X.shape[0]), "root": batch_root}
         batch |= {"public_key": None, "signature": None}

@@ -45,6 +45,10 @@ def is_digest(text: object) -> bool:
     return isinstance(text, str) and len(text) == 64 and set(text) <= DIGEST_CHARS
 
 
+#: Age after which a ``.tmp-*`` file in the store is a leftover of a killed writer (seconds).
+STALE_AFTER = 3600.0
+
+
 class ObjectStore:
     """Immutable ``.npz`` objects named by the SHA-256 of their bytes, under ``root``."""
 
@@ -94,6 +98,24 @@ class ObjectStore:
     def get(self, digest: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         """The named arrays of object ``digest``; :class:`DataError` if it is missing or unreadable."""
         return read_arrays(self.path(digest), names)
+
+    def remove_stale_temporaries(self, older_than: float = STALE_AFTER) -> list[Path]:
+        """Delete ``.tmp-*`` files left by writes killed mid-way, if older than ``older_than`` seconds.
+
+        A live writer's temporary file exists only while it writes one object (seconds);
+        one older than an hour belongs to a writer that no longer runs. Returns what was removed.
+        """
+        import time
+
+        cutoff = time.time() - older_than
+        removed = []
+        for path in self.all_objects():
+            if path.name.startswith(".tmp-"):
+                with contextlib.suppress(OSError):  # another process may remove it first
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed.append(path)
+        return removed
 
     def all_objects(self) -> list[Path]:
         """Every file under the store (objects and leftover temporary files)."""
