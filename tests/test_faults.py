@@ -124,3 +124,30 @@ def test_add_removes_a_killed_writer_s_stale_temporary_file(tmp_path: Path) -> N
     assert "leftover temporary file" in poisonlab("ledger", "verify", "--ledger", "L", cwd=tmp_path).stdout
     assert poisonlab("ledger", "add", "b.npz", "--source", "s", "--ledger", "L", cwd=tmp_path).returncode == 0
     assert not stale.exists() and fresh.exists()  # a live writer's file is left alone
+
+
+@pytest.mark.parametrize(
+    ("edit", "commands", "says"),
+    [
+        ("UPDATE events SET payload = '[1, 2]'", ("log", "show"), "payload is a JSON list, not an object"),
+        ("UPDATE events SET payload = '3'", ("log", "show"), "payload is a JSON int, not an object"),
+        ("UPDATE versions SET schema = '[]'", ("show", "add"), "its schema is damaged"),
+        ("UPDATE versions SET schema = '{bad'", ("show", "add"), "its schema is damaged"),
+    ],
+)
+def test_an_edited_ledger_gets_one_line_pointing_to_verify(tmp_path: Path, edit: str, commands, says) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X=rng.normal(size=(6, 2)), y=np.array([0, 1] * 3))
+    np.savez(tmp_path / "e.npz", X=rng.normal(size=(6, 2)), y=np.array([0, 1] * 3), ids=np.arange(100, 106))
+    assert poisonlab("ledger", "init", "L", cwd=tmp_path).returncode == 0
+    assert poisonlab("ledger", "add", "d.npz", "--source", "s", "--ledger", "L", cwd=tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "L" / "ledger.sqlite") as db:
+        db.execute(edit)
+    db.close()
+    argv = {"log": ["log"], "show": ["show", "1"], "add": ["add", "e.npz", "--source", "s"]}
+    for command in commands:
+        result = poisonlab("ledger", *argv[command], "--ledger", "L", cwd=tmp_path)
+        one_line(result, says)
+        assert "poisonlab ledger verify" in result.stderr

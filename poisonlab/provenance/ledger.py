@@ -341,6 +341,11 @@ class Ledger:
                 payload = json.loads(text)
             except (TypeError, ValueError):
                 raise IntegrityError(f"event {seq}: the payload is not JSON (run verify)") from None
+            if not isinstance(payload, dict):  # every event's payload is an object: anything else was edited
+                raise IntegrityError(
+                    f"event {seq}: the payload is a JSON {type(payload).__name__}, not an object "
+                    "(run `poisonlab ledger verify`)"
+                )
             events.append(Event(seq, time, actor, kind, payload, prev, digest))
         return events
 
@@ -735,4 +740,10 @@ class Ledger:
 
 def _version(row: tuple[Any, ...]) -> Version:
     number, parent, seq, root, n, membership, schema = row
-    return Version(number, parent, seq, root, n, membership, json.loads(schema))
+    try:
+        parsed = json.loads(schema)
+    except (TypeError, ValueError):
+        parsed = None
+    if not isinstance(parsed, dict):  # the ledger writes an object: anything else was edited
+        raise IntegrityError(f"version {number}: its schema is damaged (run `poisonlab ledger verify`)")
+    return Version(number, parent, seq, root, n, membership, parsed)
