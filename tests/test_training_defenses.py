@@ -411,3 +411,15 @@ def test_every_training_defense_is_listed_with_its_stage() -> None:
     training = {e.name for e in DEFENSES.where(stage="training")}
     assert training == {"dpa", "finite_aggregation", "bagging", "dp_sgd", "abl", "synthesised_poisons"}
     assert {e.name for e in DEFENSES.where(certifies=True)} == {"dpa", "finite_aggregation", "bagging"}
+
+
+def test_the_readme_example_of_certifying_runs() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    [example] = [b for b in blocks if "DeepPartitionAggregation(LogisticRegression" in b]
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # our own README, not user data
+    curve = namespace["curve"]
+    assert curve[0] >= curve[1] >= 0.5 and curve[1] >= curve[2]  # type: ignore[index, operator]
