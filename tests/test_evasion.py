@@ -152,3 +152,11 @@ def test_a_grid_puts_both_threat_models_side_by_side(tmp_path) -> None:
     flip = rows["label_flip", 0.1]
     assert flip["phase"] == "training" and flip["n_modified"] == 134 and flip["perturbation"] is None
     assert flip["persistence"] == max(0.0, flip["acc_drop"])
+
+
+def test_the_attack_command_refuses_an_inference_time_attack(tmp_path, capsys) -> None:
+    from poisonlab.cli import main
+
+    assert main(["attack", "pgd", "digits", "--rate", "0.1", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "acts at inference time" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()

@@ -217,6 +217,11 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from poisonlab.data import load_dataset, write_npz
 
     out = out_path(args.out, args.data, force=args.force, suffix=".npz")
+    if ATTACKS.get(args.name).tag("phase") == "inference":  # nothing to write: it attacks a trained model
+        raise ConfigError(
+            f"attack {args.name!r} acts at inference time, on a trained model's inputs: it makes no "
+            "poisoned training set; compare it with poisoning in a `poisonlab run` grid"
+        )
     attack = ATTACKS.create(args.name, **parse_params(args.param))
     data = load_dataset(
         args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col, task=args.task
