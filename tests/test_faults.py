@@ -151,3 +151,17 @@ def test_an_edited_ledger_gets_one_line_pointing_to_verify(tmp_path: Path, edit:
         result = poisonlab("ledger", *argv[command], "--ledger", "L", cwd=tmp_path)
         one_line(result, says)
         assert "poisonlab ledger verify" in result.stderr
+
+
+def test_extreme_but_valid_values_leave_stderr_clean(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(80, 4)) * 1e37).astype(np.float32)  # finite, near float32's limit
+    np.savez(tmp_path / "big.npz", X=X, y=np.repeat([0, 1], 40))
+    scan = poisonlab("scan", "big.npz", "--detector", "knn_label", cwd=tmp_path)
+    assert scan.returncode in (0, 1) and "Warning" not in scan.stderr, scan.stderr
+    fl = poisonlab(
+        "fl", "--clients", "4", "--rounds", "1", "--attack", "scaling", "--param", "gamma=1e308", cwd=tmp_path
+    )
+    assert fl.returncode == 0 and "Warning" not in fl.stderr, fl.stderr

@@ -333,7 +333,11 @@ def scaling(
         gamma = ctx.n / (ctx.server_lr * max(m, 1))
     if gamma <= 0:
         raise ConfigError(f"scaling: gamma must be > 0, got {gamma}")
-    return (gamma * updates[ctx.malicious]).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge gamma is the attacker's right
+        scaled = gamma * updates[ctx.malicious].astype(np.float64)
+    # float32 updates saturate at the largest finite value instead of overflowing to inf
+    top = float(np.finfo(np.float32).max)
+    return np.clip(np.nan_to_num(scaled, nan=0.0, posinf=top, neginf=-top), -top, top).astype(np.float32)
 
 
 def alie_z(n: int, m: int) -> float:

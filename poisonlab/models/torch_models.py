@@ -184,8 +184,10 @@ class TorchClassifier:
         torch.manual_seed(self.random_state)
         if self.arch != "cnn":
             flat = X.reshape(X.shape[0], -1)
-            self.mean_ = flat.mean(axis=0)
-            self.scale_ = flat.std(axis=0) + 1e-6
+            # in float64: squares of features near float32's range would overflow in float32
+            wide = flat.astype(np.float64)
+            self.mean_ = wide.mean(axis=0).astype(np.float32)
+            self.scale_ = (wide.std(axis=0) + 1e-6).astype(np.float32)
         self.net_: nn.Module = build_network(self.arch, X.shape[1:], self.n_classes_, width=self.width)
         self.net_.train()
         return self._inputs(X), torch.from_numpy(y.copy())
