@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from poisonlab.attacks.base import Attack, PoisonResult, mask_of
+from poisonlab.attacks.label_flip import farthest_first
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import ConfigError
 
@@ -90,7 +91,7 @@ class InfluenceAvailability(Attack):
             return LogisticRegression(C=self.C, max_iter=2000).fit(Zs, ys)
 
         clean = fit(Z, y)
-        index, labels = _farthest_first(clean, Z, y, k, n_poison, rng)
+        index, labels = farthest_first(clean, Z, y, k, n_poison, rng)
         Zp = Z[index].copy()
         best_acc, best = np.inf, Zp.copy()
         y_val = torch.as_tensor(np.array(y))
@@ -146,18 +147,3 @@ def _params(model: Any, k: int) -> np.ndarray:
         coef = np.vstack([-coef / 2, coef / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
     return np.hstack([coef, intercept[:, None]]).ravel()
-
-
-def _farthest_first(
-    model: Any, Z: np.ndarray, y: np.ndarray, k: int, n: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` rows the model is surest of, and their runner-up classes (ties broken by ``rng``)."""
-    proba = np.zeros((len(y), k))
-    proba[:, model.classes_] = model.predict_proba(Z)
-    rows = np.arange(len(y))
-    others = proba.copy()
-    others[rows, y] = -np.inf
-    runner_up = others.argmax(axis=1)
-    margin = proba[rows, y] - others[rows, runner_up]
-    index = np.sort(np.lexsort((rng.random(len(y)), -margin))[:n])
-    return index, runner_up[index]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from poisonlab.attacks.base import Attack, PoisonResult, choose, class_index, mask_of
@@ -98,16 +100,25 @@ class FarthestFirstLabelFlip(Attack):
         X = dataset.X.reshape(len(dataset), -1)
         surrogate = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000))
         surrogate.fit(X, dataset.y)
-        proba = np.zeros((len(dataset), dataset.n_classes))
-        proba[:, surrogate.classes_] = surrogate.predict_proba(X)
-        rows = np.arange(len(dataset))
-        own = proba[rows, dataset.y]
-        others = proba.copy()
-        others[rows, dataset.y] = -np.inf
-        runner_up = others.argmax(axis=1)
-        margin = own - others[rows, runner_up]
-        order = np.lexsort((rng.random(len(dataset)), -margin))
-        index = np.sort(order[:n_poison])
+        index, labels = farthest_first(surrogate, X, dataset.y, dataset.n_classes, n_poison, rng)
         y = dataset.y.copy()
-        y[index] = runner_up[index]
+        y[index] = labels
         return PoisonResult(dataset.with_arrays(y=y), mask_of(index, len(dataset)))
+
+
+def farthest_first(
+    model: Any, X: np.ndarray, y: np.ndarray, n_classes: int, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` rows ``model`` is surest of (margin ``p(y) − max_{k≠y} p(k)``) and their runner-up classes.
+
+    Ties are broken by ``rng``; the rows come back sorted.
+    """
+    proba = np.zeros((len(y), n_classes))
+    proba[:, model.classes_] = model.predict_proba(X)
+    rows = np.arange(len(y))
+    others = proba.copy()
+    others[rows, y] = -np.inf
+    runner_up = others.argmax(axis=1)
+    margin = proba[rows, y] - others[rows, runner_up]
+    index = np.sort(np.lexsort((rng.random(len(y)), -margin))[:n])
+    return index, runner_up[index]

@@ -9,7 +9,7 @@ from sklearn.base import clone
 
 from poisonlab.errors import ConfigError
 
-__all__ = ["ConstantModel", "base_model_builder", "count_votes", "top_two"]
+__all__ = ["ConstantModel", "ballots", "base_model_builder", "count_votes", "tally", "top_two"]
 
 
 class ConstantModel:
@@ -59,18 +59,31 @@ def fit_base(make: Any, seed: int, X: np.ndarray, y: np.ndarray) -> Any:
     return make(seed).fit(X, y)
 
 
-def count_votes(models: list[Any], X: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """``(n_inputs, n_classes)`` counts of base models predicting each class (``None`` abstains)."""
-    votes = np.zeros((np.shape(X)[0], classes.size), dtype=np.int64)
-    rows = np.arange(votes.shape[0])
-    for model in models:
+def ballots(models: list[Any], X: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``(n_models, n_inputs)`` index into ``classes`` each model votes for; ``-1`` where it abstains.
+
+    A model abstains when it is ``None`` (an empty training subset) or predicts a label
+    outside ``classes``.
+    """
+    votes = np.full((len(models), np.shape(X)[0]), -1, dtype=np.int64)
+    for i, model in enumerate(models):
         if model is None:
             continue
         predicted = np.asarray(model.predict(X))
         index = np.searchsorted(classes, predicted)
         known = (index < classes.size) & (classes[np.minimum(index, classes.size - 1)] == predicted)
-        np.add.at(votes, (rows[known], index[known]), 1)
+        votes[i] = np.where(known, index, -1)
     return votes
+
+
+def tally(ballots: np.ndarray, n_classes: int) -> np.ndarray:
+    """``(n_inputs, n_classes)`` vote counts from :func:`ballots` (abstentions not counted)."""
+    return np.stack([(ballots == c).sum(axis=0) for c in range(n_classes)], axis=1)
+
+
+def count_votes(models: list[Any], X: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``(n_inputs, n_classes)`` counts of base models predicting each class (``None`` abstains)."""
+    return tally(ballots(models, X, classes), classes.size)
 
 
 def top_two(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -31,7 +31,7 @@ import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.training.base import Certificate, MakeModel, TrainedModel
-from poisonlab.defenses.training.ensembles import base_model_builder, fit_base, top_two
+from poisonlab.defenses.training.ensembles import ballots, base_model_builder, fit_base, tally, top_two
 from poisonlab.defenses.training.partition import UNIT, content_hash
 from poisonlab.errors import ConfigError, NotFittedError
 
@@ -95,41 +95,31 @@ class FiniteAggregation:
         """``(n_models, n_inputs)`` class index each model votes for, ``-1`` where it abstains."""
         if not hasattr(self, "models_"):
             raise NotFittedError("FiniteAggregation is not fitted: call fit first")
-        ballots = np.full((len(self.models_), np.shape(X)[0]), -1, dtype=np.int64)
-        for i, model in enumerate(self.models_):
-            if model is not None:
-                predicted = np.asarray(model.predict(X))
-                index = np.searchsorted(self.classes_, predicted)
-                known = (index < self.classes_.size) & (
-                    self.classes_[np.minimum(index, self.classes_.size - 1)] == predicted
-                )
-                ballots[i] = np.where(known, index, -1)
-        return ballots
+        return ballots(self.models_, X, self.classes_)
 
     def votes(self, X: np.ndarray) -> np.ndarray:
-        ballots = self._ballots(np.asarray(X))
-        return np.stack([(ballots == c).sum(axis=0) for c in range(self.classes_.size)], axis=1)
+        return tally(self._ballots(np.asarray(X)), self.classes_.size)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.classes_[top_two(self.votes(X))[0]]
 
     def certify(self, X: np.ndarray) -> Certificate:
-        ballots = self._ballots(np.asarray(X))
-        votes = np.stack([(ballots == c).sum(axis=0) for c in range(self.classes_.size)], axis=1)
+        cast = self._ballots(np.asarray(X))
+        votes = tally(cast, self.classes_.size)
         winner = top_two(votes)[0]
         d, n_buckets = self.spread, self.n_buckets_
         # users[b]: the models that train on bucket b (model i uses buckets i .. i+d-1)
         users = (np.arange(n_buckets)[:, None] - np.arange(d)[None, :]) % n_buckets
-        radius = np.empty(ballots.shape[1], dtype=np.int64)
-        for x in range(ballots.shape[1]):
+        radius = np.empty(cast.shape[1], dtype=np.int64)
+        for x in range(cast.shape[1]):
             c = winner[x]
-            on_c = (ballots[users, x] == c).sum(axis=1)  # per bucket: its models voting c
+            on_c = (cast[users, x] == c).sum(axis=1)  # per bucket: its models voting c
             best = np.iinfo(np.int64).max
             for rival in range(self.classes_.size):
                 if rival == c:
                     continue
                 gap = votes[x, c] - votes[x, rival] - int(rival < c)
-                on_rival = (ballots[users, x] == rival).sum(axis=1)
+                on_rival = (cast[users, x] == rival).sum(axis=1)
                 harm = np.sort(d + on_c - on_rival)[::-1]  # δ_b(rival), largest first
                 best = min(best, int(np.searchsorted(np.cumsum(harm), gap, side="right")))
             radius[x] = best if self.classes_.size > 1 else n_buckets
