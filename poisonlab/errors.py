@@ -13,7 +13,7 @@ Hierarchy::
     ├── StoreError              a results database that cannot be opened, read or written
     └── LedgerError             a provenance ledger that cannot be used as asked
         ├── LedgerBusy          another process holds the ledger's write lock; try again
-        └── IntegrityError      what the ledger stores fails its hashes, chain or signatures
+        └── IntegrityError      what the ledger stores fails its hashes, chain or signatures (exit 1)
 
 The library raises these; the command line maps each *type* to a message and an
 exit code (:data:`EXIT_CODES`) and never reads an exception's text to decide.
@@ -94,6 +94,7 @@ class IntegrityError(LedgerError):
 #: Exit code of each error type, most specific first; the CLI's only mapping.
 EXIT_CODES: tuple[tuple[type[PoisonlabError], int], ...] = (
     (LedgerBusy, 75),  # EX_TEMPFAIL: the same command may succeed once the other writer is done
+    (IntegrityError, 1),  # what `ledger verify` exits with for a damaged ledger: the data, not the call
     (PoisonlabError, 2),
 )
 

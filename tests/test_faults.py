@@ -1,4 +1,4 @@
-"""Faults a user meets: damaged results stores, non-finite parameters (issue 17). One line, exit 2."""
+"""Faults a user meets: damaged stores and ledgers, non-finite parameters (issue 17). One line each."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_a_damaged_ledger_database_is_called_damaged_not_missing(tmp_path: Path)
         ["ledger", "verify", "--ledger", "L"],
         ["ledger", "init", "L"],
     ):
-        one_line(poisonlab(*args, cwd=tmp_path), "exists but is damaged")
+        one_line(poisonlab(*args, cwd=tmp_path), "exists but is damaged", code=1)  # as verify exits
     assert (tmp_path / "L" / "ledger.sqlite").read_bytes() == before
 
 
@@ -127,30 +127,56 @@ def test_add_removes_a_killed_writer_s_stale_temporary_file(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("edit", "commands", "says"),
+    ("edit", "says"),
     [
-        ("UPDATE events SET payload = '[1, 2]'", ("log", "show"), "payload is a JSON list, not an object"),
-        ("UPDATE events SET payload = '3'", ("log", "show"), "payload is a JSON int, not an object"),
-        ("UPDATE versions SET schema = '[]'", ("show", "add"), "its schema is damaged"),
-        ("UPDATE versions SET schema = '{bad'", ("show", "add"), "its schema is damaged"),
+        (
+            "UPDATE events SET payload = '[1, 2]' WHERE seq = 1",
+            "event 1: payload is not in canonical JSON form",
+        ),
+        ("UPDATE events SET payload = '3' WHERE seq = 1", "event 1: hash does not match its contents"),
+        ("UPDATE events SET actor = 'mallory' WHERE seq = 1", "event 1: hash does not match its contents"),
+        ("UPDATE events SET prev_hash = '0' WHERE seq = 2", "event 2: prev_hash does not link"),
+        ("UPDATE versions SET schema = '[]' WHERE number = 1", "version 1: schema differs from event 1"),
+        ("UPDATE versions SET schema = '{bad' WHERE number = 1", "version 1: schema differs from event 1"),
+        ("UPDATE versions SET n = 5 WHERE number = 1", "version 1: n differs from event 1"),
+        ("UPDATE batches SET source = 't' WHERE id = 1", "batch 1 (source t): source differs from event 1"),
+        ("UPDATE meta SET value = '2020-01-01' WHERE key = 'created'", "event 1: prev_hash does not link"),
+        (
+            "INSERT INTO meta VALUES ('owner', 'x')",
+            "event 1: prev_hash does not link to the ledger's genesis",
+        ),
     ],
 )
-def test_an_edited_ledger_gets_one_line_pointing_to_verify(tmp_path: Path, edit: str, commands, says) -> None:
+def test_an_edited_ledger_is_refused_by_every_command_in_one_line(
+    tmp_path: Path, edit: str, says: str
+) -> None:
+    """Any one-field edit of any table, older events included: refused before reading or writing."""
     import numpy as np
 
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", X=rng.normal(size=(6, 2)), y=np.array([0, 1] * 3))
-    np.savez(tmp_path / "e.npz", X=rng.normal(size=(6, 2)), y=np.array([0, 1] * 3), ids=np.arange(100, 106))
+    for name, first in (("d", 0), ("e", 100), ("f", 200)):
+        ids = np.arange(first, first + 6)
+        np.savez(tmp_path / f"{name}.npz", X=rng.normal(size=(6, 2)), y=np.array([0, 1] * 3), ids=ids)
     assert poisonlab("ledger", "init", "L", cwd=tmp_path).returncode == 0
-    assert poisonlab("ledger", "add", "d.npz", "--source", "s", "--ledger", "L", cwd=tmp_path).returncode == 0
+    for name in ("d", "e"):
+        add = ("ledger", "add", f"{name}.npz", "--source", "s", "--ledger", "L")
+        assert poisonlab(*add, cwd=tmp_path).returncode == 0
     with sqlite3.connect(tmp_path / "L" / "ledger.sqlite") as db:
         db.execute(edit)
     db.close()
-    argv = {"log": ["log"], "show": ["show", "1"], "add": ["add", "e.npz", "--source", "s"]}
-    for command in commands:
-        result = poisonlab("ledger", *argv[command], "--ledger", "L", cwd=tmp_path)
-        one_line(result, says)
+    before = (tmp_path / "L" / "ledger.sqlite").read_bytes()
+    argv = (
+        ["log"], ["show", "1"], ["show", "2"], ["diff", "1", "2"], ["export", "1", "--out", "x.npz"],
+        ["add", "f.npz", "--source", "s"], ["rollback", "1"], ["transform", "deduplicate"],
+    )  # fmt: skip
+    for command in argv:
+        result = poisonlab("ledger", *command, "--ledger", "L", cwd=tmp_path)
+        one_line(result, says, code=1)
         assert "poisonlab ledger verify" in result.stderr
+    verify = poisonlab("ledger", "verify", "--ledger", "L", cwd=tmp_path)
+    assert verify.returncode == 1 and says in verify.stdout
+    assert (tmp_path / "L" / "ledger.sqlite").read_bytes() == before
+    assert not (tmp_path / "x.npz").exists()
 
 
 def test_extreme_but_valid_values_leave_stderr_clean(tmp_path: Path) -> None:
@@ -165,3 +191,33 @@ def test_extreme_but_valid_values_leave_stderr_clean(tmp_path: Path) -> None:
         "fl", "--clients", "4", "--rounds", "1", "--attack", "scaling", "--param", "gamma=1e308", cwd=tmp_path
     )
     assert fl.returncode == 0 and "Warning" not in fl.stderr, fl.stderr
+
+
+@pytest.mark.parametrize("transform", ["normalise", "deduplicate"])
+def test_a_transform_of_an_empty_version_is_one_line_without_warnings(tmp_path: Path, transform: str) -> None:
+    import numpy as np
+
+    from poisonlab.provenance.ledger import Ledger
+
+    np.savez(
+        tmp_path / "d.npz", X=np.ones((4, 3), dtype=np.float32), y=np.array([0, 1] * 2), ids=np.arange(4)
+    )
+    assert poisonlab("ledger", "init", "L", cwd=tmp_path).returncode == 0
+    assert poisonlab("ledger", "add", "d.npz", "--source", "s", "--ledger", "L", cwd=tmp_path).returncode == 0
+    with Ledger.open(tmp_path / "L") as ledger:
+        ledger.quarantine(np.arange(4), reason={"detector": "manual"})  # every sample: version 2 is empty
+    result = poisonlab("ledger", "transform", transform, "--ledger", "L", cwd=tmp_path)
+    one_line(result, f"version 2 holds no samples, so there is nothing to {transform}")
+    assert "Warning" not in result.stderr
+
+
+def test_a_results_folder_that_cannot_be_made_is_one_line_before_any_progress_bar(tmp_path: Path) -> None:
+    (tmp_path / "cfg.toml").write_text(CONFIG)
+    (tmp_path / "afile").write_text("mine")
+    for out, says in (("afile/x", "is a file, not a folder"), ("afile/x/y", "is a file, not a folder")):
+        result = poisonlab("run", "cfg.toml", "--out", out, cwd=tmp_path)
+        one_line(result, says)  # one line: no empty "runs 0/1" bar drawn before it
+    fl = poisonlab("fl", "--data", "wine", "--rounds", "2", "--out", "afile/x", cwd=tmp_path)
+    one_line(fl, "is a file, not a folder")
+    assert (tmp_path / "afile").read_text() == "mine"
+    assert not list(tmp_path.glob(".poisonlab-probe-*"))

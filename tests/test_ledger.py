@@ -32,7 +32,7 @@ from poisonlab.provenance import (
     verify_proof,
     verify_signature,
 )
-from poisonlab.provenance.chain import batch_message
+from poisonlab.provenance.chain import batch_message, canonical_json, event_hash
 
 CODE_HASH = hashlib.sha256(b"normalise v1").hexdigest()
 
@@ -296,7 +296,7 @@ def test_a_payload_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
     db.close()
     with Ledger.open(path) as ledger:
         assert "event 2: payload is not valid JSON" in ledger.verify().problems
-        with pytest.raises(IntegrityError, match="event 2: the payload is not JSON"):
+        with pytest.raises(IntegrityError, match="event 2: payload is not valid JSON"):
             ledger.log()
 
 
@@ -364,8 +364,6 @@ def test_a_deleted_event_breaks_the_chain(tmp_path: Path) -> None:
 
 def test_a_rewritten_rollback_target_is_caught(tmp_path: Path) -> None:
     """Even with the event rehashed, "rollback to 1" over version 2's samples is a problem."""
-    from poisonlab.provenance.chain import canonical_json, event_hash
-
     path = _signed_ledger(tmp_path)
     with sqlite3.connect(path / "ledger.sqlite") as db:
         seq, time_, actor, kind, text, prev, _ = db.execute("SELECT * FROM events WHERE seq = 5").fetchone()
@@ -385,6 +383,15 @@ def test_object_names_from_records_never_leave_the_store(tmp_path: Path) -> None
     np.savez(outside, **members.arrays())  # a valid membership object, outside the store
     with sqlite3.connect(path / "ledger.sqlite") as db:
         db.execute("UPDATE versions SET membership = '../../outside' WHERE number = 5")
+    db.close()
+    with Ledger.open(path) as ledger:  # the row no longer agrees with its event
+        with pytest.raises(IntegrityError, match="version 5: membership differs from event 5"):
+            ledger.arrays(5)
+    with sqlite3.connect(path / "ledger.sqlite") as db:  # event 5 is the last: rewrite it to agree
+        seq, time_, actor, kind, text, prev, _ = db.execute("SELECT * FROM events WHERE seq = 5").fetchone()
+        payload = json.loads(text) | {"membership": "../../outside"}
+        digest = event_hash(seq, prev, time_, actor, kind, payload)
+        db.execute("UPDATE events SET payload = ?, hash = ? WHERE seq = 5", (canonical_json(payload), digest))
     db.close()
     with Ledger.open(path) as ledger:
         with pytest.raises(IntegrityError, match=r"'\.\./\.\./outside' is not a SHA-256 digest"):
@@ -430,8 +437,8 @@ def test_verify_reads_the_three_tables_in_one_snapshot(tmp_path: Path) -> None:
     with Ledger.open(_signed_ledger(tmp_path)) as ledger:
         ledger._db.set_trace_callback(statements.append)
         assert ledger.verify().ok
-    reads = [i for i, s in enumerate(statements) if s.startswith("SELECT * FROM")]
-    assert len(reads) == 3
+    reads = [i for i, s in enumerate(statements) if s.startswith("SELECT")]
+    assert len(reads) == 4  # meta, events, batches, versions
     assert statements[reads[0] - 1] == "BEGIN" and statements[reads[-1] + 1] == "COMMIT"
 
 
@@ -819,3 +826,29 @@ def test_merkle_root_domain_separation_odd_carry_and_proofs() -> None:
             assert not verify_proof(leaves[(i + 1) % 7].tobytes(), proof, root) or (n == 1 and i == 0)
     with pytest.raises(DataError, match=r"\(n, 32\) uint8"):
         merkle_root(np.zeros((2, 31), dtype=np.uint8))
+
+
+def test_the_meta_table_is_bound_into_the_chain_and_older_ledgers_still_verify(tmp_path: Path) -> None:
+    path = tmp_path / "l"
+    with Ledger.init(path) as ledger:
+        ledger.add(*_batch(4, 0), source="a")
+    with sqlite3.connect(path / "ledger.sqlite") as db:
+        db.execute("UPDATE meta SET value = '2000-01-01T00:00:00.000000Z' WHERE key = 'created'")
+    db.close()
+    with Ledger.open(path) as ledger:
+        assert ledger.verify().problems == [
+            "event 1: prev_hash does not link to the ledger's genesis (its meta table)"
+        ]
+        with pytest.raises(IntegrityError, match="run `poisonlab ledger verify`"):
+            ledger.add(*_batch(4, 10), source="a")
+    # A ledger written before the genesis was bound starts from 64 zeros: intact, with a note.
+    with sqlite3.connect(path / "ledger.sqlite") as db:
+        seq, time_, actor, kind, text, _, _ = db.execute("SELECT * FROM events WHERE seq = 1").fetchone()
+        digest = event_hash(seq, "0" * 64, time_, actor, kind, json.loads(text))
+        db.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = 1", ("0" * 64, digest))
+    db.close()
+    with Ledger.open(path) as ledger:
+        report = ledger.verify()
+        assert report.ok and any("meta: not bound" in note for note in report.notes)
+        ledger.add(*_batch(4, 10), source="a")  # such a ledger can still grow
+        assert ledger.verify().ok and ledger.head().n == 8

@@ -109,7 +109,7 @@ def test_verify_exits_1_naming_the_tampered_batch(tmp_path: Path) -> None:
     assert "failed verification" in line and "batch 2 (source crowd)" in line
     # nor does it vouch for the tampered ledger
     attest = poisonlab("ledger", "attest", "--ledger", "L", cwd=tmp_path)
-    assert attest.returncode == 2 and not attest.stdout
+    assert attest.returncode == 1 and not attest.stdout
     assert "not attesting" in attest.stderr and "batch 2 (source crowd)" in attest.stderr
 
 
@@ -266,7 +266,7 @@ def test_a_damaged_ledger_fails_with_one_line(tmp_path: Path) -> None:
         ids=np.arange(2),
     )
     result = poisonlab("ledger", "export", "1", "--out", "x.npz", "--ledger", "L", cwd=tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
         "poisonlab: error: version 1: sample 0 does not match its recorded hash "
         "(run `poisonlab ledger verify`)"
@@ -274,7 +274,7 @@ def test_a_damaged_ledger_fails_with_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "x.npz").exists()
     (ledger / "ledger.sqlite").write_bytes(b"garbage" * 100)
     result = poisonlab("ledger", "log", "--ledger", "L", cwd=tmp_path)
-    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
     assert "ledger.sqlite exists but is damaged" in result.stderr  # not "not a ledger: run init"
 
 
@@ -286,7 +286,7 @@ def test_show_names_a_missing_event_instead_of_crashing(tmp_path: Path) -> None:
     with sqlite3.connect(ledger / "ledger.sqlite") as db:
         db.execute("DELETE FROM events")
     db.close()
-    assert main(["ledger", "show", "--ledger", str(ledger)]) == 2
+    assert main(["ledger", "show", "--ledger", str(ledger)]) == 1  # damaged, as verify would exit
 
 
 def test_ledger_text_is_printed_literally_never_as_markup(

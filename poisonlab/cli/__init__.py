@@ -3,7 +3,7 @@
 One module per group of commands; each adds its subcommands in ``register`` and names
 the function that runs them. ``main`` turns a :class:`~poisonlab.errors.PoisonlabError`
 into one line on stderr and the exit status its type maps to
-(:data:`poisonlab.errors.EXIT_CODES`: 75 when a ledger is busy, 2 otherwise); the
+(:data:`poisonlab.errors.EXIT_CODES`: 75 when a ledger is busy, 1 when it is damaged, 2 otherwise); the
 text of an exception is never read to decide. Anything else is a bug and keeps its
 traceback.
 """

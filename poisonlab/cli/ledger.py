@@ -4,7 +4,7 @@ Every subcommand but ``init`` and ``keygen`` works on the ledger named by
 ``--ledger DIR`` (default: ``$POISONLAB_LEDGER``, else the current folder). The
 library decides every error: a ledger another process is writing raises
 :class:`~poisonlab.errors.LedgerBusy` (exit 75: try again), a damaged one
-:class:`~poisonlab.errors.IntegrityError` (exit 2).
+:class:`~poisonlab.errors.IntegrityError` (exit 1, as ``verify`` exits for one).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -60,6 +61,7 @@ def pending_runs(experiment: Experiment, out_dir: Path, *, resume: bool) -> tupl
             raise ConfigError(
                 f"{out_dir} holds {', '.join(held)} but no results store to resume; choose another --out"
             )
+        _check_can_create(out_dir)
         return unique, 0
     with ResultStore(store_path) as store:
         if not resume and store.count():
@@ -71,6 +73,23 @@ def pending_runs(experiment: Experiment, out_dir: Path, *, resume: bool) -> tupl
         store.records()  # every stored record must read back: a damaged one is refused before any run
     todo = [s for s in unique if s.run_id not in done]
     return todo, len(unique) - len(todo)
+
+
+def _check_can_create(out_dir: Path) -> None:
+    """Refuse a results folder that cannot be made, before any run (and any progress bar) starts.
+
+    A probe folder is made and removed in the nearest existing ancestor: that is the
+    one test that holds for permissions, read-only mounts and special file systems alike.
+    """
+    ancestor = out_dir.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"--out {out_dir}: {ancestor} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=ancestor, prefix=".poisonlab-probe-"))
+    except OSError as exc:
+        raise ConfigError(f"--out {out_dir}: cannot create a folder in {ancestor} ({exc.strerror})") from None
 
 
 def run_grid(

@@ -2,7 +2,11 @@
 
 An event's ``hash`` is SHA-256 over the canonical JSON (sorted keys, no spaces,
 ASCII, no NaN) of ``{seq, prev_hash, time, actor, kind, payload}``; the first
-event's ``prev_hash`` is :data:`GENESIS_HASH` (64 zeros).
+event's ``prev_hash`` is the genesis hash, SHA-256 over the canonical JSON of the
+ledger's ``meta`` table (:func:`genesis_hash`), so an edit of ``meta`` breaks the
+chain at its first link. Ledgers written before the genesis was bound start from
+:data:`LEGACY_GENESIS` (64 zeros); verify accepts them and says their ``meta`` is
+unbound.
 """
 
 from __future__ import annotations
@@ -17,13 +21,18 @@ import numpy as np
 
 from poisonlab.errors import ConfigError, DataError
 
-GENESIS_HASH = "0" * 64
+LEGACY_GENESIS = "0" * 64
 EVENT_KINDS = ("add", "transform", "quarantine", "rollback")
 
 
 def canonical_json(value: object) -> str:
     """JSON with sorted keys, no spaces, ASCII only, no NaN: one text per value."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def genesis_hash(meta: dict[str, str]) -> str:
+    """The first event's ``prev_hash``: SHA-256 over the canonical JSON of the ledger's ``meta`` rows."""
+    return hashlib.sha256(canonical_json({"genesis": meta}).encode("ascii")).hexdigest()
 
 
 def event_hash(seq: int, prev_hash: str, time: str, actor: str, kind: str, payload: object) -> str:

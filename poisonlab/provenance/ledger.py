@@ -31,13 +31,13 @@ import numpy as np
 
 from poisonlab.errors import ConfigError, DataError, IntegrityError, LedgerBusy, LedgerError
 from poisonlab.provenance.chain import (
-    GENESIS_HASH,
     as_ids_like,
     batch_message,
     canonical_json,
     default_actor,
     describe_schema,
     event_hash,
+    genesis_hash,
     json_dict,
     now,
     positions,
@@ -146,10 +146,12 @@ class Ledger:
     ...     report = ledger.verify()
     """
 
-    def __init__(self, path: Path, db: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, db: sqlite3.Connection, meta: dict[str, str]) -> None:
         self.path = path
         self._db = db
         self._store = ObjectStore(path / "objects")
+        self._genesis = genesis_hash(meta)
+        self._checked: tuple[Any, ...] | None = None  # the record state last found intact
 
     # -- opening and closing ---------------------------------------------------
     @classmethod
@@ -256,7 +258,7 @@ class Ledger:
         except sqlite3.Error as exc:
             db.close()
             raise _write_error(exc, path) from exc
-        return cls(path, db)
+        return cls(path, db, meta)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -278,9 +280,11 @@ class Ledger:
         except sqlite3.OperationalError as exc:  # waited BUSY_TIMEOUT for another writer's lock
             raise _write_error(exc, self.path) from exc
         try:
+            self._check_records()  # never extend a chain that no longer holds together
             yield self._db
             _checkpoint("before-commit")
             self._db.execute("COMMIT")
+            self._checked = self._record_state()
         except BaseException as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
@@ -289,12 +293,37 @@ class Ledger:
             raise
 
     # -- reading records -------------------------------------------------------
+    def _record_state(self) -> tuple[Any, ...]:
+        """What changes whenever a writer commits: the last event, and the row counts."""
+        return self._db.execute(
+            "SELECT (SELECT MAX(seq) FROM events), (SELECT hash FROM events ORDER BY seq DESC LIMIT 1), "
+            "(SELECT COUNT(*) FROM batches), (SELECT COUNT(*) FROM versions)"
+        ).fetchone()  # type: ignore[no-any-return]
+
+    def _check_records(self) -> None:
+        """Refuse a ledger whose database fails verify's record checks (chain, genesis, rows vs events).
+
+        Objects are not re-hashed here (reading a version checks its samples); the
+        result is kept until another writer commits.
+        """
+        from poisonlab.provenance.verify import verify_ledger
+
+        state = self._record_state()
+        if state == self._checked:
+            return
+        report = verify_ledger(self._db, self._store, objects=False)
+        if not report.ok:
+            raise IntegrityError(f"{report.first_problem} (run `poisonlab ledger verify`)")
+        self._checked = state
+
     def versions(self) -> list[Version]:
         """Every version, oldest first."""
+        self._check_records()
         rows = self._db.execute("SELECT * FROM versions ORDER BY number").fetchall()
         return [_version(row) for row in rows]
 
     def _head(self) -> Version | None:
+        self._check_records()
         row = self._db.execute("SELECT * FROM versions ORDER BY number DESC LIMIT 1").fetchone()
         return None if row is None else _version(row)
 
@@ -313,6 +342,7 @@ class Ledger:
         ConfigError
             If there is no such version.
         """
+        self._check_records()
         if isinstance(version, Version):
             version = version.number
         if isinstance(version, str):
@@ -333,7 +363,14 @@ class Ledger:
         return _version(row)
 
     def log(self) -> list[Event]:
-        """Every event of the chain, oldest first."""
+        """Every event of the chain, oldest first.
+
+        Raises
+        ------
+        IntegrityError
+            If the chain or a record no longer agrees with its hashes.
+        """
+        self._check_records()
         events = []
         rows = self._db.execute("SELECT * FROM events ORDER BY seq").fetchall()
         for seq, time, actor, kind, text, prev, digest in rows:
@@ -371,9 +408,11 @@ class Ledger:
         Raises
         ------
         IntegrityError
-            If the object is missing, unreadable or not named by a digest.
+            If the object is missing, unreadable or not named by a digest, or the
+            ledger's records no longer agree with their chain.
         """
         record = self.version(version)
+        self._check_records()
         try:
             return Membership.load(self._store, record.membership)
         except DataError as exc:  # the store holds what the ledger wrote: anything else is damage
@@ -444,7 +483,7 @@ class Ledger:
     # -- writing ---------------------------------------------------------------
     def _append_event(self, db: sqlite3.Connection, kind: str, actor: str, payload: dict[str, Any]) -> int:
         last = db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
+        seq, prev = (1, self._genesis) if last is None else (last[0] + 1, last[1])
         time = now()
         try:
             text = canonical_json(payload)

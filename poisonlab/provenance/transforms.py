@@ -171,12 +171,15 @@ def apply_transform(
     UnknownNameError
         If no transform is called ``name``.
     ConfigError
-        On parameters the transform does not take or refuses, or an empty ledger.
+        On parameters the transform does not take or refuses, or an empty ledger or head version.
     LedgerError
         If another writer moved the head while the transform ran.
     """
     transform = TRANSFORMS.create(name, **(params or {}))
-    X, y, ids, _ = ledger.arrays("head")
+    head = ledger.head()
+    if head.n == 0:  # every sample quarantined: there is nothing to transform, and no statistics
+        raise ConfigError(f"version {head.number} holds no samples, so there is nothing to {name}")
+    X, y, ids, _ = ledger.arrays(head)
     X2, y2, ids2 = transform(X, y, ids)
     return ledger.transform(
         name, transform.params(), X2, y2, ids2, code_hash=code_hash(transform), actor=actor
