@@ -460,13 +460,14 @@ def test_tabular_evidence_keeps_standardised_inputs_and_linear_cross_fitted_prob
     assert np.mean(evidence.pred_probs.argmax(axis=1) == data.y) > 0.95
 
 
-def test_spectral_with_epsilon_removes_the_papers_share_of_every_class() -> None:
-    """Tran et al.'s rule: the 1.5·ε highest scores of each class, poisons among them."""
+@pytest.mark.parametrize("name", ["spectral", "spectre"])
+def test_spectral_with_epsilon_removes_the_papers_share_of_every_class(name: str) -> None:
+    """Tran et al.'s and Hayase et al.'s rule: the 1.5·ε highest scores of each class, poisons among them."""
     from poisonlab.checks.detectors import planted_case
 
     dataset, evidence, mask = planted_case("classification")
     share = mask.sum() / (dataset.y == 0).sum()  # the poisons' share of their target class: 8 of 22
-    fitted = DETECTORS.create("spectral", epsilon=0.4).fit(dataset, evidence)
+    fitted = DETECTORS.create(name, epsilon=0.4).fit(dataset, evidence)
     flags = fitted.auto_flags()
     assert share < 0.4
     for c in range(dataset.n_classes):
@@ -474,7 +475,7 @@ def test_spectral_with_epsilon_removes_the_papers_share_of_every_class() -> None
         assert flags[in_class].sum() == math.floor(1.5 * 0.4 * in_class.sum() + 1e-9)
     assert (flags & mask).sum() >= mask.sum() - 1  # measured 7 of the 8 planted poisons
     with pytest.raises(ConfigError, match="epsilon must lie in"):
-        DETECTORS.create("spectral", epsilon=0.9)
+        DETECTORS.create(name, epsilon=0.9)
 
 
 def test_relabelled_groups_finds_a_triggered_group_and_stays_silent_on_clean_blobs() -> None:

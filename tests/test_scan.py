@@ -354,6 +354,9 @@ def test_scan_passes_detector_parameters(tmp_path: Path, capsys) -> None:
     assert report["n_flagged"] == expected  # the paper's rule: 1.5·ε of every class
     assert main(["scan", "wine", "--detector", "spectral", "--param", "eps=0.1"]) == 2
     assert "has no parameter 'eps'" in capsys.readouterr().err
+    # without epsilon the strict split rule flags nothing on wine: the user is told what else to do
+    assert main(["scan", "wine", "--detector", "spectre"]) == 0
+    assert "spectre's own rule flagged nothing; --contamination R" in capsys.readouterr().out
 
 
 def test_scan_shows_the_class_names_a_file_carries(tmp_path: Path, capsys) -> None:

@@ -115,6 +115,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
         highlight=False,
         markup=False,
     )
+    if report.n_flagged == 0 and contamination is None and args.detector != "auto":
+        console.print(
+            f"note: {args.detector}'s own rule flagged nothing; --contamination R flags the share R "
+            "with the highest scores instead",
+            highlight=False,
+            markup=False,
+        )
     # flagged rows first, then by score
     top = np.lexsort((-report.scores, ~report.flags))[: args.top]
     table = Table(title="most suspicious samples")
