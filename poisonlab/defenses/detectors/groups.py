@@ -23,7 +23,8 @@ class RelabelledGroups(Detector):
     For every labelled class ``c``:
 
     1. **Proposals.** Candidate splits of the class come from (a) 2-means on the
-       standardised early representations joined with the raw inputs, and on the
+       standardised early representations (joined with the raw pixels, for
+       images), and on the
        penultimate representations (after PCA to 10 dimensions), the split of
        activation clustering (Chen et al. 2018); and
        (b) when class ``c`` *receives* clearly more k-NN disagreements than it
@@ -35,7 +36,7 @@ class RelabelledGroups(Detector):
        classes, ``alpha``). This catches groups too small to form a cluster.
     2. **Refinement.** Each proposal is refined by cross-validated self-training:
        a ridge classifier on the class's standardised representations (the early
-       layer with the raw inputs, and those plus the penultimate layer) predicts the proposal's membership out
+       layer with the raw pixels, and those plus the penultimate layer) predicts the proposal's membership out
        of fold, and the out-of-fold prediction becomes the next proposal, until it
        no longer changes. Poisons that share a trigger are linearly separable in
        the proxy's representations, so a proposal that holds many of them grows
@@ -63,7 +64,7 @@ class RelabelledGroups(Detector):
     The score puts flagged samples above the rest and orders each group by the
     share of a sample's k nearest neighbours (label-free view) labelled otherwise.
 
-    Joining the raw inputs to the early activations was chosen on the same
+    Joining the raw pixels to the early activations was chosen on the same
     development cases: there, relabelled groups alone went from F1 0.78 to 0.99 on a
     10% blend and from 0.91 to 1.00 on BadNets at 1% (digits), with clean sets
     still unflagged.
@@ -115,11 +116,13 @@ class RelabelledGroups(Detector):
         self.receiving_classes_ = np.flatnonzero(receiving)
         early = evidence.early_representations
         early = evidence.representations if early is None else early
-        # The raw inputs join the early activations: an input-space trigger (one pixel, a
-        # blend pattern, rare values of a few columns) is a feature of its own there,
-        # before any pooling can wash it out.
-        inputs = dataset.X.reshape(n, -1).astype(np.float64)
-        early = np.hstack([early.reshape(n, -1), inputs])
+        early = early.reshape(n, -1)
+        if dataset.modality == "image":
+            # The raw pixels join the early activations: a one-pixel trigger or a blend
+            # pattern is a feature of its own there, before pooling can wash it out.
+            # (On tabular data the proxy's representations are one layer from the
+            # inputs already; joining them did not help on the development seeds.)
+            early = np.hstack([early, dataset.X.reshape(n, -1).astype(np.float64)])
         self.flags_ = np.zeros(n, dtype=bool)
         #: accepted groups: class -> {"size", "own", "confidence", "mass"}
         self.groups_: dict[int, dict[str, float]] = {}
