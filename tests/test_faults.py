@@ -153,14 +153,18 @@ def test_an_edited_ledger_is_refused_by_every_command_in_one_line(
     """Any one-field edit of any table, older events included: refused before reading or writing."""
     import numpy as np
 
+    from poisonlab.provenance.ledger import Ledger
+
     rng = np.random.default_rng(0)
-    for name, first in (("d", 0), ("e", 100), ("f", 200)):
-        ids = np.arange(first, first + 6)
-        np.savez(tmp_path / f"{name}.npz", X=rng.normal(size=(6, 2)), y=np.array([0, 1] * 3), ids=ids)
-    assert poisonlab("ledger", "init", "L", cwd=tmp_path).returncode == 0
-    for name in ("d", "e"):
-        add = ("ledger", "add", f"{name}.npz", "--source", "s", "--ledger", "L")
-        assert poisonlab(*add, cwd=tmp_path).returncode == 0
+    batches = [
+        (rng.normal(size=(6, 2)), np.array([0, 1] * 3), np.arange(first, first + 6)) for first in (0, 100)
+    ]
+    with Ledger.init(
+        tmp_path / "L"
+    ) as ledger:  # built in-process; only the commands under test are subprocesses
+        for X, y, ids in batches:
+            ledger.add(X, y, ids, source="s")
+    np.savez(tmp_path / "f.npz", X=rng.normal(size=(6, 2)), y=np.array([0, 1] * 3), ids=np.arange(200, 206))
     with sqlite3.connect(tmp_path / "L" / "ledger.sqlite") as db:
         db.execute(edit)
     db.close()
