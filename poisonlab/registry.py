@@ -135,8 +135,17 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            known = ", ".join(self._entries)
+            known = ", ".join(self._entries) + self._hint(name)
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
+
+    def _hint(self, name: object) -> str:
+        """``; did you mean 'x'?`` for a near miss (a typo), else nothing."""
+        import difflib
+
+        if not isinstance(name, str):
+            return ""
+        close = difflib.get_close_matches(name.lower(), list(self._entries), n=1, cutoff=0.75)
+        return f"; did you mean {close[0]!r}?" if close else ""
 
     def create(self, name: str, **params: Any) -> T:
         return self.get(name).create(**params)

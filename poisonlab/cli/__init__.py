@@ -26,7 +26,10 @@ _GROUPS = (experiments, scan, certify, federated, ledger, stream)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from poisonlab import __version__
+
     parser = Parser(prog="poisonlab", description="Red-team and defend ML training data against poisoning.")
+    parser.add_argument("--version", action="version", version=f"poisonlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in _GROUPS:
         group.register(sub)

@@ -57,6 +57,18 @@ class Parser(argparse.ArgumentParser):
         error(f"{message} (see {self.prog} --help)")
         sys.exit(2)
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """argparse's check of ``choices``, with the nearest choice suggested for a typo."""
+        import difflib
+
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        listed = ", ".join(repr(c) for c in choices)
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from {listed}){hint}")
+
 
 def error(message: str) -> None:
     """One plain line on stderr: never wrapped, so scripts and CI logs can grep it."""

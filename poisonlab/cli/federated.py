@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from poisonlab.cli._common import console, err_console, escape_controls, parse_params
+from poisonlab.cli._common import console, data_options, err_console, escape_controls, parse_params
 from poisonlab.errors import ConfigError, RunFailed
 
 if TYPE_CHECKING:
@@ -77,6 +77,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--agg-param", action="append", default=[], metavar="KEY=VALUE", help="aggregator parameter"
     )
     fl.add_argument("--out", help="output folder for the results store (default: runs/<time stamp>-fl)")
+    fl.add_argument(
+        "--resume", action="store_true", help="continue the simulation stored in --out instead of refusing it"
+    )
+    data_options(fl)
 
     fl.set_defaults(func=cmd_fl)
 
@@ -85,9 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_fl(args: argparse.Namespace) -> int:
     from poisonlab.experiments import parse_config, run_grid
 
+    columns = {key: getattr(args, key) for key in ("label_col", "id_col", "source_col", "task")}
+    columns = {key: value for key, value in columns.items() if value is not None}
     raw: dict[str, Any] = {
         "scenario": "federated",
-        "datasets": [args.data],
+        "datasets": [{"path": args.data, **columns} if columns else args.data],
         "models": [args.model],
         "attacks": [{"name": args.attack, **parse_params(args.param)}],
         "aggregators": [{"name": args.aggregator, **parse_params(args.agg_param, "--agg-param")}],
@@ -130,14 +136,16 @@ def cmd_fl(args: argparse.Namespace) -> int:
         progress.update(task, advance=1, status=status)
 
     try:
-        outcome = run_grid(experiment, out, on_progress=on_round)
+        outcome = run_grid(experiment, out, resume=args.resume, on_progress=on_round)
     finally:
         if progress.live.is_started:
             progress.stop()
     record = outcome.records[0]
     if record.status != "ok":
         _report_failure(record)
-    console.print(_rounds_table(history, args))
+    console.print(
+        _rounds_table(history or list(getattr(record, "rounds", ())), args)
+    )  # resumed: stored rounds
     console.print(
         f"{args.aggregator} vs {args.attack}: {record['n_malicious']} of {args.clients} clients malicious, "
         f"final accuracy {100 * record['clean_acc']:.1f}%"
