@@ -95,3 +95,16 @@ def test_fl_reads_a_csv_with_its_label_column_and_resumes(tmp_path: Path) -> Non
     resumed = _run(*base, "--label-col", "target", "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert re.search(r"│\s+1 │", resumed.stdout)  # the stored round is shown again
+
+
+def test_every_option_and_argument_has_help_text() -> None:
+    parsers = [("poisonlab", build_parser())]
+    bare = []
+    while parsers:
+        name, parser = parsers.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend((f"{name} {sub}", p) for sub, p in action.choices.items())
+            elif not action.help:
+                bare.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert not bare, bare

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add("--param", action="append", default=[], metavar="KEY=VALUE", help="base learner parameter")
     add("--test", metavar="DATA", help="certify these inputs (default: a held-out split of DATA)")
     add("--test-size", type=float, default=0.25, help="held-out share when --test is not given")
-    add("--seed", type=int, default=0)
+    add("--seed", type=int, default=0, help="seed of the split and of every base model (default 0)")
     add("--out", help="write each test input's prediction and certified radius as CSV")
     force_option(certify)
     data_options(certify)

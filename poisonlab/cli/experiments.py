@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     budget.add_argument("--count", type=int, help="number of samples to poison")
     attack.add_argument("--out", required=True, help="output .npz (X, y, ids, poison_mask, ...)")
     force_option(attack)
-    attack.add_argument("--seed", type=int, default=0)
+    attack.add_argument("--seed", type=int, default=0, help="seed of the poison draw (default 0)")
     attack.add_argument(
         "--target-index",
         type=int,

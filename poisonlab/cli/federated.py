@@ -70,8 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fl.add_argument("--lr", type=float, default=0.2, help="local SGD learning rate (default 0.2)")
     fl.add_argument("--batch-size", type=int, default=16, help="local SGD batch size (default 16)")
     fl.add_argument("--alpha", type=float, help="Dirichlet label skew of the client split (default: IID)")
-    fl.add_argument("--seed", type=int, default=0)
-    fl.add_argument("--test-size", type=float, default=0.25)
+    fl.add_argument("--seed", type=int, default=0, help="seed of the split, clients and training (default 0)")
+    fl.add_argument("--test-size", type=float, default=0.25, help="held-out share (default 0.25)")
     fl.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="attack parameter")
     fl.add_argument(
         "--agg-param", action="append", default=[], metavar="KEY=VALUE", help="aggregator parameter"

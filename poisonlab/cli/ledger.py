@@ -70,8 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("version", nargs="?", default="head", help="version number or 'head' (default)")
 
     p = add("diff", cmd_diff, "samples added, removed, relabelled and modified between two versions, by id")
-    p.add_argument("v1")
-    p.add_argument("v2")
+    p.add_argument("v1", help="the earlier version: a number or 'head'")
+    p.add_argument("v2", help="the later version: a number or 'head'")
     p.add_argument("--json", action="store_true", help="print every id as JSON")
     p.add_argument("--limit", type=int, default=10, help="ids shown per category (default 10)")
 
@@ -81,15 +81,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--scan", required=True, metavar="REPORT.json", help="report of `poisonlab scan --out`")
 
     p = add("rollback", cmd_rollback, "a new version with exactly the samples of VERSION")
-    p.add_argument("version")
+    p.add_argument("version", help="the version whose samples to restore")
 
     p = add("export", cmd_export, "write a version as .npz (X, y, ids, source)")
-    p.add_argument("version")
-    p.add_argument("--out", required=True, metavar="DATA.npz")
+    p.add_argument("version", help="version number or 'head'")
+    p.add_argument("--out", required=True, metavar="DATA.npz", help="the .npz to write (X, y, ids, source)")
     force_option(p)
 
     p = add("attest", cmd_attest, "an in-toto statement for a version (subject: its Merkle root)")
-    p.add_argument("version", nargs="?", default="head")
+    p.add_argument("version", nargs="?", default="head", help="version number or 'head' (default)")
     p.add_argument("--out", metavar="FILE.json", help="write it to a file instead of printing it")
     force_option(p)
 

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="K",
         help="exit 1 when more than K samples are flagged (default 0)",
     )
-    scan.add_argument("--seed", type=int, default=0)
+    scan.add_argument("--seed", type=int, default=0, help="seed of the proxy model and its folds (default 0)")
     scan.add_argument("--top", type=int, default=10, help="how many suspicious samples to print")
     data_options(scan)
 

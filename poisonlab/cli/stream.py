@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--epochs-per-batch", type=int, default=5, help="passes over each admitted batch (default 5)"
     )
     stream.add_argument("--eval-every", type=int, default=5, help="evaluate every N batches (default 5)")
-    stream.add_argument("--seed", type=int, default=0)
-    stream.add_argument("--test-size", type=float, default=0.25)
+    stream.add_argument("--seed", type=int, default=0, help="seed of split, stream, learner")
+    stream.add_argument("--test-size", type=float, default=0.25, help="held-out share (default 0.25)")
     stream.add_argument(
         "--gate",
         choices=tuple(_ARMS),
