@@ -108,3 +108,13 @@ def test_every_option_and_argument_has_help_text() -> None:
             elif not action.help:
                 bare.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
     assert not bare, bare
+
+
+@pytest.mark.parametrize(("seeds", "spread"), [("[0]", False), ("[0, 1]", True)])
+def test_a_single_seed_cell_shows_no_spread(tmp_path: Path, seeds: str, spread: bool) -> None:
+    config = f'datasets = ["wine"]\nmodels = ["logreg"]\nattacks = ["label_flip"]\nseeds = {seeds}\n'
+    (tmp_path / "grid.toml").write_text(config)
+    result = _run("run", "grid.toml", "--out", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "label_flip" in line]
+    assert rows and all(("±" in row) == spread for row in rows), result.stdout

@@ -177,16 +177,17 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
     for r in rows:
         rate = "—" if r.get(condition) is None else f"{100 * r[condition]:g}%"
         cells = []
+        one = r["n_seeds"] == 1  # one seed has no spread: "±0.0" would claim one
         for _, key in metrics:
             value = r.get(key)
             if key == "test_mse":
-                cells.append("—" if value is None else f"{value[0]:.4g}±{value[1]:.2g}")
+                cells.append(_mean_std(value, ".4g", ".2g", one))
             elif key == "n_admitted_poison":
-                cells.append("—" if value is None else f"{value[0]:.0f}±{value[1]:.0f}")
+                cells.append(_mean_std(value, ".0f", ".0f", one))
             elif key in ("mse_ratio", "dp_epsilon"):
-                cells.append("—" if value is None else f"{value[0]:.2f}±{value[1]:.2f}")
+                cells.append(_mean_std(value, ".2f", ".2f", one))
             else:
-                cells.append(_pm(value))
+                cells.append(_pm(value, one))
         first: tuple[str, ...]
         if threat:
             first = (str(r.get("phase") or "training"), rate, str(r["n_seeds"]), _modified(r))
@@ -205,8 +206,16 @@ def _modified(row: dict[str, Any]) -> str:
     return f"{what}, {row['perturbation']}" if row.get("perturbation") else what
 
 
-def _pm(value: tuple[float, float] | None) -> str:
-    return "—" if value is None else f"{100 * value[0]:.1f}±{100 * value[1]:.1f}"
+def _mean_std(value: tuple[float, float] | None, mean: str, std: str, one: bool) -> str:
+    """``mean±std``, or the mean alone for a single seed; ``—`` where there is no value."""
+    if value is None:
+        return "—"
+    return format(value[0], mean) if one else f"{value[0]:{mean}}±{value[1]:{std}}"
+
+
+def _pm(value: tuple[float, float] | None, one: bool = False) -> str:
+    """A share as ``mean±std`` in %, the mean alone for a single seed."""
+    return _mean_std(None if value is None else (100 * value[0], 100 * value[1]), ".1f", ".1f", one)
 
 
 # -- attack ------------------------------------------------------------------
