@@ -3,6 +3,8 @@
 The flow: a :class:`Dataset` goes through an attack (``ATTACKS``) to a
 :class:`PoisonResult`, through a defense (``DEFENSES``) to a model (``MODELS``), and
 the runner (:func:`run_grid`) measures C-ACC, ASR and RA for every cell of a grid.
+From a notebook: :func:`scan`, :func:`poison`, :func:`run` and :func:`load_results`
+(:mod:`poisonlab.api`) take arrays, names or a config dict.
 """
 
 from importlib import import_module
@@ -29,6 +31,11 @@ _EXPORTS = {
     "parse_config": "poisonlab.experiments",
     "run_experiment": "poisonlab.experiments",
     "run_grid": "poisonlab.experiments",
+    "scan": "poisonlab.api",
+    "poison": "poisonlab.api",
+    "run": "poisonlab.api",
+    "load_results": "poisonlab.api",
+    "ScanReport": "poisonlab.defenses.scan",
 }
 
 
@@ -36,6 +43,10 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'poisonlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 __version__ = "0.1.0"
@@ -51,13 +62,18 @@ __all__ = [
     "Dataset",
     "PoisonResult",
     "PoisonlabError",
+    "ScanReport",
     "Trigger",
     "UnknownNameError",
     "__version__",
     "load_config",
     "load_dataset",
+    "load_results",
     "parse_config",
+    "poison",
+    "run",
     "run_experiment",
     "run_grid",
+    "scan",
     "train_test_split",
 ]

@@ -44,3 +44,50 @@ def test_federated_all_resolves() -> None:
         assert getattr(federated, name) is not None
     with pytest.raises(AttributeError):
         _ = federated.not_a_name
+
+
+def test_dir_lists_the_public_names() -> None:
+    assert {"scan", "poison", "run", "load_results", "load_dataset"} <= set(dir(poisonlab))
+    assert "import_module" not in dir(poisonlab)
+
+
+def test_scan_takes_numpy_arrays_and_returns_the_flagged_rows() -> None:
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    flipped = np.random.default_rng(0).choice(len(y), 40, replace=False)
+    y[flipped] = 1 - y[flipped]
+    report = poisonlab.scan(X, y)
+    found = set(report.flagged.tolist()) & set(flipped.tolist())
+    assert len(found) >= 30 and report.n_flagged <= 50  # measured 38 of 40 in 42 flags
+    frame = report.to_frame()
+    assert len(frame) == len(y) and frame["flagged"].sum() == report.n_flagged
+    assert {"given_label", "predicted_label", "score", "flagged_by_knn_label"} <= set(frame.columns)
+    with pytest.raises(poisonlab.ConfigError, match="needs its labels"):
+        poisonlab.scan(X)
+
+
+def test_poison_refuses_an_attack_that_cannot_work_on_the_data() -> None:
+    result = poisonlab.poison("digits", "badnets", 0.05, target=0)
+    assert 85 <= result.poison_mask.sum() <= 90  # 5% of 1,797 digits
+    assert set(result.dataset.y[result.poison_mask].tolist()) == {0}
+    with pytest.raises(poisonlab.PoisonlabError, match="is for image data"):
+        poisonlab.poison("wine", "badnets", 0.05)
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch) -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    [example] = [b for b in blocks if "poisonlab.scan(X, y)" in b]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # our own README, not user data
+    results, same = namespace["results"], namespace["same"]
+    assert len(results) == 4 and results.equals(same)  # type: ignore[attr-defined]
+    assert (results["clean_acc"] > 0.8).all()  # type: ignore[index]
+    with pytest.raises(poisonlab.ConfigError, match="is not a poisonlab results folder"):
+        poisonlab.load_results(tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()

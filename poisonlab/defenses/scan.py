@@ -32,6 +32,28 @@ class ScanReport:
     def n_flagged(self) -> int:
         return int(self.flags.sum())
 
+    @property
+    def flagged(self) -> np.ndarray:
+        """Indices of the flagged rows, in input order."""
+        return np.flatnonzero(self.flags)
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame, one row per sample: id, labels, score, flag, and each detector's flag."""
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {
+                "id": self.dataset.ids,
+                "given_label": self.dataset.original_labels(),
+                "predicted_label": self.predicted_labels,
+                "score": self.scores,
+                "flagged": self.flags,
+            }
+        )
+        for name, (_, flags) in self.per_detector.items():
+            frame[f"flagged_by_{name}"] = flags
+        return frame
+
     def agreeing(self, row: int) -> list[str]:
         """Names of the detectors that flag ``row``."""
         return [name for name, (_, flags) in self.per_detector.items() if flags[row]]

@@ -211,6 +211,21 @@ def _dedupe(records: Iterable[RunRecord]) -> list[RunRecord]:
     return list(seen.values())
 
 
+def load_records(out_dir: str | os.PathLike[str]) -> list[RunRecord]:
+    """Every run stored in a results folder, with its comparative figures derived.
+
+    Raises
+    ------
+    ConfigError
+        If ``out_dir`` holds no results store (nothing is created there).
+    """
+    store_path = Path(out_dir) / STORE_NAME
+    if not store_path.is_file():
+        raise ConfigError(f"{out_dir} is not a poisonlab results folder (it holds no {STORE_NAME})")
+    with ResultStore(store_path) as store:
+        return derive(_dedupe(store.records()))
+
+
 def write_summary(records: list[RunRecord], out_dir: Path) -> None:
     """``summary.json`` and ``results.csv``: the same columns, one row per run."""
     rows = [r.row() for r in records]
