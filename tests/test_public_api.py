@@ -91,3 +91,16 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch) -> None:
     with pytest.raises(poisonlab.ConfigError, match="is not a poisonlab results folder"):
         poisonlab.load_results(tmp_path / "elsewhere")
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_every_run_records_what_computed_it(tmp_path) -> None:
+    import torch
+
+    results = poisonlab.run(
+        {"datasets": ["wine"], "models": ["logreg"], "attacks": ["label_flip"], "seeds": [0]},
+        tmp_path / "out",
+    )
+    assert (results["versions"].str.startswith(f"poisonlab {poisonlab.__version__}, numpy ")).all()
+    assert (results["versions"].str.contains("scikit-learn ")).all()
+    assert (results["torch_threads"] == torch.get_num_threads()).all()  # jobs=1: this process
+    assert (results["n_train"] + results["n_test"] == 178).all()

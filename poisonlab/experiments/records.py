@@ -71,7 +71,11 @@ COLUMNS = (
     "malicious_selected",
     "diverged_round",
     "n_admitted_poison",
+    "n_train",
+    "n_test",
     "seconds",
+    "torch_threads",
+    "versions",
     "status",
     "error",
 )
@@ -91,6 +95,10 @@ class RunRecord:
     status: str = "ok"
     error: str | None = None
     seconds: float | None = None
+    #: PyTorch's intra-op thread count during the run (figures depend on it); None if torch was not used
+    torch_threads: int | None = None
+    #: what computed the run: "poisonlab 0.1.0, numpy 2.2.6, scikit-learn 1.7.2, torch 2.13.0"
+    versions: str | None = None
     n_train: int | None = None
     n_test: int | None = None
     clean_acc: float | None = None

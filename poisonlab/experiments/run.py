@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
 import time
 import traceback
 
@@ -46,4 +48,21 @@ def run_record_stub(spec: Spec) -> RunRecord:
 
 
 def _timed(record: RunRecord, seconds: float) -> RunRecord:
-    return dataclasses.replace(record, seconds=round(seconds, 3))
+    """The record with how long it took and what computed it (versions, PyTorch threads)."""
+    torch = sys.modules.get("torch")  # loaded only by runs that train a torch model
+    threads = int(torch.get_num_threads()) if torch is not None else None
+    return dataclasses.replace(record, seconds=round(seconds, 3), torch_threads=threads, versions=versions())
+
+
+@functools.cache
+def versions() -> str:
+    """The versions of poisonlab and the libraries its figures depend on, as one line."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("poisonlab", "numpy", "scikit-learn", "torch"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(found)
