@@ -90,7 +90,7 @@ def run_grid(config: dict[str, Any], jobs: int) -> list[dict[str, Any]]:
 
     with tempfile.TemporaryDirectory() as tmp:
         grid(parse_config(config), tmp, jobs=jobs)
-        return json.loads((Path(tmp) / "summary.json").read_text())
+        return json.loads((Path(tmp) / "summary.json").read_text())["runs"]
 
 
 def table(

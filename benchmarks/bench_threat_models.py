@@ -45,7 +45,7 @@ def grid(config: dict[str, Any], jobs: int) -> list[dict[str, Any]]:
 
     with tempfile.TemporaryDirectory() as tmp:
         run_grid(parse_config(config), tmp, jobs=jobs)
-        return json.loads((Path(tmp) / "summary.json").read_text())
+        return json.loads((Path(tmp) / "summary.json").read_text())["runs"]
 
 
 def means(

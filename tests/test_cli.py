@@ -105,7 +105,7 @@ def test_run_with_a_config_writes_summary(tmp_path: Path) -> None:
     result = poisonlab("run", str(config), "--out", str(tmp_path / "out"), "--jobs", "1")
     assert result.returncode == 0, result.stderr
     assert "feature_trigger" in result.stdout and "C-ACC" in result.stdout
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["runs"]
     assert len(summary) == 6 and all(r["status"] == "ok" for r in summary)
     # running the same grid again without --resume would mix results: refused, nothing lost
     again = poisonlab("run", str(config), "--out", str(tmp_path / "out"))
@@ -121,7 +121,7 @@ def test_run_exits_1_when_a_run_fails(tmp_path: Path, capsys: pytest.CaptureFixt
         'attacks = [{ name = "targeted_flip", source = 0, target = 1 }]\npoison_rates = [0.5]\n'
     )
     assert main(["run", str(config), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 1
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["runs"]
     assert [r["status"] for r in summary] == ["ok", "failed"]
 
 

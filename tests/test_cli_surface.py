@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -118,3 +119,11 @@ def test_a_single_seed_cell_shows_no_spread(tmp_path: Path, seeds: str, spread: 
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if "label_flip" in line]
     assert rows and all(("±" in row) == spread for row in rows), result.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    n_seeds = 2 if spread else 1
+    assert len(summary["runs"]) == 2 * n_seeds  # the clean baseline and the attack, per seed
+    [cell] = [c for c in summary["aggregate"] if c["attack"] == "label_flip"]
+    mean, std = cell["clean_acc"]
+    accuracies = [r["clean_acc"] for r in summary["runs"] if r["attack"] == "label_flip"]
+    assert cell["n_seeds"] == n_seeds and abs(mean - sum(accuracies) / n_seeds) < 1e-9
+    assert (std > 0) == spread or (spread and len(set(accuracies)) == 1)

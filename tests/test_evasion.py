@@ -143,7 +143,8 @@ def test_a_grid_puts_both_threat_models_side_by_side(tmp_path) -> None:
         "seeds": [0],
     }
     run_grid(parse_config(config), tmp_path)
-    rows = {(r["attack"], r["poison_rate"]): r for r in json.loads((tmp_path / "summary.json").read_text())}
+    stored = json.loads((tmp_path / "summary.json").read_text())["runs"]
+    rows = {(r["attack"], r["poison_rate"]): r for r in stored}
     assert len(rows) == 4  # the inference-time attack runs once per seed, not once per rate
     pgd = rows["pgd[eps=0.2,steps=10]", None]
     assert pgd["phase"] == "inference" and pgd["n_modified"] == 450 and pgd["perturbation"] == "L∞ ≤ 0.2"

@@ -47,7 +47,7 @@ def test_federated_runs_go_to_the_same_store_and_summary(tmp_path: Path) -> None
     rounds: list[dict[str, object]] = []
     outcome = run_grid(exp, tmp_path, on_progress=rounds.append)
     assert len(rounds) == 4 * len(exp.runs)
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "summary.json").read_text())["runs"]
     assert all(list(r) == list(COLUMNS) for r in summary)
     by = {(r["attack"], r["aggregator"]): r for r in summary}
     assert set(by) == {
@@ -135,7 +135,7 @@ def test_fl_command_runs_round_by_round_and_stores_the_run(
     assert main([*argv, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "krum vs sign_flip: 2 of 10 clients malicious, final accuracy" in out
-    [row] = json.loads((tmp_path / "summary.json").read_text())
+    [row] = json.loads((tmp_path / "summary.json").read_text())["runs"]
     assert row["scenario"] == "federated" and row["aggregator"] == "krum" and row["malicious_selected"] == 0.0
 
 
@@ -205,7 +205,7 @@ def test_fl_backdoor_runs_on_data_whose_labels_are_not_0_to_k(tmp_path: Path) ->
     write_npz(tmp_path / "shifted.npz", Dataset.from_arrays(digits.X, digits.original_labels() + 10))
     argv = ["fl", "--data", str(tmp_path / "shifted.npz"), "--clients", "10", "--rounds", "1"]
     assert main([*argv, "--attack", "backdoor", "--out", str(tmp_path / "out")]) == 0
-    [row] = json.loads((tmp_path / "out" / "summary.json").read_text())
+    [row] = json.loads((tmp_path / "out" / "summary.json").read_text())["runs"]
     assert row["status"] == "ok" and 0.0 <= row["asr"] <= 1.0
 
 
@@ -250,6 +250,6 @@ def test_resume_reads_a_folder_written_before_federated_runs_had_their_own_colum
     db.close()
     outcome = run_grid(exp, tmp_path, resume=True)
     assert outcome.n_skipped == 1  # the old run id still names the run: nothing is rerun
-    [row] = json.loads((tmp_path / "summary.json").read_text())
+    [row] = json.loads((tmp_path / "summary.json").read_text())["runs"]
     assert row["aggregator"] == "median" and row["malicious_share"] == 0.2 and row["n_malicious"] == 2
     assert row["defense"] is None and row["poison_rate"] is None and row["clean_acc"] == 0.75

@@ -53,7 +53,7 @@ def test_run_grid_stores_every_run_and_writes_summaries(tmp_path: Path) -> None:
     assert outcome.n_failed == 0
     assert len(stored_rows(tmp_path)) == len(exp.runs)
 
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "summary.json").read_text())["runs"]
     assert len(summary) == len(exp.runs)
     assert all(list(r) == list(COLUMNS) for r in summary)
     with open(tmp_path / "results.csv") as fh:
@@ -227,7 +227,7 @@ def test_a_grid_measures_clean_label_attacks_on_their_own_terms(tmp_path: Path) 
     )
     outcome = run_grid(exp, tmp_path, jobs=1)
     assert outcome.n_failed == 0
-    rows = json.loads((tmp_path / "summary.json").read_text())
+    rows = json.loads((tmp_path / "summary.json").read_text())["runs"]
     collision = [r for r in rows if r["attack"].startswith("feature_collision")]
     sleeper = [r for r in rows if r["attack"].startswith("sleeper_agent")]
     assert len(collision) == len(sleeper) == 2

@@ -65,7 +65,7 @@ def test_the_gate_keeps_the_backdoor_out_and_the_records_go_to_the_summary(tmp_p
     batches: list[dict[str, Any]] = []
     outcome = run_grid(exp, tmp_path, on_progress=batches.append)
     assert outcome.n_failed == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "summary.json").read_text())["runs"]
     assert all(list(r) == list(COLUMNS) for r in summary)
     assert all(r["scenario"] == "stream" and r["status"] == "ok" for r in summary)
     by = {(r["attack"], r["gate"]): r for r in summary}

@@ -350,7 +350,7 @@ def test_a_grid_records_certified_accuracy_and_privacy_spent(tmp_path) -> None:
     run_grid(parse_config(config), tmp_path)
     import json
 
-    rows = {r["defense"]: r for r in json.loads((tmp_path / "summary.json").read_text())}
+    rows = {r["defense"]: r for r in json.loads((tmp_path / "summary.json").read_text())["runs"]}
     dpa = rows["dpa[partitions=20]"]
     # 2% of 1,347 rows relabelled: 27 changes, beyond any radius 20 partitions can certify
     assert dpa["status"] == "ok" and dpa["certified_acc"] == 0.0 and dpa["clean_acc"] > 0.5

@@ -13,7 +13,14 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from poisonlab.cli._common import console, data_options, err_console, force_option, out_path, write_atomically
@@ -181,6 +188,8 @@ class _Bar:
                     MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"),
                     TimeElapsedColumn(),
+                    TextColumn("eta"),
+                    TimeRemainingColumn(),
                     console=err_console,
                 )
                 self.progress.start()

@@ -227,14 +227,23 @@ def load_records(out_dir: str | os.PathLike[str]) -> list[RunRecord]:
 
 
 def write_summary(records: list[RunRecord], out_dir: Path) -> None:
-    """``summary.json`` and ``results.csv``: the same columns, one row per run."""
+    """``results.csv``: one row per run; ``summary.json``: the same rows under ``runs`` and,
+    under ``aggregate``, each grid cell's mean and standard deviation over seeds
+    (:func:`aggregate`: ``[mean, std]`` per metric, ``n_seeds`` beside them)."""
     rows = [r.row() for r in records]
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    summary = {"runs": rows, "aggregate": aggregate(records)}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_plain_number) + "\n")
     with open(out_dir / "results.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _plain_number(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to summary.json")
 
 
 AGG_METRICS = (
