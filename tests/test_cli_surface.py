@@ -127,3 +127,18 @@ def test_a_single_seed_cell_shows_no_spread(tmp_path: Path, seeds: str, spread: 
     accuracies = [r["clean_acc"] for r in summary["runs"] if r["attack"] == "label_flip"]
     assert cell["n_seeds"] == n_seeds and abs(mean - sum(accuracies) / n_seeds) < 1e-9
     assert (std > 0) == spread or (spread and len(set(accuracies)) == 1)
+
+
+def test_scan_and_run_speak_json_for_tools(tmp_path: Path) -> None:
+    scanned = _run("scan", "wine", "--json", cwd=tmp_path)
+    assert scanned.returncode == 0, scanned.stderr
+    report = json.loads(scanned.stdout)  # stdout is the report and nothing else
+    assert report["n_samples"] == 178 and len(report["scores"]) == 178
+    (tmp_path / "grid.toml").write_text(
+        'datasets = ["wine"]\nmodels = ["logreg"]\nattacks = ["label_flip"]\nseeds = [0]\n'
+    )
+    ran = _run("run", "grid.toml", "--out", "out", "--json", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    summary = json.loads(ran.stdout)
+    assert summary == json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert len(summary["runs"]) == 2 and {c["attack"] for c in summary["aggregate"]} == {"none", "label_flip"}

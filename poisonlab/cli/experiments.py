@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes")
     run.add_argument("--resume", action="store_true", help="skip runs already finished in --out")
     run.add_argument(
+        "--json", action="store_true", help="print summary.json (runs, per-cell aggregate) instead"
+    )
+    run.add_argument(
         "--yes", action="store_true", help=f"start a grid of more than {BIG_GRID:,} runs (refused without it)"
     )
 
@@ -123,6 +126,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress.console.print(line, highlight=False)
 
         outcome = run_grid(experiment, out, jobs=args.jobs, resume=args.resume, on_result=on_result)
+    if args.json:  # for tools: the summary on stdout; the progress bar and failures went to stderr
+        sys.stdout.write((out / "summary.json").read_text())
+        return 1 if outcome.n_failed else 0
     console.print(_summary_table(aggregate(outcome.records)))
     console.print(f"results: {out / 'summary.json'}, {out / 'results.csv'}, {out / 'results.sqlite'}")
     if outcome.n_failed:

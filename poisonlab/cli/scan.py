@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from rich.table import Table
@@ -52,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     scan.add_argument("--seed", type=int, default=0, help="seed of the proxy model and its folds (default 0)")
     scan.add_argument("--top", type=int, default=10, help="how many suspicious samples to print")
+    scan.add_argument(
+        "--json", action="store_true", help="print the report as JSON (as --out writes it) instead"
+    )
     data_options(scan)
 
     scan.set_defaults(func=cmd_scan)
@@ -108,6 +112,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         # a scan of a ledger names the version it read, so `ledger quarantine` can refuse it for another
         write_atomically(out, json.dumps(report.to_json() | ledger_version) + "\n")
 
+    if args.json:  # for tools: the report on stdout, nothing else (the exit code still says it all)
+        sys.stdout.write(json.dumps(report.to_json() | ledger_version) + "\n")
+        return 1 if report.n_flagged > args.fail_above else 0
     share = report.n_flagged / len(data)
     console.print(
         f"{data.name}: {len(data)} samples, detector {args.detector}, "
