@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny image and tabular datasets, and helpers to pick one per attack.
+"""Shared fixtures: tiny image and tabular datasets, helpers to pick one per attack, README examples.
 
 The datasets are built once per session (``functools.cache``) and are immutable, so
 sharing them between tests is safe; tests that must not see shared state take copies.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,3 +116,13 @@ def single_threaded() -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(before)
+
+
+def run_readme_example(marker: str) -> dict[str, Any]:
+    """Execute the one ```python block of the README that contains ``marker``; return its namespace."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    [example] = [b for b in blocks if marker in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # our own README, not user data
+    return namespace

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from conftest import CHEAP_OPTIMISATION
+from conftest import CHEAP_OPTIMISATION, run_readme_example
 
 from poisonlab.attacks import ATTACKS
 from poisonlab.attacks.base import Attack, PoisonResult
@@ -276,11 +276,5 @@ def test_a_broken_model_fails(factory, failing) -> None:
 
 
 def test_the_readme_example_of_checking_your_own_attack_runs() -> None:
-    from pathlib import Path
-
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
-    [example] = [b for b in blocks if "check_attack(FlipToZero())" in b]
-    namespace: dict[str, object] = {}
-    exec(compile(example, "README.md", "exec"), namespace)  # our own README, not user data
+    namespace = run_readme_example("check_attack(FlipToZero())")
     assert "FlipToZero.keeps_features" in check_attack(namespace["FlipToZero"]())  # type: ignore[operator]

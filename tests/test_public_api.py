@@ -77,14 +77,10 @@ def test_poison_refuses_an_attack_that_cannot_work_on_the_data() -> None:
 
 
 def test_the_readme_python_example_runs(tmp_path, monkeypatch) -> None:
-    from pathlib import Path
+    from conftest import run_readme_example
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
-    [example] = [b for b in blocks if "poisonlab.scan(X, y)" in b]
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {}
-    exec(compile(example, "README.md", "exec"), namespace)  # our own README, not user data
+    namespace = run_readme_example("poisonlab.scan(X, y)")
     results, same = namespace["results"], namespace["same"]
     assert len(results) == 4 and results.equals(same)  # type: ignore[attr-defined]
     assert (results["clean_acc"] > 0.8).all()  # type: ignore[index]

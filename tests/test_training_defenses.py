@@ -414,12 +414,8 @@ def test_every_training_defense_is_listed_with_its_stage() -> None:
 
 
 def test_the_readme_example_of_certifying_runs() -> None:
-    from pathlib import Path
+    from conftest import run_readme_example
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
-    [example] = [b for b in blocks if "DeepPartitionAggregation(LogisticRegression" in b]
-    namespace: dict[str, object] = {}
-    exec(compile(example, "README.md", "exec"), namespace)  # our own README, not user data
+    namespace = run_readme_example("DeepPartitionAggregation(LogisticRegression")
     curve = namespace["curve"]
     assert curve[0] >= curve[1] >= 0.5 and curve[1] >= curve[2]  # type: ignore[index, operator]

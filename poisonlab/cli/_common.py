@@ -13,6 +13,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.segment import Segment
 
 from poisonlab.errors import ConfigError
@@ -50,6 +58,15 @@ console = SafeConsole()
 err_console = SafeConsole(stderr=True)
 if not console.is_terminal:  # a pipe or file: don't squeeze tables into 80 columns
     console.width = max(console.width, 120)
+
+
+def progress_bar(*, label: str = "{task.description}", status: bool = False) -> Progress:
+    """The one progress bar on stderr: label, bar, count, (status,) elapsed time and ETA."""
+    columns: list[Any] = [TextColumn(label), BarColumn(), MofNCompleteColumn()]
+    if status:  # a per-task field each command fills (accuracy, ASR, ...)
+        columns.append(TextColumn("{task.fields[status]}"))
+    columns += [TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    return Progress(*columns, console=err_console)
 
 
 class Parser(argparse.ArgumentParser):

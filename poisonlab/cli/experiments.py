@@ -9,25 +9,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
 from poisonlab.cli._common import (
     console,
     data_options,
-    err_console,
     error,
     force_option,
     out_path,
     parse_params,
+    progress_bar,
     write_atomically,
 )
 from poisonlab.errors import ConfigError, UnknownNameError
@@ -105,16 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     if skipped:
         console.print(f"resuming: {skipped} finished runs kept, {len(todo)} to go")
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-    ) as progress:
+    with progress_bar() as progress:
         task = progress.add_task("runs", total=len(todo))
 
         def on_result(record: RunRecord) -> None:

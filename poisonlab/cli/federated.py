@@ -8,17 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from poisonlab.cli._common import console, data_options, err_console, escape_controls, parse_params
+from poisonlab.cli._common import console, data_options, escape_controls, parse_params, progress_bar
 from poisonlab.errors import ConfigError, RunFailed
 
 if TYPE_CHECKING:
@@ -122,16 +114,7 @@ def cmd_fl(args: argparse.Namespace) -> int:
     experiment = parse_config(raw, base_dir=Path.cwd())  # every bad option fails here, before training
     out = Path(args.out) if args.out else Path("runs") / (datetime.now().strftime("%Y%m%d-%H%M%S") + "-fl")
     history: list[dict[str, Any]] = []
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=err_console,
-    )
+    progress = progress_bar(status=True)
     task = progress.add_task("rounds", total=args.rounds, status="")
 
     def on_round(record: dict[str, Any]) -> None:

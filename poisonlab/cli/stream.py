@@ -13,20 +13,21 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from poisonlab.cli._common import console, data_options, err_console, force_option, out_path, write_atomically
+from poisonlab.cli._common import (
+    console,
+    data_options,
+    force_option,
+    out_path,
+    progress_bar,
+    write_atomically,
+)
 from poisonlab.errors import ConfigError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from poisonlab.data import Dataset
     from poisonlab.stream import BatchRecord, StreamResult
 
@@ -182,16 +183,7 @@ class _Bar:
     def callback(self, arm: str) -> Any:
         def on_batch(record: BatchRecord) -> None:
             if self.progress is None:
-                self.progress = Progress(
-                    TextColumn("{task.description:8}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"),
-                    TimeElapsedColumn(),
-                    TextColumn("eta"),
-                    TimeRemainingColumn(),
-                    console=err_console,
-                )
+                self.progress = progress_bar(label="{task.description:8}", status=True)
                 self.progress.start()
             if arm not in self.tasks:
                 self.tasks[arm] = self.progress.add_task(arm, total=self.n_batches, status="")

@@ -411,8 +411,7 @@ class Ledger:
             If the object is missing, unreadable or not named by a digest, or the
             ledger's records no longer agree with their chain.
         """
-        record = self.version(version)
-        self._check_records()
+        record = self.version(version)  # checks the records first
         try:
             return Membership.load(self._store, record.membership)
         except DataError as exc:  # the store holds what the ledger wrote: anything else is damage
