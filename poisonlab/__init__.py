@@ -3,7 +3,8 @@
 The flow: a :class:`Dataset` goes through an attack (``ATTACKS``) to a
 :class:`PoisonResult`, through a defense (``DEFENSES``) to a model (``MODELS``), and
 the runner (:func:`run_grid`) measures C-ACC, ASR and RA for every cell of a grid.
-From a notebook: :func:`scan`, :func:`poison`, :func:`run` and :func:`load_results`
+From a notebook: :func:`scan`, :func:`poison`, :func:`run`, :func:`load_results` and
+:func:`write_report`
 (:mod:`poisonlab.api`) take arrays, names or a config dict.
 """
 
@@ -35,6 +36,7 @@ _EXPORTS = {
     "poison": "poisonlab.api",
     "run": "poisonlab.api",
     "load_results": "poisonlab.api",
+    "write_report": "poisonlab.api",
     "ScanReport": "poisonlab.defenses.scan",
 }
 
@@ -76,4 +78,5 @@ __all__ = [
     "run_grid",
     "scan",
     "train_test_split",
+    "write_report",
 ]

@@ -11,6 +11,7 @@ DataFrames::
     poisoned = poisonlab.poison("digits", "badnets", 0.05, target=0)
     results = poisonlab.run({"datasets": ["wine"], "models": ["logreg"], "attacks": ["label_flip"]}, "out")
     results = poisonlab.load_results("out")       # one row per run
+    poisonlab.write_report("out")                 # out/report.html: figures, results, provenance
 """
 
 from __future__ import annotations
@@ -124,3 +125,22 @@ def load_results(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     from poisonlab.experiments.runner import load_records
 
     return pd.DataFrame([record.row() for record in load_records(run_dir)], columns=list(COLUMNS))
+
+
+def write_report(
+    result: ScanReport | str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write a self-contained HTML report (``poisonlab report``) and return its path.
+
+    ``result`` is a results folder (:func:`run`, ``poisonlab run`` or ``fl``; ``out``
+    defaults to ``report.html`` inside it) or a :class:`~poisonlab.defenses.scan.ScanReport`
+    from :func:`scan` (``out`` required).
+    """
+    from poisonlab.defenses.scan import ScanReport
+    from poisonlab.report import write_run_report, write_scan_report
+
+    if isinstance(result, ScanReport):
+        if out is None:
+            raise ConfigError("give the scan report's HTML file: write_report(report, 'scan.html')")
+        return write_scan_report(result, out, source=result.dataset.name)
+    return write_run_report(result, out)

@@ -16,13 +16,13 @@ import signal
 import sys
 import threading
 
-from poisonlab.cli import certify, experiments, federated, ledger, scan, stream
+from poisonlab.cli import certify, experiments, federated, ledger, report, scan, stream
 from poisonlab.cli._common import Parser, error
 from poisonlab.errors import PoisonlabError, exit_code
 
 __all__ = ["build_parser", "main"]
 
-_GROUPS = (experiments, scan, certify, federated, ledger, stream)
+_GROUPS = (experiments, scan, certify, federated, ledger, stream, report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = ["poisonlab", *argv]  # the command as typed, for the provenance of what it writes
     previous = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is threading.main_thread():
         # SIGTERM ends a command the way Ctrl-C does: workers stopped, finished work kept

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -138,12 +138,12 @@ def out_path(
     into place), so a failure leaves the old file or none, never half of one.
     """
     out = Path(text)
-    if suffix is not None and out.suffix.lower() != suffix:
-        raise ConfigError(f"{option} must name a {suffix} file, got {text}")
     if out.is_dir():
         raise ConfigError(
             f"{option} {text} is a folder; name the file to write, e.g. {out / ('out' + (suffix or '.json'))}"
         )
+    if suffix is not None and out.suffix.lower() != suffix:
+        raise ConfigError(f"{option} must name a {suffix} file, got {text}")
     if not out.parent.is_dir():
         what = "is a file, not a folder" if out.parent.exists() else "does not exist"
         raise ConfigError(f"{option} {text}: {out.parent} {what}")
@@ -163,31 +163,6 @@ def out_path(
     if out.exists() and not force:
         raise ConfigError(f"{option} {text} exists; poisonlab replaces a file only with --force")
     return out
-
-
-def write_atomically(path: Path, content: str | Callable[[Path], None]) -> None:
-    """Write to a temporary file beside ``path``, then rename: a failure leaves no half file.
-
-    ``content`` is text, or a function that writes the file at the path it is given
-    (an ``.npz`` writer, say).
-    """
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
-    try:
-        if callable(content):
-            os.close(fd)
-            content(Path(tmp))
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(content)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ConfigError(f"{path}: cannot write it ({exc.strerror or exc})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def force_option(parser: argparse.ArgumentParser) -> None:

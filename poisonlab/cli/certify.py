@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from poisonlab.atomic import write_atomically
 from poisonlab.cli._common import (
     console,
     data_options,
@@ -15,7 +16,6 @@ from poisonlab.cli._common import (
     force_option,
     out_path,
     parse_params,
-    write_atomically,
 )
 from poisonlab.errors import ConfigError
 

@@ -12,16 +12,18 @@ from typing import TYPE_CHECKING, Any, Literal
 from rich.table import Table
 from rich.text import Text
 
+from poisonlab.atomic import write_atomically
 from poisonlab.cli._common import (
     console,
     data_options,
+    err_console,
     error,
     force_option,
     out_path,
     parse_params,
     progress_bar,
-    write_atomically,
 )
+from poisonlab.cli.report import written_report
 from poisonlab.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -108,12 +110,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                 line.append(f" {record.attack} {column}={value} seed={record.seed}: {record.error}")
                 progress.console.print(line, highlight=False)
 
-        outcome = run_grid(experiment, out, jobs=args.jobs, resume=args.resume, on_result=on_result)
+        outcome = run_grid(
+            experiment, out, jobs=args.jobs, resume=args.resume, on_result=on_result, command=args.argv
+        )
+    report = written_report(out)
     if args.json:  # for tools: the summary on stdout; the progress bar and failures went to stderr
         sys.stdout.write((out / "summary.json").read_text())
+        err_console.print(report, markup=False, highlight=False)
         return 1 if outcome.n_failed else 0
     console.print(_summary_table(aggregate(outcome.records)))
     console.print(f"results: {out / 'summary.json'}, {out / 'results.csv'}, {out / 'results.sqlite'}")
+    console.print(report, markup=False, highlight=False)
     if outcome.n_failed:
         error(f"{outcome.n_failed} run(s) failed; see 'error' in {out / 'summary.json'}")
         return 1

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from poisonlab.cli._common import console, data_options, escape_controls, parse_params, progress_bar
+from poisonlab.cli.report import written_report
 from poisonlab.errors import ConfigError, RunFailed
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def cmd_fl(args: argparse.Namespace) -> int:
         progress.update(task, advance=1, status=status)
 
     try:
-        outcome = run_grid(experiment, out, resume=args.resume, on_progress=on_round)
+        outcome = run_grid(experiment, out, resume=args.resume, on_progress=on_round, command=args.argv)
     finally:
         if progress.live.is_started:
             progress.stop()
@@ -151,6 +152,7 @@ def cmd_fl(args: argparse.Namespace) -> int:
             highlight=False,
         )
     console.print(f"results: {out / 'summary.json'}, {out / 'results.csv'}, {out / 'results.sqlite'}")
+    console.print(written_report(out), markup=False, highlight=False)
     return 0
 
 

@@ -21,7 +21,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from poisonlab.cli._common import console, error, force_option, out_path, parse_params, write_atomically
+from poisonlab.atomic import write_atomically
+from poisonlab.cli._common import console, error, force_option, out_path, parse_params
 from poisonlab.errors import ConfigError, IntegrityError
 
 Command = Callable[[argparse.Namespace], int]

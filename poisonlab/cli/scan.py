@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
+from poisonlab.atomic import write_atomically
 from poisonlab.cli._common import (
     console,
     data_options,
@@ -16,7 +18,6 @@ from poisonlab.cli._common import (
     force_option,
     out_path,
     parse_params,
-    write_atomically,
 )
 from poisonlab.errors import ConfigError
 
@@ -43,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     scan.add_argument("--contamination", default="auto", help="share to flag, in (0, 1), or 'auto'")
     scan.add_argument("--out", help="write the full report (scores, flags, per-detector) as JSON")
+    scan.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="write an HTML report: flags and scores per class, the most suspicious images, provenance",
+    )
     force_option(scan)
     scan.add_argument(
         "--fail-above",
@@ -80,6 +86,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     out = out_path(args.out, args.data, args.features, args.ledger, force=args.force) if args.out else None
+    html = None
+    if args.report:
+        html = out_path(
+            args.report,
+            args.data,
+            args.features,
+            args.ledger,
+            args.out,
+            force=args.force,
+            suffix=".html",
+            option="--report",
+        )
     features = _features(args.features) if args.features else None
     ledger_version: dict[str, Any] = {}
     if args.ledger is not None:
@@ -111,6 +129,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if out is not None:
         # a scan of a ledger names the version it read, so `ledger quarantine` can refuse it for another
         write_atomically(out, json.dumps(report.to_json() | ledger_version) + "\n")
+
+    if html is not None:
+        _write_html(report, html, args, ledger_version)
 
     if args.json:  # for tools: the report on stdout, nothing else (the exit code still says it all)
         sys.stdout.write(json.dumps(report.to_json() | ledger_version) + "\n")
@@ -165,6 +186,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
     if args.out:
         console.print(Text(f"report: {args.out}"))
+    if html is not None:
+        console.print(Text(f"HTML report: {html}"))
     if report.n_flagged > args.fail_above:
         console.print(
             f"exit 1: {report.n_flagged} samples flagged, more than --fail-above {args.fail_above}",
@@ -172,6 +195,21 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _write_html(report: Any, html: Path, args: argparse.Namespace, stamp: dict[str, Any]) -> None:
+    """The scan's HTML report, with what computed it and, for a ledger's data, the version read."""
+    import shlex
+
+    from poisonlab.experiments.run import versions
+    from poisonlab.report import write_scan_report
+
+    provenance = [("command", shlex.join(args.argv)), ("computed with", versions())]
+    if stamp:
+        provenance.append(
+            ("ledger", f"{args.ledger}: version {stamp['ledger_version']}, root {stamp['ledger_root']}")
+        )
+    write_scan_report(report, html, source=args.data or str(args.ledger), provenance=provenance)
 
 
 def _per_class_table(data: Any, flags: Any) -> Table:

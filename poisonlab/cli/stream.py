@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from poisonlab.atomic import write_atomically
 from poisonlab.cli._common import (
     console,
     data_options,
     force_option,
     out_path,
     progress_bar,
-    write_atomically,
 )
 from poisonlab.errors import ConfigError
 
@@ -73,6 +74,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="record every batch of the gated run in this provenance ledger (created if missing or empty)",
     )
     stream.add_argument("--out", metavar="FILE.json", help="write each run's records and totals as JSON")
+    stream.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="write an HTML report: accuracy, ASR and admitted poisons over time",
+    )
     force_option(stream)
     data_options(stream)
 
@@ -91,6 +97,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if args.ledger is not None and "gated" not in arms:
         raise ConfigError("--ledger records the gated run; it cannot go with --gate off")
     out = out_path(args.out, args.data, args.ledger, force=args.force, suffix=".json") if args.out else None
+    html = None
+    if args.report:
+        inputs = (args.data, args.ledger, args.out)
+        html = out_path(args.report, *inputs, force=args.force, suffix=".html", option="--report")
     data = load_dataset(
         args.data, label_col=args.label_col, id_col=args.id_col, source_col=args.source_col, task=args.task
     )
@@ -152,6 +162,14 @@ def cmd_stream(args: argparse.Namespace) -> int:
         }
         write_atomically(out, json.dumps(payload, indent=1) + "\n")
         console.print(f"records: {out}", markup=False)
+    if html is not None:
+        from poisonlab.experiments.run import versions
+        from poisonlab.report import write_stream_report
+
+        provenance = [("command", shlex.join(args.argv)), ("computed with", versions())]
+        ledger = summary.to_json() if summary is not None else None
+        write_stream_report(results, settings, html, ledger=ledger, provenance=provenance)
+        console.print(f"HTML report: {html}", markup=False)
     return 0 if summary is None or summary.verified else 1
 
 

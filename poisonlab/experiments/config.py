@@ -29,6 +29,8 @@ class Experiment:
 
     runs: tuple[Spec, ...]
     data: Mapping[str, Dataset] = field(default_factory=dict)
+    #: the config mapping as written (recorded with the results, for the report's provenance)
+    config: Mapping[str, Any] = field(default_factory=dict)
 
     def dataset_of(self, spec: Spec) -> Dataset:
         """The loaded dataset ``spec`` runs on."""
@@ -75,4 +77,4 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path | None = None) -> Exp
     runs = scenario.parse(raw, refs)
     data = {data_key(r.component, r.digest): r.data for r in refs}
     scenario.plan(runs, data)
-    return Experiment(tuple(runs), data)
+    return Experiment(tuple(runs), data, dict(raw))

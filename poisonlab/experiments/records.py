@@ -302,7 +302,8 @@ class StreamRecord(RunRecord):
 
     ``poison_rate`` is the poisoned share of the stream, ``gate`` ``"on"``/``"off"``;
     ``clean_acc``/``asr`` are the model's after the last batch, ``n_admitted_poison``
-    the poisons the learner was given.
+    the poisons the learner was given; ``timeline`` the accuracy and ASR at each
+    evaluated step (``step``, ``accuracy``, ``asr``).
     """
 
     scenario: ClassVar[str] = "stream"
@@ -312,6 +313,7 @@ class StreamRecord(RunRecord):
     n_poison: int | None = None
     n_admitted_poison: int | None = None
     n_removed: int | None = None
+    timeline: tuple[dict[str, Any], ...] = ()
 
     def cell(self) -> tuple[Any, ...]:
         return (self.scenario, self.dataset, self.model, self.attack, self.poison_rate, self.gate)
@@ -359,7 +361,8 @@ def from_stored(stored: dict[str, Any]) -> RunRecord:
         data["aggregator"] = data.pop("defense", "fedavg")
         data["malicious_share"] = data.pop("poison_rate", None)
         data["n_malicious"] = data.pop("n_poison", None)
-    if "rounds" in data:
-        data["rounds"] = tuple(data["rounds"])
+    for key in ("rounds", "timeline"):
+        if key in data:
+            data[key] = tuple(data[key])
     known = cls._field_names()
     return cls(**{k: v for k, v in data.items() if k in known})

@@ -7,8 +7,9 @@ import itertools
 import json
 import multiprocessing
 import os
+import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -100,18 +101,22 @@ def run_grid(
     resume: bool = False,
     on_result: OnResult | None = None,
     on_progress: OnProgress | None = None,
+    command: Sequence[str] | None = None,
 ) -> GridOutcome:
     """Run every pending run of ``experiment`` and write ``summary.json`` / ``results.csv``.
 
     Only this driver writes the store: each record is committed as soon as its run
     finishes. ``on_progress`` receives progress records from inside a run (a
-    federated run's rounds) as they finish (``jobs=1`` only).
+    federated run's rounds) as they finish (``jobs=1`` only). The store also records
+    each start: ``command`` (the command line; ``sys.argv`` when not given) and the
+    experiment's config, which ``poisonlab report`` shows as the results' provenance.
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     out_dir = Path(out_dir)
     todo, n_skipped = pending_runs(experiment, out_dir, resume=resume)
     with ResultStore(out_dir / STORE_NAME) as store:
+        store.add_invocation(list(sys.argv if command is None else command), experiment.config)
         for spec, record in _execute(experiment, todo, jobs, on_progress):
             store.put(spec.to_json(), record)
             if on_result is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,11 @@ CREATE TABLE IF NOT EXISTS runs (
     error       TEXT,
     traceback   TEXT,
     finished_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS invocations (
+    started TEXT NOT NULL,
+    command TEXT NOT NULL,
+    config  TEXT NOT NULL
 )
 """
 
@@ -33,7 +39,7 @@ class ResultStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(SCHEMA)
+            self._db.executescript(SCHEMA)
             self._db.commit()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(f"{self.path}: cannot open results store: {exc}") from exc
@@ -56,6 +62,40 @@ class ResultStore:
                 )
         except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(f"{self.path}: cannot write results store: {exc}") from exc
+
+    def add_invocation(self, command: list[str], config: Mapping[str, Any]) -> None:
+        """Record that a grid was started (or resumed) into this folder, by what command and config."""
+        try:
+            with self._db:
+                self._db.execute(
+                    "INSERT INTO invocations VALUES (?, ?, ?)",
+                    (
+                        datetime.now(UTC).isoformat(timespec="seconds"),
+                        json.dumps(command),
+                        json.dumps(config, sort_keys=True, default=str),
+                    ),
+                )
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise StoreError(f"{self.path}: cannot write results store: {exc}") from exc
+
+    def invocations(self) -> list[dict[str, Any]]:
+        """Every recorded start, oldest first: ``started``, ``command`` (argv), ``config``.
+
+        A folder written before invocations were recorded has none.
+        """
+        rows = self._query("SELECT started, command, config FROM invocations ORDER BY rowid")
+        try:
+            return [{"started": s, "command": json.loads(c), "config": json.loads(k)} for s, c, k in rows]
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self.path}: a stored invocation cannot be read: {exc}") from exc
+
+    def configs(self) -> dict[str, dict[str, Any]]:
+        """Each stored run's full configuration (its spec), by run id."""
+        rows = self._query("SELECT run_id, config FROM runs")
+        try:
+            return {run_id: json.loads(config) for run_id, config in rows}
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self.path}: a stored run configuration cannot be read: {exc}") from exc
 
     def finished_ids(self) -> set[str]:
         return {row[0] for row in self._query("SELECT run_id FROM runs WHERE status = 'ok'")}

@@ -246,6 +246,11 @@ class StreamScenario(Scenario):
             n_poison=result.n_poison,
             n_admitted_poison=result.n_poison_admitted,
             n_removed=len(result.quarantined),
+            timeline=tuple(
+                {"step": r.step, "accuracy": r.accuracy, "asr": None if clean else r.asr}
+                for r in result.records
+                if r.accuracy is not None
+            ),
         )
 
     def stub(self, spec: Spec) -> StreamRecord:
