@@ -38,6 +38,7 @@ bench: setup
 	-$(BIN)/python benchmarks/bench_regression_grid.py
 	-$(BIN)/python benchmarks/bench_aggregators.py
 	-$(BIN)/python benchmarks/bench_federated.py
+	-$(BIN)/python benchmarks/bench_report.py
 	-$(BIN)/python benchmarks/bench_stream.py
 	-$(BIN)/python benchmarks/bench_ledger.py
 

@@ -4,7 +4,8 @@ The flow: a :class:`Dataset` goes through an attack (``ATTACKS``) to a
 :class:`PoisonResult`, through a defense (``DEFENSES``) to a model (``MODELS``), and
 the runner (:func:`run_grid`) measures C-ACC, ASR and RA for every cell of a grid.
 From a notebook: :func:`scan`, :func:`poison`, :func:`run`, :func:`load_results` and
-:func:`write_report`
+:func:`write_report`; :func:`simulate_federated`, :func:`simulate_stream` and
+:class:`Ledger` are what ``poisonlab fl``, ``stream`` and ``ledger`` call
 (:mod:`poisonlab.api`) take arrays, names or a config dict.
 """
 
@@ -38,12 +39,19 @@ _EXPORTS = {
     "load_results": "poisonlab.api",
     "write_report": "poisonlab.api",
     "ScanReport": "poisonlab.defenses.scan",
+    # the federated, stream and ledger entry points, as `poisonlab fl`, `stream` and `ledger` use them
+    "simulate_federated": "poisonlab.federated",
+    "simulate_stream": "poisonlab.stream",
+    "Ledger": "poisonlab.provenance",
 }
+
+#: Top-level names that differ from the name in their module.
+_RENAMED = {"simulate_federated": "simulate"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
+        return getattr(import_module(_EXPORTS[name]), _RENAMED.get(name, name))
     raise AttributeError(f"module 'poisonlab' has no attribute {name!r}")
 
 
@@ -62,6 +70,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Dataset",
+    "Ledger",
     "PoisonResult",
     "PoisonlabError",
     "ScanReport",
@@ -77,6 +86,8 @@ __all__ = [
     "run_experiment",
     "run_grid",
     "scan",
+    "simulate_federated",
+    "simulate_stream",
     "train_test_split",
     "write_report",
 ]

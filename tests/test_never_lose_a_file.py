@@ -68,7 +68,7 @@ def folder(tmp_path: Path) -> Path:
             ["attack", "label_flip", "data.npz", "--rate", "0.1", "--out", "missing/x.npz"],
             "missing does not exist",
         ),
-        (["attack", "label_flip", "data.npz", "--rate", "0.1", "--out", "."], "must name a .npz file"),
+        (["attack", "label_flip", "data.npz", "--rate", "0.1", "--out", "."], "is a folder; name the file"),
         (
             ["scan", "mine.csv", "--label-col", "label", "--out", "mine.csv"],
             "is the command's own input",

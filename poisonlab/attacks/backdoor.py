@@ -80,6 +80,10 @@ class _Backdoor(Attack):
     def _trigger_for(self, dataset: Dataset, rng: np.random.Generator) -> Trigger:
         raise NotImplementedError
 
+    def check(self, dataset: Dataset) -> None:
+        super().check(dataset)
+        self._trigger_for(dataset, np.random.default_rng(0))  # a trigger that does not fit the data fails
+
     def _poison(self, dataset: Dataset, n_poison: int, rng: np.random.Generator) -> PoisonResult:
         target = class_index(self.target, dataset, "target")
         trigger = self._trigger_for(dataset, rng)

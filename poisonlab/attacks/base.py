@@ -75,6 +75,22 @@ class Attack(ABC):
     #: ``"inference"`` (perturbs a trained model's inputs, ``perturb``; see ``evasion``).
     phase: ClassVar[str] = "training"
 
+    def check(self, dataset: Dataset) -> None:
+        """Refuse, before any run, parameters that cannot work on ``dataset``.
+
+        The base checks that the classes the attack names (``target``, ``source``)
+        exist in the data; attacks whose parameters depend on the data in other ways
+        (a patch that must fit the image, a column that must exist) add theirs. The
+        runner calls this while it plans a grid, so a bad value fails the config,
+        not every run of it.
+        """
+        if dataset.is_regression:
+            return
+        for role in ("target", "source"):
+            label = getattr(self, role, None)
+            if label is not None and not isinstance(label, str):
+                class_index(label, dataset, role)
+
     def poison(self, dataset: Dataset, budget: Budget | None, rng: Seed = None) -> PoisonResult:
         """Poison at most ``budget`` samples of ``dataset`` (a fraction in (0, 1] or a count)."""
         if dataset.task not in self.tasks:

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from poisonlab.attacks.base import Attack
+from poisonlab.data.dataset import Dataset
 from poisonlab.errors import ConfigError, IncompatibleError
 
 __all__ = ["FGSM", "PGD", "CarliniWagnerL2", "EvasionAttack"]
@@ -59,6 +60,10 @@ class EvasionAttack(ABC):
     needs_model: ClassVar[bool] = True
     targets_instance: ClassVar[bool] = False
     phase: ClassVar[str] = "inference"
+
+    def check(self, dataset: Dataset) -> None:
+        """Nothing to check against the data: the budget (ε) is checked when the attack is built."""
+        return None
 
     def budget(self) -> str:
         """The perturbation budget in words, for the comparison table."""

@@ -133,12 +133,16 @@ class FeatureMatch(_Subpopulation):
         self.high = high
         self.target = target
 
-    def _group(self, dataset: Dataset, rng: np.random.Generator) -> FeatureRange:
+    def check(self, dataset: Dataset) -> None:
+        super().check(dataset)
         n_features = int(np.prod(dataset.X.shape[1:]))
         if self.feature >= n_features:
             raise ConfigError(
                 f"feature {self.feature} does not exist: {dataset.name} has features 0..{n_features - 1}"
             )
+
+    def _group(self, dataset: Dataset, rng: np.random.Generator) -> FeatureRange:
+        self.check(dataset)
         if self.low is None and self.high is None:  # default: the top tenth of the feature's values
             values = dataset.X.reshape(len(dataset), -1)[:, self.feature]
             return FeatureRange(self.feature, float(np.quantile(values, 0.9)), np.inf)

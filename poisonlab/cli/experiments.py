@@ -51,7 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     budget = attack.add_mutually_exclusive_group(required=True)
     budget.add_argument("--rate", type=float, help="fraction of samples to poison, in (0, 1]")
     budget.add_argument("--count", type=int, help="number of samples to poison")
-    attack.add_argument("--out", required=True, help="output .npz (X, y, ids, poison_mask, ...)")
+    attack.add_argument(
+        "--out",
+        required=True,
+        help="output .npz (X, y, ids, poison_mask, ...) or .csv (features, label, id, poison_mask columns)",
+    )
     force_option(attack)
     attack.add_argument("--seed", type=int, default=0, help="seed of the poison draw (default 0)")
     attack.add_argument(
@@ -87,6 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from poisonlab.experiments.runner import pending_runs
 
     experiment = load_config(args.config) if args.config else parse_config(DEFAULT_CONFIG)
+    for line in experiment.skipped:  # incompatible = "skip": each reason once, on stderr
+        err_console.print(f"warning: {line}", markup=False, highlight=False)
     out = Path(args.out) if args.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
@@ -228,9 +234,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
     import numpy as np
 
     from poisonlab.attacks import ATTACKS
-    from poisonlab.data import load_dataset, write_npz
+    from poisonlab.data import load_dataset, write_csv, write_npz
 
-    out = out_path(args.out, args.data, force=args.force, suffix=".npz")
+    csv = args.out.lower().endswith(".csv")
+    out = out_path(args.out, args.data, force=args.force, suffix=".csv" if csv else ".npz")
     if ATTACKS.get(args.name).tag("phase") == "inference":  # nothing to write: it attacks a trained model
         raise ConfigError(
             f"attack {args.name!r} acts at inference time, on a trained model's inputs: it makes no "
@@ -264,11 +271,17 @@ def cmd_attack(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"attack {args.name!r} does not aim at one input: --target-index is for those that do"
         )
+    if csv and (attack.targets_instance or data.modality == "image"):
+        what = "its target input" if attack.targets_instance else "images"
+        raise ConfigError(f"a CSV cannot hold {what}: write --out {out.with_suffix('.npz').name}")
     result = attack.poison(data, budget, args.seed)
     extra["poison_mask"] = result.poison_mask
     if result.target_class is not None:
         extra["target"] = np.asarray(data.classes[result.target_class])
-    write_atomically(out, lambda path: write_npz(path, result.dataset, **extra))
+    if csv:
+        write_atomically(out, lambda path: write_csv(path, result.dataset, result.poison_mask))
+    else:
+        write_atomically(out, lambda path: write_npz(path, result.dataset, **extra))
     console.print(
         f"{args.name}: poisoned {result.n_poison} of {len(data)} samples of {data.name} → {out}",
         highlight=False,

@@ -230,15 +230,27 @@ def _per_class_table(data: Any, flags: Any) -> Table:
 
 
 def _known_poisons(path: str, n: int) -> Any:
-    """The ``poison_mask`` an ``.npz`` written by ``poisonlab attack`` (or any tool) carries, if any."""
+    """The ``poison_mask`` an ``.npz`` or ``.csv`` written by ``poisonlab attack`` (or any tool) carries."""
     import numpy as np
 
-    if not path.endswith(".npz"):
+    from poisonlab.data.readers import POISON_MASK
+
+    if path.lower().endswith(".csv"):
+        import pandas as pd
+
+        try:
+            if POISON_MASK not in pd.read_csv(path, nrows=0).columns:
+                return None
+            mask = pd.read_csv(path, usecols=[POISON_MASK])[POISON_MASK].to_numpy()
+        except (ValueError, OSError, pd.errors.ParserError):
+            return None  # the scan read the file; a mask it cannot read is no mask
+    elif path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as archive:
+            if POISON_MASK not in archive.files:
+                return None
+            mask = archive[POISON_MASK]
+    else:
         return None
-    with np.load(path, allow_pickle=False) as archive:
-        if "poison_mask" not in archive.files:
-            return None
-        mask = archive["poison_mask"]
     if mask.dtype != bool or mask.shape != (n,):
         return None  # not a mask of these rows: nothing to compare against
     return mask

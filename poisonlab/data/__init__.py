@@ -2,6 +2,6 @@
 
 from poisonlab.data.builtin import DATASETS
 from poisonlab.data.dataset import Dataset, train_test_split
-from poisonlab.data.readers import load_dataset, write_npz
+from poisonlab.data.readers import load_dataset, write_csv, write_npz
 
-__all__ = ["DATASETS", "Dataset", "load_dataset", "train_test_split", "write_npz"]
+__all__ = ["DATASETS", "Dataset", "load_dataset", "train_test_split", "write_csv", "write_npz"]

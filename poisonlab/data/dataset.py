@@ -41,6 +41,8 @@ class Dataset:
     task: Task = "classification"
     #: a name for each class, aligned with ``classes`` (an image folder's subfolders); may be empty
     class_names: tuple[str, ...] = field(default=())
+    #: a name for each feature column of tabular data (a CSV's header); may be empty
+    feature_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)
@@ -54,6 +56,10 @@ class Dataset:
             raise DataError(f"{self.name}: the dataset has no rows")
         if y.ndim != 1 or y.shape[0] != n:
             raise DataError(f"{self.name}: X has {n} rows but y has {y.shape[0] if y.ndim else 0}")
+        if self.feature_names and (X.ndim != 2 or len(self.feature_names) != X.shape[1]):
+            raise DataError(
+                f"{self.name}: {len(self.feature_names)} feature names for {X.shape[1:]} features"
+            )
         if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
             raise DataError(f"{self.name}: features must be real numbers, got dtype {X.dtype}")
         X = X.astype(np.float32, copy=False)
@@ -115,12 +121,13 @@ class Dataset:
         name: str = "data",
         task: Task = "classification",
         class_names: tuple[str, ...] | list[str] | None = None,
+        feature_names: tuple[str, ...] | list[str] | None = None,
     ) -> Dataset:
         """Build a dataset from user arrays.
 
         For classification any integer labels are mapped to ``0..K-1``; for
         regression ``y`` must be a numeric response. ``class_names[k]`` names the
-        ``k``-th smallest label.
+        ``k``-th smallest label; ``feature_names`` the columns of tabular ``X``.
         """
         X = np.asarray(X)
         y = np.asarray(y)
@@ -136,7 +143,13 @@ class Dataset:
             ids = np.arange(y.shape[0])
         if task == "regression":
             return cls(
-                X=X, y=_regression_target(y, name), ids=np.asarray(ids), source=source, name=name, task=task
+                X=X,
+                y=_regression_target(y, name),
+                ids=np.asarray(ids),
+                source=source,
+                name=name,
+                task=task,
+                feature_names=tuple(feature_names or ()),
             )
         if task != "classification":
             raise DataError(f"{name}: task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -152,6 +165,7 @@ class Dataset:
             name=name,
             classes=tuple(int(c) for c in classes),
             class_names=tuple(class_names or ()),
+            feature_names=tuple(feature_names or ()),
         )
 
     # -- derived facts -------------------------------------------------------

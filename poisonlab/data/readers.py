@@ -138,7 +138,8 @@ def read_table(
         if col is not None and col not in frame.columns:
             raise DataError(f"{path}: no {role} column {col!r}; columns: {list(frame.columns)[:20]}")
     used = [c for c in (label_col, id_col, source_col) if c is not None]
-    features = frame.drop(columns=used)
+    # the poison mask `poisonlab attack --out X.csv` writes beside the data is never a feature
+    features = frame.drop(columns=[*used, *([POISON_MASK] if POISON_MASK in frame.columns else [])])
     if features.shape[1] == 0:
         raise DataError(f"{path}: no feature columns besides {used}")
     non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
@@ -157,6 +158,7 @@ def read_table(
         source=None if source_col is None else frame[source_col].to_numpy().astype(str),
         name=path.stem,
         task=task or "classification",
+        feature_names=[str(c) for c in features.columns],
     )
 
 
@@ -204,6 +206,39 @@ def read_image_folder(path: Path, *, size: tuple[int, int] | None = None) -> Dat
 
 def _is_int(text: str) -> bool:
     return text.isascii() and text.lstrip("-").isdigit() and text not in ("", "-")
+
+
+#: The column (CSV) or array (.npz) that marks the rows an attack poisoned.
+POISON_MASK = "poison_mask"
+
+
+def write_csv(path: Path, dataset: Dataset, poison_mask: np.ndarray | None = None) -> None:
+    """Write tabular ``dataset`` as CSV that ``--label-col label --id-col id`` reads back.
+
+    Feature columns keep their names (``x0``, ``x1``, … where the data had none, and
+    for images, flattened); then ``label`` (in the user's label space), ``id``,
+    ``source`` where the data has one, and ``poison_mask`` (true for poisoned rows),
+    which poisonlab never reads as a feature.
+    """
+    import pandas as pd
+
+    flat = dataset.X.reshape(len(dataset), -1)
+    names = list(dataset.feature_names) or [f"x{i}" for i in range(flat.shape[1])]
+    extra = ["label", "id", *(["source"] if dataset.source is not None else [])]
+    if poison_mask is not None:
+        extra.append(POISON_MASK)
+    clash = sorted(set(names) & set(extra))
+    if clash:
+        raise DataError(f"{dataset.name}: a feature column is named {clash[0]!r}; write .npz instead")
+    frame = pd.DataFrame(flat, columns=names)
+    frame["label"] = dataset.original_labels()
+    frame["id"] = dataset.ids
+    if dataset.source is not None:
+        frame["source"] = dataset.source
+    if poison_mask is not None:
+        frame[POISON_MASK] = np.asarray(poison_mask, dtype=bool)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
 
 
 def write_npz(path: Path, dataset: Dataset, **extra: np.ndarray) -> None:

@@ -21,7 +21,7 @@ from poisonlab.attacks import ATTACKS
 from poisonlab.attacks.base import class_index
 from poisonlab.data.dataset import Dataset, train_test_split
 from poisonlab.defenses import DEFENSES
-from poisonlab.errors import ConfigError
+from poisonlab.errors import ConfigError, IncompatibleError
 from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key, identity
 from poisonlab.experiments.records import CentralisedRecord
 from poisonlab.experiments.spec import NONE, Component, DataRef, HashedSpec, component, listed, run_options
@@ -108,7 +108,19 @@ class CentralisedScenario(Scenario):
                     continue
                 checked.add(key)
                 registry.require(comp.name, what, **wanted)
-                registry.create(comp.name, **comp.params)  # a bad parameter value fails here, not in a run
+                try:  # a bad parameter value fails here, not in every run
+                    registry.create(comp.name, **comp.params)
+                except IncompatibleError:
+                    raise
+                except ConfigError as exc:
+                    raise ConfigError(f"{registry.kind} {comp.label!r}: {exc}") from None
+                if registry is ATTACKS:
+                    try:  # a class the data lacks, a patch larger than its images
+                        ATTACKS.create(comp.name, **comp.params).check(dataset)
+                    except ConfigError as exc:
+                        raise IncompatibleError(
+                            f"attack {comp.label!r} cannot work with {what}: {exc}"
+                        ) from None
             if ATTACKS.get(spec.attack.name).tag("phase") == "inference":
                 needs = f"attack {spec.attack.label!r}, which takes a torch model's gradients"
                 MODELS.require(spec.model.name, needs, torch=True)

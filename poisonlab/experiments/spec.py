@@ -93,11 +93,18 @@ def component(entry: Any, key: str) -> Component:
     raise ConfigError(f"each entry of {key!r} must be a name or a table with a 'name', got {entry!r}")
 
 
+#: The largest seed NumPy's legacy generator and scikit-learn's ``random_state`` take.
+MAX_SEED = 2**32 - 1
+
+
 def run_options(raw: Mapping[str, Any]) -> tuple[list[int], float, bool]:
     """``seeds``, ``test_size`` and ``baseline``, checked; every scenario takes them."""
     seeds = listed(raw, "seeds", [0])
     if any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
         raise ConfigError(f"seeds must be integers, got {seeds}")
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad:  # NumPy and scikit-learn take seeds in [0, 2**32 - 1]
+        raise ConfigError(f"seeds must lie in 0..{MAX_SEED}, got {bad[0]}")
     test_size = raw.get("test_size", 0.25)
     if isinstance(test_size, bool) or not isinstance(test_size, int | float) or not 0 < test_size < 1:
         raise ConfigError(f"test_size must lie in (0, 1), got {test_size!r}")

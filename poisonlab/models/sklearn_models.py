@@ -12,11 +12,21 @@ from typing import Any
 
 import numpy as np
 
+from poisonlab.errors import ConfigError
+
 
 class FlatClassifier:
     """Wraps a scikit-learn estimator; flattens ``N×…`` inputs to ``N×d``."""
 
     def __init__(self, estimator: Any, *, scale: bool) -> None:
+        # scikit-learn (>= 1.2) declares each parameter's valid range: C = -1 fails here,
+        # when the config is read, not in every run's fit
+        validate = getattr(estimator, "_validate_params", None)
+        if validate is not None:
+            try:
+                validate()
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(str(exc)) from None
         self.estimator = estimator
         self.scale = scale
 

@@ -7,6 +7,7 @@ import numpy as np
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
 from poisonlab.defenses.detectors.groups import label_free_view
+from poisonlab.validation import positive_int
 
 
 class ActivationClustering(Detector):
@@ -63,7 +64,7 @@ class ActivationClustering(Detector):
         min_conf_gap: float = 0.15,
         random_state: int = 0,
     ) -> None:
-        self.n_components = n_components
+        self.n_components = positive_int(n_components, "n_components")
         self.max_own = max_own
         self.max_share = max_share
         self.max_share_both = max_share_both
@@ -188,7 +189,7 @@ class SeparatedClusters(Detector):
     class_scores = True
 
     def __init__(self, *, n_components: int = 10, min_gap: float = 10.0, random_state: int = 0) -> None:
-        self.n_components = n_components
+        self.n_components = positive_int(n_components, "n_components")
         self.min_gap = min_gap
         self.random_state = random_state
 

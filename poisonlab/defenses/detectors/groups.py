@@ -15,6 +15,7 @@ import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
+from poisonlab.validation import positive_int
 
 
 class RelabelledGroups(Detector):
@@ -95,7 +96,7 @@ class RelabelledGroups(Detector):
         max_share: float = 0.55,
         random_state: int = 0,
     ) -> None:
-        self.k = k
+        self.k = positive_int(k, "k")
         self.alpha = alpha
         self.max_own = max_own
         self.min_conf = min_conf

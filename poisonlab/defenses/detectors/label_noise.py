@@ -6,6 +6,7 @@ import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
+from poisonlab.validation import positive_int
 
 
 class KNNLabelDisagreement(Detector):
@@ -25,7 +26,7 @@ class KNNLabelDisagreement(Detector):
     """
 
     def __init__(self, *, k: int = 10, majority: float = 0.5) -> None:
-        self.k = k
+        self.k = positive_int(k, "k")
         self.majority = majority
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
@@ -63,9 +64,7 @@ class DeepKNN(Detector):
     """
 
     def __init__(self, *, k: int | None = None) -> None:
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-            raise ValueError(f"k must be a positive integer or None, got {k!r}")
-        self.k = k
+        self.k = None if k is None else positive_int(k, "k")
 
     def neighbours(self, n: int) -> int:
         """The ``k`` used for ``n`` samples."""

@@ -6,6 +6,7 @@ import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
+from poisonlab.validation import positive_int
 
 
 class _PerClassOutliers(Detector):
@@ -72,7 +73,7 @@ class LocalOutlierFactorDetector(_PerClassOutliers):
     """
 
     def __init__(self, *, n_neighbors: int = 20, threshold: float = 2.5) -> None:
-        self.n_neighbors = n_neighbors
+        self.n_neighbors = positive_int(n_neighbors, "n_neighbors")
         self.threshold = threshold
 
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:

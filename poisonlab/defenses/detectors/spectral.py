@@ -23,6 +23,7 @@ import numpy as np
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
 from poisonlab.errors import ConfigError
+from poisonlab.validation import positive_int
 
 
 def _top_direction(M: np.ndarray) -> np.ndarray:
@@ -153,7 +154,7 @@ class Spectre(Detector):
         min_separation: float = 25.0,
         random_state: int = 0,
     ) -> None:
-        self.n_components = n_components
+        self.n_components = positive_int(n_components, "n_components")
         self.alpha = alpha
         self.epsilon = _checked_epsilon("spectre", epsilon)
         self.min_separation = min_separation
