@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,flower,mnist]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,flower,mnist,ray]'
 	touch $@
 
 run: setup
@@ -39,6 +39,7 @@ bench: setup
 	-$(BIN)/python benchmarks/bench_aggregators.py
 	-$(BIN)/python benchmarks/bench_federated.py
 	-$(BIN)/python benchmarks/bench_report.py
+	-$(BIN)/python benchmarks/bench_ray.py
 	-$(BIN)/python benchmarks/bench_stream.py
 	-$(BIN)/python benchmarks/bench_ledger.py
 

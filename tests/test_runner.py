@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +240,42 @@ def test_a_grid_measures_clean_label_attacks_on_their_own_terms(tmp_path: Path) 
         assert row["ra"] > 0
         for rate in (row["asr"], row["ra"]):
             assert rate * n_source == pytest.approx(round(rate * n_source), abs=1e-6)
+
+
+def test_a_defended_grid_fits_the_scan_proxy_once_per_cell(tmp_path: Path, monkeypatch) -> None:
+    """Three detector defenses of one cell scan the same poisoned split: one proxy fit serves them."""
+    from poisonlab.defenses import evidence
+
+    computed = []
+    real = evidence.compute_evidence
+
+    def counting(dataset, **kwargs):
+        computed.append(len(dataset))
+        return real(dataset, **kwargs)
+
+    monkeypatch.setattr(evidence, "compute_evidence", counting)
+    raw = {
+        "datasets": ["wine"],
+        "models": ["logreg"],
+        "attacks": ["label_flip"],
+        "defenses": ["none", "knn_label", "confident_learning", "lof"],
+        "poison_rates": [0.1, 0.2],
+        "seeds": [0, 1],
+    }
+    outcome = run_grid(parse_config(raw), tmp_path / "out")
+    cells = 2 * (1 + 2)  # seeds × (the clean baseline + two rates)
+    assert len(outcome.records) == cells * 4 and all(r.status == "ok" for r in outcome.records)
+    assert len(computed) == cells
+    assert not list((tmp_path / "out").glob(".evidence-*"))  # the cache goes with the grid
+
+    # the same figures as when every defense fits its own proxy
+    monkeypatch.setattr("poisonlab.experiments.runner.evidence_cache", _no_cache)
+    alone = run_grid(parse_config(raw), tmp_path / "alone")
+    assert len(computed) == cells + 3 * cells
+    shared = {r.run_id: (r.det_f1, r.clean_acc, r.n_removed) for r in outcome.records}
+    assert shared == {r.run_id: (r.det_f1, r.clean_acc, r.n_removed) for r in alone.records}
+
+
+@contextlib.contextmanager
+def _no_cache(parent: Path) -> Iterator[None]:
+    yield None

@@ -34,8 +34,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run = sub.add_parser("run", help="run an experiment grid (built-in quick benchmark without CONFIG)")
     run.add_argument("config", nargs="?", help="TOML experiment config")
     run.add_argument("--out", help="output folder (default: runs/<time stamp>)")
-    run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes")
+    run.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes (process executor)"
+    )
     run.add_argument("--resume", action="store_true", help="skip runs already finished in --out")
+    run.add_argument(
+        "--executor",
+        choices=("process", "ray"),
+        default="process",
+        help="where runs execute: a process pool here (default), or Ray tasks (pip install 'poisonlab[ray]')",
+    )
+    run.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --executor ray: a running cluster's head (host:port, ray://host:port or auto); "
+        "default: a local Ray instance sized to this machine",
+    )
     run.add_argument(
         "--json", action="store_true", help="print summary.json (runs, per-cell aggregate) instead"
     )
@@ -88,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 # -- run ---------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from poisonlab.experiments import DEFAULT_CONFIG, aggregate, load_config, parse_config, run_grid
-    from poisonlab.experiments.runner import pending_runs
+    from poisonlab.experiments.runner import check_executor, pending_runs
 
     experiment = load_config(args.config) if args.config else parse_config(DEFAULT_CONFIG)
     for line in experiment.skipped:  # incompatible = "skip": each reason once, on stderr
@@ -96,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    check_executor(args.executor, args.address)  # one line, before the progress bar
     todo, skipped = pending_runs(experiment, out, resume=args.resume)
     if len(todo) > BIG_GRID and not args.yes:
         low, high = _duration(len(todo) / args.jobs), _duration(10 * len(todo) / args.jobs)
@@ -117,7 +132,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress.console.print(line, highlight=False)
 
         outcome = run_grid(
-            experiment, out, jobs=args.jobs, resume=args.resume, on_result=on_result, command=args.argv
+            experiment,
+            out,
+            jobs=args.jobs,
+            resume=args.resume,
+            on_result=on_result,
+            command=args.argv,
+            executor=args.executor,
+            address=args.address,
         )
     report = written_report(out)
     if args.json:  # for tools: the summary on stdout; the progress bar and failures went to stderr

@@ -11,6 +11,7 @@ import numpy as np
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors import DETECTORS, Detector, calibrate_by_class, flag_top
 from poisonlab.defenses.evidence import compute_evidence
+from poisonlab.defenses.evidence_cache import shared_evidence
 from poisonlab.errors import ConfigError, DataError
 
 
@@ -109,6 +110,8 @@ def scan(
     if dataset.is_regression:
         if features is not None:
             raise ConfigError("--features applies to classification data; regression scans read X and y")
+    elif features is None:  # in a grid, the cell's other defenses reuse this proxy fit
+        evidence = shared_evidence(dataset, random_state=random_state, on_progress=on_progress)
     else:
         evidence = compute_evidence(
             dataset, features=features, random_state=random_state, on_progress=on_progress

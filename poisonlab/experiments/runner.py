@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
+from poisonlab.defenses.evidence_cache import evidence_cache
 from poisonlab.errors import ConfigError
 from poisonlab.experiments.config import Experiment
 from poisonlab.experiments.protocol import OnProgress, Spec
@@ -27,6 +28,8 @@ from poisonlab.experiments.run import run_experiment, run_record_stub
 from poisonlab.experiments.store import ResultStore
 
 STORE_NAME = "results.sqlite"
+#: Where a grid's runs execute: this machine's process pool, or Ray (local or a cluster).
+EXECUTORS = ("process", "ray")
 OnResult = Callable[[RunRecord], None]
 
 
@@ -102,6 +105,8 @@ def run_grid(
     on_result: OnResult | None = None,
     on_progress: OnProgress | None = None,
     command: Sequence[str] | None = None,
+    executor: str = "process",
+    address: str | None = None,
 ) -> GridOutcome:
     """Run every pending run of ``experiment`` and write ``summary.json`` / ``results.csv``.
 
@@ -110,14 +115,24 @@ def run_grid(
     federated run's rounds) as they finish (``jobs=1`` only). The store also records
     each start: ``command`` (the command line; ``sys.argv`` when not given) and the
     experiment's config, which ``poisonlab report`` shows as the results' provenance.
+
+    ``executor="ray"`` runs each run as a Ray task (:mod:`poisonlab.experiments.ray_executor`)
+    on a local instance, or on the cluster at ``address``; ``jobs`` then does not apply.
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    check_executor(executor, address)
     out_dir = Path(out_dir)
     todo, n_skipped = pending_runs(experiment, out_dir, resume=resume)
-    with ResultStore(out_dir / STORE_NAME) as store:
+    with ResultStore(out_dir / STORE_NAME) as store, evidence_cache(out_dir) as cache:
         store.add_invocation(list(sys.argv if command is None else command), experiment.config)
-        for spec, record in _execute(experiment, todo, jobs, on_progress):
+        if executor == "ray":
+            from poisonlab.experiments.ray_executor import execute_on_ray
+
+            finished = execute_on_ray(experiment, todo, address=address, cache=cache)
+        else:
+            finished = _execute(experiment, todo, jobs, on_progress, cache)
+        for spec, record in finished:
             store.put(spec.to_json(), record)
             if on_result is not None:
                 on_result(record)
@@ -127,10 +142,32 @@ def run_grid(
     return GridOutcome(records, n_skipped, out_dir)
 
 
+def check_executor(executor: str, address: str | None) -> None:
+    """Refuse an executor that cannot run, before anything is written: Ray missing, nothing at ``address``."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if address is not None and executor != "ray":
+        raise ConfigError("--address names a Ray cluster; it goes with --executor ray")
+    if executor == "ray":
+        from poisonlab.experiments.ray_executor import check_address, require_ray
+
+        require_ray()
+        if address is not None:
+            check_address(address)
+
+
 def _execute(
-    experiment: Experiment, todo: list[Spec], jobs: int, on_progress: OnProgress | None = None
+    experiment: Experiment,
+    todo: list[Spec],
+    jobs: int,
+    on_progress: OnProgress | None = None,
+    cache: Path | None = None,
 ) -> Iterator[tuple[Spec, RunRecord]]:
-    """Yield (spec, record) as runs finish; a worker that dies fails only its own run."""
+    """Yield (spec, record) as runs finish; a worker that dies fails only its own run.
+
+    Workers share the grid's evidence ``cache`` folder with this process (see
+    :mod:`poisonlab.defenses.evidence_cache`).
+    """
     if jobs == 1 or len(todo) <= 1:
         for spec in todo:
             yield spec, run_experiment(spec, experiment.dataset_of(spec), on_progress)
@@ -140,7 +177,7 @@ def _execute(
     queue = iter(todo)
     while True:
         with ProcessPoolExecutor(
-            max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)
+            max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(threads, cache)
         ) as pool:
             futures: dict[Future[RunRecord], Spec] = {}
             broken = False
@@ -203,10 +240,13 @@ def _submit(
         futures[pool.submit(run_experiment, spec, data)] = spec
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, cache: Path | None) -> None:
     import torch
 
+    from poisonlab.defenses.evidence_cache import use_evidence_cache
+
     torch.set_num_threads(threads)
+    use_evidence_cache(cache)
 
 
 def _dedupe(records: Iterable[RunRecord]) -> list[RunRecord]:
