@@ -534,3 +534,37 @@ def test_separated_clusters_finds_a_trigger_that_keeps_its_labels_and_is_silent_
         assert scores["f1"] >= 0.95 and scores["auroc"] >= 0.99, (share, scores)
         assert found.gaps_[4] >= found.min_gap
         assert all(gap < found.min_gap for c, gap in found.gaps_.items() if c != 4)
+
+
+def test_group_self_training_gives_the_dual_ridge_answer_in_the_primal() -> None:
+    """A large class (n > d) is solved as a d×d system; the answer is the n×n kernel ridge's."""
+    from poisonlab.defenses.detectors.groups import _self_train
+
+    def dual_reference(Z: np.ndarray, group: np.ndarray, lam: float, seed: int) -> np.ndarray:
+        n, d = Z.shape
+        gram = Z @ Z.T / d
+        fold = np.random.default_rng(seed).permutation(n) % 5
+        for _ in range(10):
+            target = np.where(group, 1.0, -1.0)
+            decision = np.zeros(n)
+            for f in range(5):
+                train, held = fold != f, fold == f
+                offset = target[train].mean()
+                system = gram[np.ix_(train, train)] + lam * np.eye(int(train.sum()))
+                decision[held] = (
+                    gram[np.ix_(held, train)] @ np.linalg.solve(system, target[train] - offset) + offset
+                )
+            if np.array_equal(decision > 0, group):
+                break
+            group = decision > 0
+        return group
+
+    rng = np.random.default_rng(3)
+    Z = rng.normal(size=(600, 40))
+    Z[:60, :6] += 3.0  # a planted group of 60
+    proposal = np.zeros(600, dtype=bool)
+    proposal[:75] = True
+    for lam in (0.1, 1.0):
+        found = _self_train(Z, proposal, lam=lam, seed=0)
+        assert np.array_equal(found, dual_reference(Z, proposal.copy(), lam, 0))
+        assert found[:60].mean() > 0.9 and found[60:].mean() < 0.05

@@ -233,24 +233,46 @@ def _self_train(
 ) -> np.ndarray:
     """Out-of-fold ridge predictions of membership, iterated to a fixed point.
 
-    Solved in the dual (an n×n linear kernel), since a class has a few hundred
-    samples and the early representations thousands of dimensions.
+    The ridge on ``Z / sqrt(d)`` is solved in whichever form is smaller: the dual
+    (an n×n linear kernel) when a class has fewer samples than dimensions (early
+    representations of images), the primal (a d×d system) otherwise (user
+    embeddings of a large class). Both give the same predictions (the push-through
+    identity); each fold's system is factorised once and reused in every round,
+    since only the membership target changes between rounds.
     """
-    n = Z.shape[0]
-    gram = Z @ Z.T / Z.shape[1]
+    from scipy.linalg import cho_factor, cho_solve
+
+    n, d = Z.shape
+    Z = np.asarray(Z, dtype=np.float64)
     fold = np.random.default_rng(seed).permutation(n) % folds
+    dual = n <= d
+    gram = Z @ Z.T / d if dual else None
+    total = None if dual else Z.T @ Z / d
+    factors = []
+    for f in range(folds):
+        train, held = fold != f, fold == f
+        if dual:
+            assert gram is not None
+            system = gram[np.ix_(train, train)] + lam * np.eye(int(train.sum()))
+        else:
+            assert total is not None
+            system = total - Z[held].T @ Z[held] / d + lam * np.eye(d)
+        factors.append((train, held, cho_factor(system)))
     group = proposal.copy()
     for _ in range(rounds):
         if group.sum() < 3 or (~group).sum() < 3:
             return np.zeros(n, dtype=bool)
         target = np.where(group, 1.0, -1.0)
         decision = np.zeros(n)
-        for f in range(folds):
-            train, held = fold != f, fold == f
+        for train, held, factor in factors:
             offset = target[train].mean()
-            ridge = gram[np.ix_(train, train)] + lam * np.eye(int(train.sum()))
-            dual = np.linalg.solve(ridge, target[train] - offset)
-            decision[held] = gram[np.ix_(held, train)] @ dual + offset
+            if dual:
+                assert gram is not None
+                weights = cho_solve(factor, target[train] - offset)
+                decision[held] = gram[np.ix_(held, train)] @ weights + offset
+            else:
+                weights = cho_solve(factor, Z[train].T @ (target[train] - offset) / d)
+                decision[held] = Z[held] @ weights + offset
         updated = decision > 0
         if np.array_equal(updated, group):
             break
