@@ -40,6 +40,7 @@ bench: setup
 	-$(BIN)/python benchmarks/bench_federated.py
 	-$(BIN)/python benchmarks/bench_report.py
 	-$(BIN)/python benchmarks/bench_ray.py
+	-$(BIN)/python benchmarks/bench_scale.py --grid
 	-$(BIN)/python benchmarks/bench_stream.py
 	-$(BIN)/python benchmarks/bench_ledger.py
 

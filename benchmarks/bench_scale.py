@@ -1,0 +1,153 @@
+"""Cost against size: scan with --features, the ledger's add and verify, a grid on the pool and on Ray.
+
+Bars (issue 18): scan --features of 100,000 × 256 in <= 30 s and <= 2 GB peak on 2
+cores, of 1,000,000 × 256 in <= 5 min and <= 6 GB, time from 10^5 to 10^6 growing
+<= 12×; ledger add and verify of 10^7 × 32 float32 in <= 90 s each and <= 1 GB peak;
+Ray's overhead on 40 short runs <= 20% (``bench_ray.py`` measures it with repeats).
+
+    python benchmarks/bench_scale.py [--scan 10000 100000] [--ledger 1000000] [--grid]
+
+Each measurement is a fresh process (``python -m poisonlab ...``) whose peak resident
+memory is read from the kernel (``ru_maxrss``). The scanned sets are written here with
+NumPy alone: 10 Gaussian classes in 256 dimensions, 2% of the labels flipped and 2%
+of the rows moved into a backdoor cluster (8 coordinates shifted, relabelled to class
+0); F1 of the scan's flags against them is printed beside the cost. Sizes not asked
+for are not run (a 10^6 scan takes far longer than the bar today): their bars are
+printed as not measured and count as misses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _bars import report_bars
+
+PEAK = "import resource, runpy, sys; sys.argv = ['poisonlab', *sys.argv[1:]]; code = 0\n"
+PEAK += "try:\n    runpy.run_module('poisonlab', run_name='__main__')\n"
+PEAK += "except SystemExit as exit:\n    code = exit.code or 0\n"
+PEAK += "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+PEAK += "sys.exit(code)"
+
+
+def measured(*args: str) -> tuple[float, float, str]:
+    """Seconds, peak MiB and stdout of ``poisonlab ARGS`` in a fresh process."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", PEAK, *args], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    found = re.search(r"PEAK_KIB (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"poisonlab {' '.join(args)} failed: {done.stderr[-400:]}")
+    return seconds, int(found.group(1)) / 1024, done.stdout
+
+
+def planted(n: int, d: int, folder: Path) -> tuple[Path, Path]:
+    """A label-noise and backdoor-cluster set of ``n`` rows, written without poisonlab."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 3, (10, d)).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    X = centers[y] + rng.normal(0, 1, (n, d)).astype(np.float32)
+    truth = np.zeros(n, dtype=bool)
+    flipped = rng.choice(n, n // 50, replace=False)
+    y[flipped] = (y[flipped] + rng.integers(1, 10, flipped.size)) % 10
+    truth[flipped] = True
+    others = np.setdiff1d(np.arange(n), flipped)
+    moved = rng.choice(others[y[others] != 0], n // 50, replace=False)
+    X[moved, :8] += 6.0
+    y[moved] = 0
+    truth[moved] = True
+    features, data = folder / f"features{n}.npy", folder / f"labels{n}.npz"
+    np.save(features, X)
+    np.savez(data, X=np.zeros((n, 1), np.float32), y=y, poison_mask=truth)
+    return features, data
+
+
+def scan_row(n: int, folder: Path) -> tuple[float, float, float]:
+    features, data = planted(n, 256, folder)
+    report = folder / f"scan{n}.json"
+    seconds, peak, _ = measured("scan", str(data), "--features", str(features), "--out", str(report))
+    flags = np.zeros(n, dtype=bool)
+    flags[json.loads(report.read_text())["flagged_indices"]] = True
+    with np.load(data) as archive:
+        truth = archive["poison_mask"]
+    tp = float((flags & truth).sum())
+    f1 = 2 * tp / max(1.0, float(flags.sum() + truth.sum()))
+    return seconds, peak, f1
+
+
+def ledger_rows(n: int, folder: Path) -> tuple[tuple[float, float], tuple[float, float]]:
+    rng = np.random.default_rng(0)
+    data = folder / f"ledger{n}.npz"
+    np.savez(data, X=rng.random((n, 32), dtype=np.float32), y=rng.integers(0, 10, n))
+    ledger = folder / f"ledger{n}"
+    init = [sys.executable, "-m", "poisonlab", "ledger", "init", str(ledger)]
+    subprocess.run(init, check=True, stdout=subprocess.DEVNULL)
+    add = measured("ledger", "add", str(data), "--source", "bench", "--ledger", str(ledger))
+    verify = measured("ledger", "verify", "--ledger", str(ledger))
+    return add[:2], verify[:2]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scan", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--ledger", type=int, nargs="*", default=[1_000_000])
+    parser.add_argument("--grid", action="store_true", help="also time 40 runs on the pool and on Ray")
+    args = parser.parse_args()
+    nan = float("nan")
+    scans: dict[int, tuple[float, float, float]] = {}
+    ledgers: dict[int, tuple[tuple[float, float], tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for n in args.scan:
+            scans[n] = scan_row(n, folder)
+        for n in args.ledger:
+            ledgers[n] = ledger_rows(n, folder)
+    print(f"{'measurement':<44}{'seconds':>10}{'peak MiB':>10}{'F1':>7}")
+    for n, (seconds, peak, f1) in scans.items():
+        print(f"{f'scan --features, {n:,} × 256':<44}{seconds:>10.1f}{peak:>10.0f}{f1:>7.3f}")
+    for n, ((a_s, a_m), (v_s, v_m)) in ledgers.items():
+        print(f"{f'ledger add, {n:,} × 32':<44}{a_s:>10.1f}{a_m:>10.0f}")
+        print(f"{f'ledger verify, {n:,} × 32':<44}{v_s:>10.1f}{v_m:>10.0f}")
+    ratio = nan
+    if args.grid:
+        from bench_ray import timed_grid
+
+        with tempfile.TemporaryDirectory() as tmp:
+            pool, _ = timed_grid("process", Path(tmp) / "pool")
+            on_ray, _ = timed_grid("ray", Path(tmp) / "ray")
+        ratio = on_ray / pool
+        print(f"{'grid of 40 runs, process pool':<44}{pool:>10.1f}")
+        print(f"{'grid of 40 runs, Ray (local instance)':<44}{on_ray:>10.1f}")
+
+    def scan_of(n: int, i: int) -> float:
+        return scans[n][i] if n in scans else nan
+
+    def ledger_of(n: int, which: int, i: int) -> float:
+        return ledgers[n][which][i] if n in ledgers else nan
+
+    growth = scan_of(1_000_000, 0) / scan_of(100_000, 0)
+    bars = [
+        ("scan 100,000 × 256: seconds <= 30", scan_of(100_000, 0), lambda v: v <= 30),
+        ("scan 100,000 × 256: peak MiB <= 2048", scan_of(100_000, 1), lambda v: v <= 2048),
+        ("scan 1,000,000 × 256: seconds <= 300", scan_of(1_000_000, 0), lambda v: v <= 300),
+        ("scan 1,000,000 × 256: peak MiB <= 6144", scan_of(1_000_000, 1), lambda v: v <= 6144),
+        ("scan time 10^6 / 10^5 <= 12", growth, lambda v: v <= 12),
+        ("ledger add 10^7 × 32: seconds <= 90", ledger_of(10_000_000, 0, 0), lambda v: v <= 90),
+        ("ledger add 10^7 × 32: peak MiB <= 1024", ledger_of(10_000_000, 0, 1), lambda v: v <= 1024),
+        ("ledger verify 10^7 × 32: seconds <= 90", ledger_of(10_000_000, 1, 0), lambda v: v <= 90),
+        ("ledger verify 10^7 × 32: peak MiB <= 1024", ledger_of(10_000_000, 1, 1), lambda v: v <= 1024),
+        ("Ray / process pool on 40 short runs <= 1.20", ratio, lambda v: v <= 1.2),
+    ]
+    print("(nan: not measured in this invocation; a bar not measured counts as a miss)")
+    return 1 if report_bars(bars) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
