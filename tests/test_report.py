@@ -114,19 +114,12 @@ def test_a_federated_folder_draws_accuracy_and_kept_updates_per_round(tmp_path: 
 
 
 def test_a_stream_grid_draws_accuracy_and_asr_over_time(tmp_path: Path) -> None:
+    from test_stream_scenario import config  # the stream grid those tests run, evaluated every 4 batches
+
     from poisonlab.experiments import parse_config, run_grid
     from poisonlab.report import write_run_report
 
-    raw = {
-        "scenario": "stream",
-        "datasets": ["digits"],
-        "models": ["sgd"],
-        "attacks": ["badnets"],
-        "poison_rates": [0.1],
-        "gates": ["on", "off"],
-        "seeds": [0],
-        "stream": {"batch_size": 100, "trusted": 200, "epochs_per_batch": 2, "eval_every": 4},
-    }
+    raw = config(stream={"batch_size": 100, "trusted": 200, "epochs_per_batch": 2, "eval_every": 4})
     outcome = run_grid(parse_config(raw), tmp_path / "s")
     timeline = next(r for r in outcome.records if r.attack == "badnets" and r.gate == "off").timeline  # type: ignore[attr-defined]
     assert len(timeline) >= 3 and timeline[-1]["asr"] > 0.5  # ungated: the backdoor takes hold

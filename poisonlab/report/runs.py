@@ -301,56 +301,49 @@ def _per_step(
     return series
 
 
+#: Per-step figures: (column, title, axis label, caption) for each scenario that records steps.
+_ROUND_METRICS = (
+    ("accuracy", "Federated global accuracy per round", "accuracy", "Global model on the test set."),
+    ("asr", "Federated backdoor ASR per round", "ASR", "Triggered test inputs sent to the target class."),
+    (
+        "malicious_selected",
+        "Share of malicious updates kept per round",
+        "kept",
+        "Of the malicious clients' updates in a round, the share a selection rule let through.",
+    ),
+)
+_STREAM_METRICS = (
+    ("accuracy", "Stream accuracy over time, gated and ungated", "accuracy", ""),
+    ("asr", "Stream backdoor ASR over time, gated and ungated", "ASR", ""),
+)
+
+
 def _federated(records: list[FederatedRecord]) -> list[_Drawn]:
-    if not records:
-        return []
-    drawn: list[_Drawn] = []
-    for metric, title, axis, caption in (
-        ("accuracy", "Federated global accuracy per round", "accuracy", "Global model on the test set."),
-        ("asr", "Federated backdoor ASR per round", "ASR", "Triggered test inputs sent to the target class."),
-        (
-            "malicious_selected",
-            "Share of malicious updates kept per round",
-            "kept",
-            "Of the malicious clients' updates in a round, the share a selection rule let through.",
-        ),
-    ):
-        series = _per_step(records, lambda r: r.rounds, "round", metric)  # type: ignore[attr-defined]
-        if not series:
-            continue
-        figure, axes = panels(1, width=6, height=3.6)
-        lines(axes[0], series, title=title, xlabel="round", ylabel=axis)
-        drawn.append(
-            (
-                title,
-                caption
-                + " Lines per attack, malicious share and aggregation rule; bands: ± one std over seeds.",
-                figure,
-            )
-        )
-    return drawn
+    note = " Lines per attack, malicious share and aggregation rule; bands: ± one std over seeds."
+    return _over_steps(records, lambda r: r.rounds, "round", _ROUND_METRICS, note)  # type: ignore[attr-defined]
 
 
 def _stream(records: list[StreamRecord]) -> list[_Drawn]:
-    if not records:
-        return []
+    note = "Measured after every evaluated batch; 'on' is the gated learner, 'off' the ungated."
+    return _over_steps(records, lambda r: r.timeline, "step", _STREAM_METRICS, note)  # type: ignore[attr-defined]
+
+
+def _over_steps(
+    records: Sequence[RunRecord],
+    steps: Callable[[RunRecord], Sequence[dict[str, Any]]],
+    x: str,
+    metrics: Sequence[tuple[str, str, str, str]],
+    note: str,
+) -> list[_Drawn]:
+    """One figure per metric a scenario records step by step (rounds, stream batches)."""
     drawn: list[_Drawn] = []
-    for metric, title, axis in (
-        ("accuracy", "Stream accuracy over time, gated and ungated", "accuracy"),
-        ("asr", "Stream backdoor ASR over time, gated and ungated", "ASR"),
-    ):
-        series = _per_step(records, lambda r: r.timeline, "step", metric)  # type: ignore[attr-defined]
+    for metric, title, axis, caption in metrics:
+        series = _per_step(records, steps, x, metric)
         if not series:
             continue
         figure, axes = panels(1, width=6, height=3.6)
-        lines(axes[0], series, title=title, xlabel="batch", ylabel=axis)
-        drawn.append(
-            (
-                title,
-                "Measured after every evaluated batch; 'on' is the gated learner, 'off' the ungated.",
-                figure,
-            )
-        )
+        lines(axes[0], series, title=title, xlabel="batch" if x == "step" else x, ylabel=axis)
+        drawn.append((title, f"{caption} {note}".strip(), figure))
     return drawn
 
 
