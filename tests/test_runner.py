@@ -279,3 +279,30 @@ def test_a_defended_grid_fits_the_scan_proxy_once_per_cell(tmp_path: Path, monke
 @contextlib.contextmanager
 def _no_cache(parent: Path) -> Iterator[None]:
     yield None
+
+
+def test_a_grid_removes_the_evidence_folder_a_killed_grid_left(tmp_path: Path) -> None:
+    """A driver killed outright leaves its cache; the next grid there removes it, not a live one's."""
+    import os
+
+    from poisonlab.defenses.evidence_cache import evidence_cache
+
+    dead = subprocess_pid_that_exited()
+    orphan = tmp_path / f".evidence-{dead}-abc"
+    live = tmp_path / f".evidence-{os.getpid()}-def"
+    for folder in (orphan, live):
+        folder.mkdir()
+        (folder / "x.npz").write_bytes(b"")
+    with evidence_cache(tmp_path) as mine:
+        assert mine.is_dir() and mine.name.startswith(f".evidence-{os.getpid()}-")
+        assert not orphan.exists() and live.exists()
+    assert not mine.exists() and live.exists()
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+    import sys
+
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    return done.pid

@@ -46,8 +46,14 @@ def use_evidence_cache(folder: str | os.PathLike[str] | None) -> None:
 
 @contextlib.contextmanager
 def evidence_cache(parent: Path) -> Iterator[Path]:
-    """A fresh cache folder inside ``parent`` for one grid, used by this process, removed at the end."""
-    folder = Path(tempfile.mkdtemp(prefix=".evidence-", dir=parent))
+    """A fresh cache folder inside ``parent`` for one grid, used by this process, removed at the end.
+
+    The folder's name carries this process's id, so that a folder left by a grid
+    whose driver was killed outright (SIGKILL: no clean-up ran) is removed by the
+    next grid in the same place, while one of a grid still running is left alone.
+    """
+    _remove_orphans(parent)
+    folder = Path(tempfile.mkdtemp(prefix=f".evidence-{os.getpid()}-", dir=parent))
     previous = _folder
     use_evidence_cache(folder)
     try:
@@ -55,6 +61,23 @@ def evidence_cache(parent: Path) -> Iterator[Path]:
     finally:
         use_evidence_cache(previous)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_orphans(parent: Path) -> None:
+    for folder in parent.glob(".evidence-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
 
 
 def shared_evidence(
