@@ -14,8 +14,9 @@ from poisonlab.cli import main
 from poisonlab.data import load_dataset
 from poisonlab.data.readers import write_npz
 
-#: A dataset name a hostile file could carry: it must reach the page as text, never as markup.
-HOSTILE = "d<img src=x onerror=alert(1)>"
+#: A dataset name a hostile file could carry: it must reach the page as text, never as markup,
+#: and its malformed TeX (``$^$``) must be drawn as it is, not parsed.
+HOSTILE = "d<img src=x onerror=alert(1)>$^$"
 
 GRID = """
 datasets = [{{ path = "{path}" }}]
@@ -66,7 +67,7 @@ def test_run_writes_a_self_contained_report_with_a_figure_per_measure(grid_dir: 
 def test_data_reach_the_page_as_text_never_as_markup(grid_dir: Path) -> None:
     page = (grid_dir / "report.html").read_text()
     assert HOSTILE not in page
-    assert "d&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "d&lt;img src=x onerror=alert(1)&gt;$^$" in page
 
 
 def test_report_redraws_a_folder_into_another_file_and_refuses_to_replace_it(grid_dir, tmp_path, capsys):

@@ -13,8 +13,9 @@ Python, installs as one wheel of a few MB, and is what the field's papers use.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,9 @@ def write_run_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str
         raise ConfigError(f"{run_dir} holds a results store with no runs: there is nothing to report")
     with ResultStore(run_dir / STORE_NAME) as store:
         invocations, configs = store.invocations(), store.configs()
-    return write_page(run_page(records, invocations, configs, run_dir), target)
+    with _drawing():
+        page = run_page(records, invocations, configs, run_dir)
+    return write_page(page, target)
 
 
 def write_scan_report(
@@ -69,7 +72,9 @@ def write_scan_report(
 
     target = Path(out)
     _check_target(target)
-    return write_page(scan_page(report, source, provenance), target)
+    with _drawing():
+        page = scan_page(report, source, provenance)
+    return write_page(page, target)
 
 
 def write_stream_report(
@@ -88,7 +93,23 @@ def write_stream_report(
 
     target = Path(out)
     _check_target(target)
-    return write_page(stream_page(results, settings, ledger, provenance), target)
+    with _drawing():
+        page = stream_page(results, settings, ledger, provenance)
+    return write_page(page, target)
+
+
+@contextlib.contextmanager
+def _drawing() -> Iterator[None]:
+    """matplotlib settings for every figure of a report.
+
+    Names from data (datasets, attacks, ids) are drawn as plain text: with math
+    parsing on, a name holding ``$...$`` would be read as TeX, and a malformed one
+    would stop the report.
+    """
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False}):
+        yield
 
 
 def _check_target(target: Path) -> None:
