@@ -142,3 +142,41 @@ def test_scan_and_run_speak_json_for_tools(tmp_path: Path) -> None:
     summary = json.loads(ran.stdout)
     assert summary == json.loads((tmp_path / "out" / "summary.json").read_text())
     assert len(summary["runs"]) == 2 and {c["attack"] for c in summary["aggregate"]} == {"none", "label_flip"}
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_the_summary_table_wraps_in_a_narrow_terminal_and_cuts_nothing(width: int) -> None:
+    """A grid of every column at 80 (and 60) columns: no cell is cut short with '…'."""
+    from rich.console import Console
+
+    from poisonlab.cli.experiments import _summary_table
+
+    rows = [
+        {
+            "scenario": "centralised",
+            "dataset": f"dataset_{d}",
+            "model": "logreg",
+            "defense": defense,
+            "poison_rate": 0.1,
+            "defended_by": "defense",
+            "condition": "poison_rate",
+            "attack": "label_flip_long_name",
+            "n_seeds": 3,
+            "n_poison": 134.0,
+            "phase": "training",
+            "clean_acc": (0.9612, 0.0123),
+            "asr": (0.9987, 0.0011),
+            "ra": (0.0011, 0.0009),
+            "acc_drop": (0.0123, 0.0045),
+        }
+        for d in (1, 2)
+        for defense in ("none", "relabelled_groups")
+    ]
+    console = Console(width=width, record=True)
+    console.print(_summary_table(rows))
+    text = console.export_text()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    if width == 80:  # names fold over lines; a mean and its spread keep their digits together
+        for value in ("96.1", "±1.2", "99.9", "±0.1", "134"):
+            assert value in text

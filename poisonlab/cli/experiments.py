@@ -206,7 +206,8 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
         justify: Literal["left", "right"] = (
             "left" if col in (*keys, "attack", "phase", "modified") else "right"
         )
-        table.add_column(header.get(col, col), no_wrap=True, justify=justify)
+        # a narrow terminal wraps cells (a mean above its ±std) instead of cutting them short
+        table.add_column(header.get(col, col), overflow="fold", justify=justify)
     for r in rows:
         rate = "—" if r.get(condition) is None else f"{100 * r[condition]:g}%"
         cells = []
@@ -240,14 +241,17 @@ def _modified(row: dict[str, Any]) -> str:
 
 
 def _mean_std(value: tuple[float, float] | None, mean: str, std: str, one: bool) -> str:
-    """``mean±std``, or the mean alone for a single seed; ``—`` where there is no value."""
+    """``mean ±std``, or the mean alone for a single seed; ``—`` where there is no value.
+
+    The space lets a narrow table put the spread under the mean rather than cut it.
+    """
     if value is None:
         return "—"
-    return format(value[0], mean) if one else f"{value[0]:{mean}}±{value[1]:{std}}"
+    return format(value[0], mean) if one else f"{value[0]:{mean}} ±{value[1]:{std}}"
 
 
 def _pm(value: tuple[float, float] | None, one: bool = False) -> str:
-    """A share as ``mean±std`` in %, the mean alone for a single seed."""
+    """A share as ``mean ±std`` in %, the mean alone for a single seed."""
     return _mean_std(None if value is None else (100 * value[0], 100 * value[1]), ".1f", ".1f", one)
 
 
