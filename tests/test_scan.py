@@ -400,3 +400,34 @@ def test_a_scan_reports_its_stages_as_they_start() -> None:
     folds = [s for s in stages if s.startswith("cross-fitting")]
     assert folds == [f"cross-fitting out-of-sample probabilities, fold {k} of 5" for k in range(1, 6)]
     assert stages[-1] == "running detector auto on 178 samples"
+
+
+def test_a_scan_of_user_features_fits_the_loss_proxy_only_for_a_detector_that_reads_losses(monkeypatch):
+    """With embeddings, the full-data proxy gives only per-sample losses: auto skips it, same flags."""
+    from poisonlab.defenses import evidence as computing
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 100)
+    features = (np.eye(3)[y] * 4 + rng.normal(size=(300, 3))).astype(np.float32)
+    flipped = rng.choice(300, 12, replace=False)
+    noisy = y.copy()
+    noisy[flipped] = (noisy[flipped] + 1) % 3
+    data = Dataset.from_arrays(np.zeros((300, 2), np.float32), noisy)
+    fits = []
+    real = computing.compute_evidence
+
+    def counting(dataset, **kwargs):
+        fits.append(kwargs.get("losses", True))
+        return real(dataset, **kwargs)
+
+    monkeypatch.setattr("poisonlab.defenses.scan.compute_evidence", counting)
+    quick = scan(data, features=features)
+    assert fits == [False]
+    monkeypatch.setattr(
+        "poisonlab.defenses.scan.compute_evidence",
+        lambda dataset, **kw: real(dataset, **{**kw, "losses": True}),
+    )
+    full = scan(data, features=features)
+    assert np.array_equal(quick.flags, full.flags) and np.allclose(quick.scores, full.scores)
+    assert quick.flags[flipped].mean() > 0.8
+    assert scan(data, features=features, detector="early_loss", contamination=0.04).n_flagged == 12

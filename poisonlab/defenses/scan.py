@@ -114,7 +114,11 @@ def scan(
         evidence = shared_evidence(dataset, random_state=random_state, on_progress=on_progress)
     else:
         evidence = compute_evidence(
-            dataset, features=features, random_state=random_state, on_progress=on_progress
+            dataset,
+            features=features,
+            random_state=random_state,
+            on_progress=on_progress,
+            losses="losses" in entry.tag("needs"),
         )
     if on_progress is not None:
         on_progress(f"running detector {detector} on {len(dataset)} samples")
