@@ -18,7 +18,7 @@ import numpy as np
 
 from poisonlab import metrics
 from poisonlab.attacks import ATTACKS
-from poisonlab.attacks.base import class_index
+from poisonlab.attacks.base import Attack, class_index
 from poisonlab.data.dataset import Dataset, train_test_split
 from poisonlab.defenses import DEFENSES
 from poisonlab.errors import ConfigError, IncompatibleError
@@ -109,14 +109,14 @@ class CentralisedScenario(Scenario):
                 checked.add(key)
                 registry.require(comp.name, what, **wanted)
                 try:  # a bad parameter value fails here, not in every run
-                    registry.create(comp.name, **comp.params)
+                    built = registry.create(comp.name, **comp.params)
                 except IncompatibleError:
                     raise
                 except ConfigError as exc:
                     raise ConfigError(f"{registry.kind} {comp.label!r}: {exc}") from None
                 if registry is ATTACKS:
                     try:  # a class the data lacks, a patch larger than its images
-                        ATTACKS.create(comp.name, **comp.params).check(dataset)
+                        cast(Attack, built).check(dataset)
                     except ConfigError as exc:
                         raise IncompatibleError(
                             f"attack {comp.label!r} cannot work with {what}: {exc}"

@@ -61,7 +61,8 @@ _Drawn = tuple[str, str, Any]  # title, caption, matplotlib Figure
 
 def _label(r: RunRecord) -> str:
     by, value = r.defended_by()
-    return r.attack if value in (NONE, "off", "fedavg") and by != "gate" else f"{r.attack} + {by} {value}"
+    # the undefended run is named by its attack alone; a stream's gate is named either way
+    return r.attack if value in (NONE, "fedavg") and by != "gate" else f"{r.attack} + {by} {value}"
 
 
 def _styles(records: Sequence[RunRecord]) -> dict[str, dict[str, Any]]:

@@ -246,16 +246,15 @@ def _self_train(
     Z = np.asarray(Z, dtype=np.float64)
     fold = np.random.default_rng(seed).permutation(n) % folds
     dual = n <= d
-    gram = Z @ Z.T / d if dual else None
-    total = None if dual else Z.T @ Z / d
+    # the n×n kernel (dual) or the d×d covariance (primal); the other form is never built
+    gram = Z @ Z.T / d if dual else np.empty((0, 0))
+    total = np.empty((0, 0)) if dual else Z.T @ Z / d
     factors = []
     for f in range(folds):
         train, held = fold != f, fold == f
         if dual:
-            assert gram is not None
             system = gram[np.ix_(train, train)] + lam * np.eye(int(train.sum()))
         else:
-            assert total is not None
             system = total - Z[held].T @ Z[held] / d + lam * np.eye(d)
         factors.append((train, held, cho_factor(system)))
     group = proposal.copy()
@@ -267,7 +266,6 @@ def _self_train(
         for train, held, factor in factors:
             offset = target[train].mean()
             if dual:
-                assert gram is not None
                 weights = cho_solve(factor, target[train] - offset)
                 decision[held] = gram[np.ix_(held, train)] @ weights + offset
             else:
