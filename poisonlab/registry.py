@@ -203,6 +203,7 @@ def registries() -> list[Registry[Any]]:
 #: Where each kind's registry lives, in the order ``poisonlab list`` shows them.
 _REGISTRIES: tuple[tuple[str, str], ...] = (
     ("poisonlab.data", "DATASETS"),
+    ("poisonlab.data", "GRAPHS"),
     ("poisonlab.models", "MODELS"),
     ("poisonlab.attacks", "ATTACKS"),
     ("poisonlab.defenses", "DETECTORS"),

@@ -96,6 +96,7 @@ def test_every_kind_of_component_is_one_registry() -> None:
     assert len(kinds) == len(set(kinds))
     assert set(kinds) == {
         "dataset",
+        "graph",
         "model",
         "attack",
         "detector",
@@ -122,4 +123,4 @@ def test_every_registry_in_the_package_is_listed() -> None:
     # a registry is listed under the package that exports it
     exported = {(m, n) for m, n in _REGISTRIES}
     assert {name for _, name in defined} == {name for _, name in exported}
-    assert len(defined) == len(_REGISTRIES) == 10
+    assert len(defined) == len(_REGISTRIES) == 11

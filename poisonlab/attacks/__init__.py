@@ -18,9 +18,19 @@ from poisonlab.attacks.clean_label import (
     SleeperAgent,
 )
 from poisonlab.attacks.evasion import FGSM, PGD, CarliniWagnerL2, EvasionAttack
+from poisonlab.attacks.graph import (
+    CompositionAttack,
+    DirectAddition,
+    DirectDeletion,
+    GraphAttack,
+    InversionAttack,
+    SymmetryAttack,
+)
 from poisonlab.attacks.label_flip import FarthestFirstLabelFlip, RandomLabelFlip, TargetedLabelFlip
 from poisonlab.attacks.none import NoAttack
+from poisonlab.attacks.privacy import TruthSerum
 from poisonlab.attacks.regression import OptP, StatP
+from poisonlab.attacks.rules import RuleImplant
 from poisonlab.attacks.subpopulation import ClusterMatch, FeatureMatch
 from poisonlab.attacks.unlearnable import UnlearnableExamples
 from poisonlab.registry import Registry
@@ -67,6 +77,16 @@ ATTACKS.add(
     ClusterMatch,
     "Subpopulation: label flips drawn from one k-means cluster (Jagielski et al. 2021)",
 )
+ATTACKS.add(
+    "truth_serum",
+    TruthSerum,
+    "Privacy: wrong-label copies of targets reveal their membership (Truth Serum, Tramèr et al. 2022)",
+)
+ATTACKS.add(
+    "rule_implant",
+    RuleImplant,
+    "Rule-learner corruption: relabelled subgroup rows implant 'feature in bin -> class' (RIPPER)",
+)
 ATTACKS.add("badnets", BadNets, "BadNets patch-trigger backdoor on images (Gu et al. 2017)")
 ATTACKS.add("blended", Blended, "Blended backdoor: alpha-blended key pattern on images (Chen et al. 2017)")
 ATTACKS.add("feature_trigger", FeatureTrigger, "Tabular backdoor: chosen features set to rare values")
@@ -105,6 +125,31 @@ ATTACKS.add(
     StatP,
     "Regression: poison points sampled from the data's moments (StatP, Jagielski et al. 2018)",
 )
+ATTACKS.add(
+    "kg_delete",
+    DirectDeletion,
+    "Knowledge graph, one target fact: delete the facts holding its entities in place (Zhang et al. 2019)",
+)
+ATTACKS.add(
+    "kg_add",
+    DirectAddition,
+    "Knowledge graph, one target fact: add facts that drag its entities away (Zhang et al. 2019)",
+)
+ATTACKS.add(
+    "kg_symmetry",
+    SymmetryAttack,
+    "Knowledge graph: raise a decoy above the target through a learnt symmetry (Bhardwaj et al. 2021)",
+)
+ATTACKS.add(
+    "kg_inversion",
+    InversionAttack,
+    "Knowledge graph: raise a decoy above the target through a learnt inversion (Bhardwaj et al. 2021)",
+)
+ATTACKS.add(
+    "kg_composition",
+    CompositionAttack,
+    "Knowledge graph: raise a decoy above the target through a learnt composition (Bhardwaj et al. 2021)",
+)
 
 ATTACKS.add("fgsm", FGSM, "Inference time: one signed-gradient step of size eps (Goodfellow et al. 2015)")
 ATTACKS.add("pgd", PGD, "Inference time: projected gradient descent, L∞ or L2 (Madry et al. 2018)")
@@ -125,22 +170,30 @@ __all__ = [
     "BullseyePolytope",
     "CarliniWagnerL2",
     "ClusterMatch",
+    "CompositionAttack",
+    "DirectAddition",
+    "DirectDeletion",
     "EvasionAttack",
     "FarthestFirstLabelFlip",
     "FeatureCollision",
     "FeatureMatch",
     "FeatureTrigger",
     "GradientMatching",
+    "GraphAttack",
     "InfluenceAvailability",
+    "InversionAttack",
     "LabelConsistentBackdoor",
     "NoAttack",
     "OptP",
     "PoisonResult",
     "RandomLabelFlip",
+    "RuleImplant",
     "SleeperAgent",
     "StatP",
+    "SymmetryAttack",
     "TargetedLabelFlip",
     "Trigger",
+    "TruthSerum",
     "UnlearnableExamples",
     "resolve_budget",
 ]

@@ -47,10 +47,14 @@ class PoisonResult:
     target_class: int | None = None
     source_class: int | None = None
     subpopulation: Any = None
+    #: Rows of the input that the attack deleted (a graph attack's removed facts, ``k×3``);
+    #: ``poison_mask`` marks what it added or changed in the poisoned copy.
+    removed: np.ndarray | None = None
 
     @property
     def n_poison(self) -> int:
-        return int(self.poison_mask.sum())
+        """Samples the attack changed: added or changed rows, plus deleted ones."""
+        return int(self.poison_mask.sum()) + (0 if self.removed is None else len(self.removed))
 
 
 class Attack(ABC):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
+from poisonlab.data.graph import KnowledgeGraph
 
 #: Labels of the classification sets: the built-in attacks' default source (1) and
 #: targets (7 for a targeted flip, 0 for backdoors) exist, and few classes keep the
@@ -61,3 +62,20 @@ def accepted_data(tasks: tuple[str, ...], modalities: tuple[str, ...]) -> list[D
         )
         if task in tasks and modality in modalities
     ]
+
+
+def toy_graph() -> tuple[KnowledgeGraph, np.ndarray]:
+    """A small regular knowledge graph and one held-out fact its structure implies.
+
+    Twelve entities on a ring: ``next`` links each to the following one, ``prev`` is its
+    inverse, and ``peer`` links the members of each group of four both ways. The fact
+    ``(e0, next, e1)`` is left out of the graph and returned as the target a model
+    should rank highly and an attack should aim at.
+    """
+    n = 12
+    entities = tuple(f"e{i}" for i in range(n))
+    facts = [(i, 0, (i + 1) % n) for i in range(n)] + [((i + 1) % n, 1, i) for i in range(n)]
+    facts += [(i, 2, j) for i in range(n) for j in range(n) if i != j and i // 4 == j // 4]
+    target = np.array([0, 0, 1])
+    triples = np.array([f for f in facts if f != (0, 0, 1)], dtype=np.int64)
+    return KnowledgeGraph(triples, entities, ("next", "prev", "peer"), "toy_graph"), target

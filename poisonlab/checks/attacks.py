@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from poisonlab.attacks.base import Attack, PoisonResult, resolve_budget
 from poisonlab.checks._base import Check, expect, run_checks
-from poisonlab.checks._data import accepted_data, other_data, toy_dataset
+from poisonlab.checks._data import accepted_data, other_data, toy_dataset, toy_graph
 from poisonlab.data.dataset import Dataset
+from poisonlab.data.graph import KnowledgeGraph
 from poisonlab.errors import ConfigError, IncompatibleError
 from poisonlab.registry import Entry
 
@@ -48,6 +49,9 @@ def yield_attack_checks(attack: Attack | Any, *, tags: dict[str, Any] | None = N
     datasets = accepted_data(tuple(t["tasks"]), tuple(t["modalities"]))
     if t["phase"] == "inference":
         yield from _inference_checks(attack, name, datasets)
+        return
+    if "graph" in t["modalities"]:
+        yield from _graph_checks(attack, name, t)
         return
 
     def for_each(fn: Callable[[Dataset], None]) -> Callable[[], None]:
@@ -151,6 +155,77 @@ def _refuses_sklearn(attack: Any, victim: _Victim) -> None:
     except IncompatibleError:
         return
     expect(False, "attacked a scikit-learn model, which has no gradients, without IncompatibleError")
+
+
+#: Facts a graph attack may change on the toy graph.
+GRAPH_BUDGET = 4
+
+
+def _graph_checks(attack: Any, name: str, t: dict[str, Any]) -> Iterator[Check]:
+    """The contract on a knowledge graph: facts added or deleted, exactly reported, within budget."""
+    graph, target = toy_graph()
+    aimed = attack.aim(target) if t["targets_instance"] else attack
+
+    def poison(seed: int = 0) -> PoisonResult:
+        return aimed.poison(graph, GRAPH_BUDGET, np.random.default_rng(seed))
+
+    def exact() -> None:
+        result = poison()
+        out = cast(KnowledgeGraph, result.dataset)
+        removed = np.zeros((0, 3), dtype=np.int64) if result.removed is None else result.removed
+        mask = np.asarray(result.poison_mask)
+        expect(mask.dtype == bool and mask.shape == (len(out),), f"mask has {mask.dtype} {mask.shape}")
+        expect(out.entities == graph.entities and out.relations == graph.relations, "the vocabulary changed")
+        expect(
+            result.n_poison <= GRAPH_BUDGET,
+            f"changed {result.n_poison} facts with a budget of {GRAPH_BUDGET}",
+        )
+        expect(result.n_poison > 0, "changed no fact at all")
+        new = ~graph.contains(out.triples)
+        expect(
+            np.array_equal(new, mask), "the mask does not mark exactly the facts that were not in the input"
+        )
+        expect(bool(graph.contains(removed).all()), "a removed fact was not in the input")
+        expect(not out.contains(removed).any(), "a removed fact is still in the poisoned graph")
+        kept = graph.triples[~np.isin(graph.keys(), graph.keys(removed))]
+        expect(bool(out.contains(kept).all()), "a fact left the graph without being reported as removed")
+        expect(not out.contains(target[None])[0], "the attack added its own target fact")
+
+    def unmutated() -> None:
+        before = graph.triples.copy()
+        poison()
+        expect(np.array_equal(before, graph.triples), "poison() wrote into its input")
+
+    def deterministic() -> None:
+        a, b = poison(3), poison(3)
+        same = np.array_equal(
+            cast(KnowledgeGraph, a.dataset).triples, cast(KnowledgeGraph, b.dataset).triples
+        )
+        expect(same, "the same seed gave different facts")
+
+    def needs_aim() -> None:
+        try:
+            attack.poison(graph, GRAPH_BUDGET, np.random.default_rng(0))
+        except ConfigError:
+            return
+        expect(False, "poisoned without a target fact (aim(fact) was never called)")
+
+    def refuses(other: Dataset) -> None:
+        try:
+            aimed.poison(other, RATE, np.random.default_rng(0))
+        except IncompatibleError:
+            return
+        expect(
+            False, f"poisoned {other.name}, which its tags say it does not take, without IncompatibleError"
+        )
+
+    yield Check(f"{name}.changes_exactly_what_it_reports_within_budget", exact)
+    yield Check(f"{name}.does_not_mutate_input", unmutated)
+    yield Check(f"{name}.same_seed_same_poisons", deterministic)
+    if t["targets_instance"]:
+        yield Check(f"{name}.refuses_without_a_target", needs_aim)
+    for other in other_data(tuple(t["tasks"]), tuple(t["modalities"])):
+        yield Check(f"{name}.refuses_{other.name}", partial(refuses, other))
 
 
 def check_attack(attack: Attack | Any, *, tags: dict[str, Any] | None = None) -> list[str]:

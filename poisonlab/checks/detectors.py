@@ -119,6 +119,74 @@ def yield_detector_checks(detector: Detector | Any, *, tags: dict[str, Any] | No
         if task == "classification":
             for need in t["needs"]:
                 yield Check(f"{name}.refuses_evidence_without_{need}", partial(_needs, detector, need))
+    if "link_prediction" in t["tasks"]:
+        yield from _graph_detector_checks(detector, name)
+
+
+def planted_graph(*, poisoned: bool = True) -> tuple[Any, np.ndarray]:
+    """The toy graph with six random false facts appended (``poisoned``), and their mask."""
+    from poisonlab.checks._data import toy_graph
+
+    graph, _ = toy_graph()
+    if not poisoned:
+        return graph, np.zeros(len(graph), dtype=bool)
+    rng = np.random.default_rng(0)
+    planted: list[tuple[int, int, int]] = []
+    while len(planted) < 6:
+        fact = (int(rng.integers(12)), int(rng.integers(3)), int(rng.integers(12)))
+        if fact[0] != fact[2] and not graph.contains(np.array(fact)[None])[0] and fact not in planted:
+            planted.append(fact)
+    poisoned_graph = graph.with_triples(np.concatenate([graph.triples, np.array(planted)]))
+    return poisoned_graph, np.arange(len(poisoned_graph)) >= len(graph)
+
+
+def _graph_detector_checks(detector: Detector, name: str) -> Iterator[Check]:
+    """A knowledge-graph detector ranks planted false facts high and stays quiet on the clean graph."""
+    memo: dict[tuple[bool, int], tuple[np.ndarray, np.ndarray, bool, bool]] = {}
+
+    def fit(poisoned: bool = True, run: int = 0) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+        if (poisoned, run) not in memo:
+            graph, _ = planted_graph(poisoned=poisoned)
+            before = graph.triples.copy()
+            fitted = detector.fit(graph)
+            memo[(poisoned, run)] = (
+                np.array(fitted.score_samples()),
+                np.array(fitted.auto_flags()),
+                fitted is detector,
+                not np.array_equal(before, graph.triples),
+            )
+        return memo[(poisoned, run)]
+
+    def shapes() -> None:
+        scores, flags, returned_self, _ = fit()
+        n = len(planted_graph()[0])
+        expect(returned_self, "fit() does not return the detector itself")
+        expect(
+            scores.dtype == np.float64 and scores.shape == (n,), f"scores are {scores.dtype} {scores.shape}"
+        )
+        expect(bool(np.isfinite(scores).all()), "scores are not all finite")
+        expect(flags.dtype == bool and flags.shape == (n,), f"flags are {flags.dtype} {flags.shape}")
+
+    def ranks() -> None:
+        auroc = _auroc(planted_graph()[1], fit()[0])
+        expect(
+            auroc >= MIN_AUROC, f"AUROC {auroc:.2f} on the planted facts (higher score = more suspicious?)"
+        )
+
+    def quiet() -> None:
+        share = float(np.mean(fit(poisoned=False)[1]))
+        expect(share <= MAX_CLEAN_FLAGS, f"its own rule flags {share:.0%} of a clean graph")
+
+    def deterministic() -> None:
+        expect(np.allclose(fit()[0], fit(run=1)[0]), "two fits on the same graph gave different scores")
+
+    yield Check(f"{name}.graph.fit_returns_self_scores_and_flags", shapes)
+    yield Check(f"{name}.graph.ranks_planted_facts_high", ranks)
+    yield Check(f"{name}.graph.quiet_on_a_clean_graph", quiet)
+    yield Check(f"{name}.graph.same_input_same_scores", deterministic)
+    yield Check(
+        f"{name}.graph.does_not_mutate_input", lambda: expect(not fit()[3], "fit() wrote into the graph")
+    )
 
 
 def check_detector(detector: Detector | Any, *, tags: dict[str, Any] | None = None) -> list[str]:

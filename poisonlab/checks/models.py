@@ -40,6 +40,9 @@ def yield_model_checks(model: Any, *, tags: dict[str, Any] | None = None) -> Ite
         make = model
     t = {"task": "classification", "modalities": ("image", "tabular"), "torch": False, **(tags or {})}
     name = str(getattr(model, "name", getattr(make, "__name__", "model")))
+    if "graph" in t["modalities"]:
+        yield from _graph_model_checks(make, name)
+        return
     datasets = accepted_data((t["task"],), tuple(t["modalities"]))
     fits = _Fits(make)
     yield Check(f"{name}.declares_data_it_takes", lambda: expect(datasets, "its tags accept no data at all"))
@@ -51,6 +54,60 @@ def yield_model_checks(model: Any, *, tags: dict[str, Any] | None = None) -> Ite
         yield Check(f"{where}.does_not_mutate_input", partial(_no_mutation, fits, data))
         if t["task"] == "classification" and t["torch"]:
             yield Check(f"{where}.probabilities_and_representations", partial(_torch_outputs, fits, data))
+
+
+def _graph_model_checks(make: Callable[[], Any], name: str) -> Iterator[Check]:
+    """A link-prediction model trains on a graph and ranks the fact its structure implies."""
+    from poisonlab.checks._data import toy_graph
+    from poisonlab.models.kge import filtered_ranks
+
+    graph, target = toy_graph()
+    fitted: list[Any] = []
+
+    def fit() -> Any:
+        if not fitted:
+            fitted.append(make().fit(graph))
+        return fitted[0]
+
+    def returns_self() -> None:
+        model = make()
+        expect(model.fit(graph) is model, "fit(graph) did not return the model")
+
+    def learns() -> None:
+        ranks = filtered_ranks(fit(), graph.triples, graph.triples)
+        mrr = float(np.mean(1.0 / ranks))
+        expect(mrr >= 0.5, f"training-fact MRR {mrr:.2f} < 0.5 on a regular toy graph")
+        held_out = filtered_ranks(fit(), target[None], graph.triples)[0]
+        expect(float(held_out.mean()) <= graph.n_entities / 2, f"the implied fact ranks {held_out} of 12")
+
+    def deterministic() -> None:
+        a, b = make().fit(graph), make().fit(graph)
+        expect(
+            np.allclose(a.score(graph.triples), b.score(graph.triples)), "the same seed scored differently"
+        )
+
+    def unmutated() -> None:
+        before = graph.triples.copy()
+        make().fit(graph)
+        expect(np.array_equal(before, graph.triples), "fit() wrote into the graph")
+
+    yield Check(f"{name}.fit_returns_self", returns_self)
+    yield Check(f"{name}.learns_a_regular_graph", learns)
+    yield Check(f"{name}.same_seed_same_scores", deterministic)
+    yield Check(f"{name}.does_not_mutate_input", unmutated)
+    yield Check(f"{name}.refuses_a_table", lambda: _refuses_table(make))
+
+
+def _refuses_table(make: Callable[[], Any]) -> None:
+    from poisonlab.checks._data import toy_dataset
+    from poisonlab.errors import ConfigError
+
+    data = toy_dataset("classification", "tabular")
+    try:
+        make().fit(data)
+    except (ConfigError, TypeError):
+        return
+    expect(False, "a graph model trained on a table")
 
 
 def check_model(model: Any, *, tags: dict[str, Any] | None = None) -> list[str]:

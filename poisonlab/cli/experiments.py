@@ -68,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     attack.add_argument(
         "--out",
         required=True,
-        help="output .npz (X, y, ids, poison_mask, ...) or .csv (features, label, id, poison_mask columns)",
+        help="output .npz (X, y, ids, poison_mask, ...) or .csv (features, label, id, poison_mask columns); "
+        ".tsv for a knowledge-graph attack",
     )
     force_option(attack)
     attack.add_argument("--seed", type=int, default=0, help="seed of the poison draw (default 0)")
@@ -79,6 +80,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="for an attack on one input (feature_collision, bullseye_polytope, gradient_matching): "
         "row I (0-based) of DATA is that input; it is left out of the poisoned set and written "
         "to --out as target_input",
+    )
+    attack.add_argument(
+        "--target-fact",
+        metavar="'HEAD RELATION TAIL'",
+        help="for a knowledge-graph attack (kg_*): the validation or test fact of DATA to demote, "
+        "by names separated by tabs or spaces; DATA is then a built-in graph (nations, kinships, "
+        "umls), a folder of train/valid/test.tsv or one .tsv of facts, and --out a .tsv of the "
+        "poisoned training facts, written beside a .changes.tsv of the facts added and deleted",
     )
     attack.add_argument(
         "--param",
@@ -262,6 +271,12 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from poisonlab.attacks import ATTACKS
     from poisonlab.data import load_dataset, write_csv, write_npz
 
+    if "graph" in ATTACKS.get(args.name).tag("modalities"):
+        return _attack_graph(args)
+    if args.target_fact is not None:
+        raise ConfigError(
+            f"attack {args.name!r} does not poison a knowledge graph: --target-fact is for kg_* attacks"
+        )
     csv = args.out.lower().endswith(".csv")
     out = out_path(args.out, args.data, force=args.force, suffix=".csv" if csv else ".npz")
     if ATTACKS.get(args.name).tag("phase") == "inference":  # nothing to write: it attacks a trained model
@@ -310,6 +325,61 @@ def cmd_attack(args: argparse.Namespace) -> int:
         write_atomically(out, lambda path: write_npz(path, result.dataset, **extra))
     console.print(
         f"{args.name}: poisoned {result.n_poison} of {len(data)} samples of {data.name} → {out}",
+        highlight=False,
+    )
+    return 0
+
+
+def _attack_graph(args: argparse.Namespace) -> int:
+    """``attack kg_*``: the poisoned training facts as TSV, and the facts added and deleted beside them."""
+    import numpy as np
+
+    from poisonlab.attacks import ATTACKS
+    from poisonlab.data.graph import load_graph, write_triples
+
+    out = out_path(args.out, args.data, force=args.force, suffix=".tsv")
+    changes = out_path(str(out.with_suffix(".changes.tsv")), args.data, force=args.force, suffix=".tsv")
+    if args.target_fact is None:
+        raise ConfigError(
+            f"attack {args.name!r} aims at one fact: give it with --target-fact 'HEAD RELATION TAIL'"
+        )
+    if args.target_index is not None:
+        raise ConfigError("--target-index is for attacks on one input; a graph attack takes --target-fact")
+    attack = ATTACKS.create(args.name, **parse_params(args.param))
+    split = load_graph(args.data, seed=args.seed)
+    fact = split.train.index_of(args.target_fact)
+    if split.train.contains(fact[None])[0]:
+        raise ConfigError(
+            f"{args.target_fact!r} is a training fact of {split.name}: aim at a validation or test fact, "
+            "one the model must predict"
+        )
+    held_out = np.concatenate([split.valid.triples, split.test.triples])
+    if not split.train.with_triples(held_out).contains(fact[None])[0]:
+        raise ConfigError(
+            f"{args.target_fact!r} is not a fact of {split.name}: there is nothing to demote "
+            "(give a validation or test fact)"
+        )
+    budget = args.rate if args.rate is not None else args.count
+    result = attack.aim(fact).poison(split.train, budget, args.seed)  # type: ignore[attr-defined]
+    graph = result.dataset
+    removed = np.zeros((0, 3), dtype=np.int64) if result.removed is None else result.removed
+
+    def write_changes(path: Path) -> None:
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            handle.write("head\trelation\ttail\tchange\n")
+            for triples, change in ((graph.triples[result.poison_mask], "added"), (removed, "deleted")):
+                for h, r, t in graph.names(triples):
+                    handle.write(f"{h}\t{r}\t{t}\t{change}\n")
+
+    def write_graph(path: Path) -> None:
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            write_triples(graph, handle, graph.triples)
+
+    write_atomically(changes, write_changes)
+    write_atomically(out, write_graph)
+    console.print(
+        f"{args.name}: added {int(result.poison_mask.sum())} and deleted {len(removed)} of "
+        f"{len(split.train)} facts of {split.name} → {out} (changes: {changes.name})",
         highlight=False,
     )
     return 0

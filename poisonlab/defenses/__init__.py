@@ -115,6 +115,8 @@ def _detect_and_drop(name: str) -> Callable[..., Defense]:
 
 
 for _entry in DETECTORS:
+    if not set(_entry.tag("tasks")) & {"classification", "regression"}:
+        continue  # a knowledge-graph detector scans facts; no training run of a grid trains on those
     DEFENSES.add(
         _entry.name,
         _detect_and_drop(_entry.name),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from poisonlab.models.rules import RipperClassifier
 from poisonlab.models.sklearn_models import FlatClassifier, FlatRegressor, sklearn_classifier
 from poisonlab.registry import Registry
 
@@ -158,6 +159,35 @@ MODELS.add(
     task="regression",
     modalities=("tabular",),
 )
+MODELS.add(
+    "ripper",
+    RipperClassifier,
+    "RIPPER rule sets, one-vs-rest, on equal-frequency bins (Cohen 1995; pip install 'poisonlab[rules]')",
+    modalities=("tabular",),
+)
+
+
+def _kge_factory(interaction: str) -> Any:
+    """A registry factory for one PyKEEN interaction; its keyword defaults are the model's."""
+
+    def factory(*, dim: int = 64, epochs: int = 100, lr: float = 0.03, random_state: int = 0) -> Any:
+        from poisonlab.models.kge import KGEModel  # PyKEEN loads on first use
+
+        return KGEModel(interaction=interaction, dim=dim, epochs=epochs, lr=lr, random_state=random_state)
+
+    factory.__name__ = interaction
+    return factory
+
+
+for _name, _desc in (
+    (
+        "transe",
+        "Knowledge graph: PyKEEN's TransE, h + r ≈ t (Bordes et al. 2013; pip install 'poisonlab[kg]')",
+    ),
+    ("distmult", "Knowledge graph: PyKEEN's DistMult, a diagonal bilinear score (Yang et al. 2015)"),
+    ("complex", "Knowledge graph: PyKEEN's ComplEx, complex bilinear scores (Trouillon et al. 2016)"),
+):
+    MODELS.add(_name, _kge_factory(_name), _desc, task="link_prediction", modalities=("graph",))
 
 
 def __getattr__(name: str) -> Any:
@@ -174,6 +204,7 @@ __all__ = [
     "Classifier",
     "FlatClassifier",
     "FlatRegressor",
+    "RipperClassifier",
     "SmallCNN",
     "TorchClassifier",
 ]

@@ -9,6 +9,7 @@ from poisonlab.defenses.detectors.base import (
     flag_top,
 )
 from poisonlab.defenses.detectors.clustering import ActivationClustering, SeparatedClusters
+from poisonlab.defenses.detectors.graph import CrossFittedPlausibility
 from poisonlab.defenses.detectors.groups import RelabelledGroups
 from poisonlab.defenses.detectors.label_noise import ConfidentLearning, DeepKNN, KNNLabelDisagreement
 from poisonlab.defenses.detectors.loss import EarlyLossDetector
@@ -56,6 +57,11 @@ DETECTORS.add(
     SeparatedClusters,
     "Per-class 2-means split by a wide gap: a trigger shared by samples that keep their labels",
 )
+DETECTORS.add(
+    "kg_plausibility",
+    CrossFittedPlausibility,
+    "Knowledge graph: facts that embedding models trained without them rank far down (cross-fitted)",
+)
 DETECTORS.add("knn_label", KNNLabelDisagreement, "k-NN label disagreement in representation space")
 DETECTORS.add(
     "deep_knn",
@@ -88,6 +94,7 @@ __all__ = [
     "ActivationClustering",
     "AutoDetector",
     "ConfidentLearning",
+    "CrossFittedPlausibility",
     "DeepKNN",
     "Detector",
     "EarlyLossDetector",

@@ -1,0 +1,419 @@
+"""Logic corruption of knowledge-graph embeddings: add or delete facts to demote a target fact.
+
+Every attack here aims at one fact ``(s, r, o)`` that the victim should predict (a
+test fact; ``aim(fact)``), changes at most ``budget`` training facts, and is scored by
+the target's filtered rank after the victim is retrained on the poisoned graph. They
+read a trained embedding model (white box): one given with ``surrogate(model)``, or one
+the attack trains on the clean graph with its own ``interaction``, ``dim``,
+``surrogate_epochs`` and ``lr``.
+
+Zhang, Zheng, Gao, Miao, Su, Li & Ren (IJCAI 2019), direct attacks
+(:class:`DirectDeletion`, :class:`DirectAddition`): find the shift ``ε`` of each target
+entity's embedding that most lowers the target's score (a step of size ``step`` against
+the score's gradient), then rank candidate facts around that entity by their
+*perturbation benefit*, the change of their own score when the entity moves by ``ε``.
+Training on a fact pulls its entities towards making it plausible, so *adding* the
+facts whose score rises most under the shift drags the entity along ``ε``, and
+*deleting* existing facts whose score falls most removes what held it in place. Both
+target entities are attacked; the candidates of the two are ranked together. Added
+candidates are every ``(e, r', x)`` and ``(x, r', e)`` not already in the graph.
+
+Bhardwaj, Kelleher, Costabello & O'Sullivan (ACL 2021), inference-pattern attacks
+(:class:`SymmetryAttack`, :class:`InversionAttack`, :class:`CompositionAttack`): instead
+of lowering the target directly, raise a *decoy* fact ``(s, r, o')`` (and ``(s', r, o)``
+on the head side) above it, by adding facts from which the model infers the decoy
+through a relation pattern it has learnt: symmetry ``(o', r, s)``; inversion
+``(o', r⁻, s)`` with ``r⁻`` the relation whose embedding is nearest to the inverse of
+``r`` under the model's algebra; composition ``(s, r₁, x)`` and ``(x, r₂, o')`` with
+``r₁ ∘ r₂`` nearest to ``r`` and ``x`` the entity that makes both most plausible
+(minimum t-norm of their sigmoid scores). The paper chooses decoys that the model finds
+least or most plausible in different variants; here a decoy is the surrogate's
+strongest false competitor of the target (its highest-scoring entity not known to hold),
+so the fewest inferred points are needed to pass the target. Decoys are used in that
+order, head and tail side alternating, until the budget is spent.
+
+References
+----------
+H. Zhang, T. Zheng, J. Gao, C. Miao, L. Su, Y. Li, K. Ren. "Data poisoning attack
+against knowledge graph embedding." IJCAI 2019.
+P. Bhardwaj, J. Kelleher, L. Costabello, D. O'Sullivan. "Poisoning knowledge graph
+embeddings via relation inference patterns." ACL 2021.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import abstractmethod
+from typing import Any, ClassVar, cast
+
+import numpy as np
+
+from poisonlab.attacks.base import Attack, PoisonResult
+from poisonlab.data.graph import KnowledgeGraph
+from poisonlab.errors import ConfigError, DataError
+
+__all__ = [
+    "CompositionAttack",
+    "DirectAddition",
+    "DirectDeletion",
+    "GraphAttack",
+    "InversionAttack",
+    "SymmetryAttack",
+]
+
+
+class GraphAttack(Attack):
+    """Base of the graph attacks: the aim, the surrogate, the budget in facts."""
+
+    modalities: ClassVar[tuple[str, ...]] = ("graph",)
+    tasks: ClassVar[tuple[str, ...]] = ("link_prediction",)
+    needs_model: ClassVar[bool] = True
+    targets_instance: ClassVar[bool] = True
+
+    fact_: np.ndarray | None = None
+    surrogate_: Any = None
+
+    def __init__(
+        self, *, interaction: str = "transe", dim: int = 64, surrogate_epochs: int = 100, lr: float = 0.03
+    ) -> None:
+        self.interaction = interaction
+        self.dim = dim
+        self.surrogate_epochs = surrogate_epochs
+        self.lr = lr
+
+    def aim(self, fact: np.ndarray | tuple[int, int, int]) -> GraphAttack:
+        """A copy of this attack aimed at ``fact``, three indices ``(head, relation, tail)``."""
+        array = np.asarray(fact)
+        if array.shape != (3,) or array.dtype.kind not in "iu":
+            raise DataError("the target fact must be three integer indices (head, relation, tail)")
+        aimed = copy.copy(self)
+        aimed.fact_ = array.astype(np.int64)
+        return aimed
+
+    def surrogate(self, model: Any) -> GraphAttack:
+        """A copy of this attack that reads ``model`` (a fitted ``KGEModel``) instead of training one."""
+        aimed = copy.copy(self)
+        aimed.surrogate_ = model
+        return aimed
+
+    def check(self, dataset: Any) -> None:
+        from poisonlab.models.kge import KGEModel
+
+        KGEModel(
+            interaction=self.interaction, dim=self.dim, epochs=self.surrogate_epochs, lr=self.lr
+        )._check()
+
+    def _target(self, graph: KnowledgeGraph) -> np.ndarray:
+        if self.fact_ is None:
+            raise ConfigError(f"attack {type(self).__name__} needs a target fact: call aim(fact) first")
+        h, r, t = (int(v) for v in self.fact_)
+        if not (0 <= h < graph.n_entities and 0 <= t < graph.n_entities and 0 <= r < graph.n_relations):
+            raise DataError(f"the target fact {tuple(self.fact_)} lies outside {graph.name}'s vocabulary")
+        if graph.contains(self.fact_[None])[0]:
+            raise DataError(
+                f"the target fact {graph.names(self.fact_)[0]} is a training fact of {graph.name}; "
+                "aim at a fact the model must predict"
+            )
+        return self.fact_
+
+    def _model(self, graph: KnowledgeGraph, rng: np.random.Generator) -> Any:
+        if self.surrogate_ is not None:
+            return self.surrogate_
+        from poisonlab.models.kge import KGEModel
+
+        seed = int(rng.integers(2**31 - 1))
+        return KGEModel(
+            interaction=self.interaction,
+            dim=self.dim,
+            epochs=self.surrogate_epochs,
+            lr=self.lr,
+            random_state=seed,
+        ).fit(graph)
+
+    def _poison(self, dataset: Any, n_poison: int, rng: np.random.Generator) -> PoisonResult:
+        if not isinstance(dataset, KnowledgeGraph):
+            raise DataError(f"attack {type(self).__name__} poisons a knowledge graph")
+        target = self._target(dataset)
+        added, removed = self._edits(dataset, target, self._model(dataset, rng), n_poison)
+        added = np.asarray(added, dtype=np.int64).reshape(-1, 3)
+        removed = np.asarray(removed, dtype=np.int64).reshape(-1, 3)
+        kept = dataset.triples[~np.isin(dataset.keys(), dataset.keys(removed))]
+        poisoned = dataset.with_triples(np.concatenate([kept, added]))
+        mask = np.zeros(len(poisoned), dtype=bool)
+        mask[len(kept) :] = True
+        # the result carries a graph where a table's attacks carry a Dataset
+        return PoisonResult(cast(Any, poisoned), mask, removed=removed if len(removed) else None)
+
+    @abstractmethod
+    def _edits(
+        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Facts to add and facts to delete, together at most ``budget``."""
+
+
+def _shift(model: Any, target: np.ndarray, step: float) -> dict[int, Any]:
+    """Each target entity's embedding shift that most lowers the target's score (first order)."""
+    import torch
+
+    E, R = model.entity_vectors(), model.relation_vectors()
+    h, r, t = (int(v) for v in target)
+    head = E[h].clone().requires_grad_(True)
+    tail = E[t].clone().requires_grad_(True)
+    model.interact(head, R[r], tail).sum().backward()
+    shifts = {}
+    for entity, leaf in ((h, head), (t, tail)):
+        grad = leaf.grad
+        norm = torch.linalg.vector_norm(grad)
+        scale = step * torch.linalg.vector_norm(E[entity])
+        shifts[entity] = E[entity] - scale * grad / norm.clamp_min(1e-12)
+    return shifts
+
+
+def _benefit_tables(model: Any, entity: int, moved: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Score change of every ``(entity, r', x)`` and every ``(x, r', entity)`` when ``entity`` moves."""
+    import torch
+
+    E, R = model.entity_vectors(), model.relation_vectors()
+    with torch.no_grad():
+        r_ax, x_ax = R[:, None, :], E[None, :, :]
+        as_head = model.interact(moved[None, None, :], r_ax, x_ax) - model.interact(
+            E[entity][None, None, :], r_ax, x_ax
+        )
+        as_tail = model.interact(x_ax, r_ax, moved[None, None, :]) - model.interact(
+            x_ax, r_ax, E[entity][None, None, :]
+        )
+    return as_head.double().numpy(), as_tail.double().numpy()
+
+
+class _Direct(GraphAttack):
+    def __init__(
+        self,
+        *,
+        step: float = 0.1,
+        entity: str = "rarer",
+        interaction: str = "transe",
+        dim: int = 64,
+        surrogate_epochs: int = 100,
+        lr: float = 0.03,
+    ) -> None:
+        super().__init__(interaction=interaction, dim=dim, surrogate_epochs=surrogate_epochs, lr=lr)
+        self.step = step
+        self.entity = entity
+
+    def check(self, dataset: Any) -> None:
+        super().check(dataset)
+        if not (isinstance(self.step, int | float) and 0 < self.step < np.inf):
+            raise ConfigError(f"step must be a positive number, got {self.step!r}")
+        if self.entity not in ("rarer", "both"):
+            raise ConfigError(f"entity must be 'rarer' or 'both', got {self.entity!r}")
+
+    def _candidates(
+        self, graph: KnowledgeGraph, target: np.ndarray, model: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every fact around the attacked entity, with its perturbation benefit (score rise under ε)."""
+        facts, gains = [], []
+        shifts = _shift(model, target, float(self.step))
+        if self.entity == "rarer":
+            degree = np.bincount(graph.triples[:, [0, 2]].ravel(), minlength=graph.n_entities)
+            h, t = int(target[0]), int(target[2])
+            rarer = t if degree[t] < degree[h] else h
+            shifts = {rarer: shifts[rarer]}
+        for entity, moved in shifts.items():
+            as_head, as_tail = _benefit_tables(model, entity, moved)
+            grid = np.meshgrid(np.arange(graph.n_relations), np.arange(graph.n_entities), indexing="ij")
+            rel, other = grid[0].ravel(), grid[1].ravel()
+            facts += [
+                np.stack([np.full_like(rel, entity), rel, other], 1),
+                np.stack([other, rel, np.full_like(rel, entity)], 1),
+            ]
+            gains += [as_head.ravel(), as_tail.ravel()]
+        candidates, gain = np.concatenate(facts), np.concatenate(gains)
+        keys = graph.keys(candidates)
+        _, first = np.unique(keys, return_index=True)  # a fact around both entities: its first reading
+        keep = np.zeros(len(keys), dtype=bool)
+        keep[first] = True
+        keep &= graph.keys(candidates) != graph.keys(target[None])[0]
+        return candidates[keep], gain[keep]
+
+
+class DirectDeletion(_Direct):
+    """Delete the facts around the target's entities that most hold them in place (Zhang et al. 2019).
+
+    Parameters
+    ----------
+    step : float
+        Size of the embedding shift, relative to the entity embedding's norm.
+    entity : {"rarer", "both"}
+        Attack the target entity with fewer training facts (fewer facts hold it in
+        place), or both entities with their candidates ranked together.
+    interaction, dim, surrogate_epochs, lr
+        The surrogate the attack trains when none is given (``KGEModel``'s parameters).
+    """
+
+    def _edits(
+        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        candidates, gain = self._candidates(graph, target, model)
+        present = graph.contains(candidates)
+        candidates, loss = candidates[present], -gain[present]
+        order = np.argsort(-loss, kind="stable")[:budget]
+        return np.zeros((0, 3), dtype=np.int64), candidates[order]
+
+
+class DirectAddition(_Direct):
+    """Add the false facts around the target's entities that most drag them along ε (Zhang et al. 2019).
+
+    Parameters
+    ----------
+    step : float
+        Size of the embedding shift, relative to the entity embedding's norm.
+    entity : {"rarer", "both"}
+        Attack the target entity with fewer training facts (fewer facts hold it in
+        place), or both entities with their candidates ranked together.
+    interaction, dim, surrogate_epochs, lr
+        The surrogate the attack trains when none is given (``KGEModel``'s parameters).
+    """
+
+    def _edits(
+        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        candidates, gain = self._candidates(graph, target, model)
+        absent = ~graph.contains(candidates)
+        candidates, gain = candidates[absent], gain[absent]
+        order = np.argsort(-gain, kind="stable")[:budget]
+        return candidates[order], np.zeros((0, 3), dtype=np.int64)
+
+
+class _Pattern(GraphAttack):
+    """Decoys and the budget loop shared by the inference-pattern attacks."""
+
+    #: Facts each decoy costs.
+    cost: ClassVar[int] = 1
+
+    def _edits(
+        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        s, r, o = (int(v) for v in target)
+        known = graph.keys()
+        sides = []
+        for side, scores in (
+            ("tail", model.tail_scores(np.array([[s, r]]))[0]),
+            ("head", model.head_scores(np.array([[r, o]]))[0]),
+        ):
+            candidates = np.arange(graph.n_entities)
+            facts = (
+                np.stack([np.full_like(candidates, s), np.full_like(candidates, r), candidates], 1)
+                if side == "tail"
+                else np.stack([candidates, np.full_like(candidates, r), np.full_like(candidates, o)], 1)
+            )
+            false = ~np.isin(graph.keys(facts), known) & (candidates != (o if side == "tail" else s))
+            order = np.argsort(-scores, kind="stable")
+            sides.append([(side, int(c)) for c in order if false[c]])
+        added: list[np.ndarray] = []
+        seen = set(known.tolist())
+        for pair in zip(*sides, strict=False):
+            for side, decoy in pair:
+                fact = (s, r, decoy) if side == "tail" else (decoy, r, o)
+                edits = [
+                    e for e in self._infer(graph, model, fact) if graph.keys(np.array(e)[None])[0] not in seen
+                ]
+                if not edits or len(added) + len(edits) > budget:
+                    continue
+                for e in edits:
+                    seen.add(int(graph.keys(np.array(e)[None])[0]))
+                added.extend(np.array(e, dtype=np.int64) for e in edits)
+            if len(added) + self.cost > budget:
+                break
+        return np.array(added, dtype=np.int64).reshape(-1, 3), np.zeros((0, 3), dtype=np.int64)
+
+    @abstractmethod
+    def _infer(
+        self, graph: KnowledgeGraph, model: Any, decoy: tuple[int, int, int]
+    ) -> list[tuple[int, int, int]]:
+        """The facts from which the model would infer ``decoy``."""
+
+
+def _relation_distance(model: Any, r: int) -> np.ndarray:
+    """Distance of every relation to the inverse of ``r`` under the model's algebra."""
+    import torch
+
+    R = model.relation_vectors()
+    interaction = model.interaction
+    with torch.no_grad():
+        if interaction == "transe":
+            d = torch.linalg.vector_norm(R + R[r], dim=-1)
+        elif interaction == "complex":
+            d = torch.linalg.vector_norm(R - torch.conj(R[r]), dim=-1)
+        else:  # DistMult is symmetric: a relation is its own inverse, so the nearest other one
+            d = torch.linalg.vector_norm(R - R[r], dim=-1)
+    return d.double().numpy()
+
+
+class SymmetryAttack(_Pattern):
+    """Add ``(o', r, s)`` so a model that learnt ``r`` as symmetric infers the decoy (Bhardwaj et al. 2021).
+
+    Parameters
+    ----------
+    interaction, dim, surrogate_epochs, lr
+        The surrogate the attack trains when none is given (``KGEModel``'s parameters).
+    """
+
+    def _infer(
+        self, graph: KnowledgeGraph, model: Any, decoy: tuple[int, int, int]
+    ) -> list[tuple[int, int, int]]:
+        s, r, o = decoy
+        return [(o, r, s)]
+
+
+class InversionAttack(_Pattern):
+    """Add ``(o', r⁻, s)`` with ``r⁻`` the relation nearest the inverse of ``r`` (Bhardwaj et al. 2021).
+
+    Parameters
+    ----------
+    interaction, dim, surrogate_epochs, lr
+        The surrogate the attack trains when none is given (``KGEModel``'s parameters).
+    """
+
+    def _infer(
+        self, graph: KnowledgeGraph, model: Any, decoy: tuple[int, int, int]
+    ) -> list[tuple[int, int, int]]:
+        s, r, o = decoy
+        distance = _relation_distance(model, r)
+        distance[r] = np.inf
+        return [(o, int(np.argmin(distance)), s)]
+
+
+class CompositionAttack(_Pattern):
+    """Add ``(s, r₁, x)`` and ``(x, r₂, o')`` with ``r₁ ∘ r₂`` nearest ``r`` (Bhardwaj et al. 2021).
+
+    Parameters
+    ----------
+    interaction, dim, surrogate_epochs, lr
+        The surrogate the attack trains when none is given (``KGEModel``'s parameters).
+    """
+
+    cost = 2
+
+    def _infer(
+        self, graph: KnowledgeGraph, model: Any, decoy: tuple[int, int, int]
+    ) -> list[tuple[int, int, int]]:
+        import torch
+
+        s, r, o = decoy
+        R = model.relation_vectors()
+        with torch.no_grad():
+            pairs = (
+                R[:, None, :] + R[None, :, :]
+                if model.interaction == "transe"
+                else R[:, None, :] * R[None, :, :]
+            )
+            distance = torch.linalg.vector_norm(pairs - R[r], dim=-1).double().numpy()
+        distance[r, :] = np.inf  # r itself is not a composition of r with another relation
+        distance[:, r] = np.inf
+        r1, r2 = np.unravel_index(int(np.argmin(distance)), distance.shape)
+        first = model.tail_scores(np.array([[s, r1]]))[0]
+        second = model.head_scores(np.array([[r2, o]]))[0]
+        plausible = np.minimum(1 / (1 + np.exp(-first)), 1 / (1 + np.exp(-second)))
+        plausible[[s, o]] = -np.inf
+        x = int(np.argmax(plausible))
+        return [(s, int(r1), x), (x, int(r2), o)]
