@@ -43,6 +43,9 @@ bench: setup
 	-$(BIN)/python benchmarks/bench_scale.py --grid
 	-$(BIN)/python benchmarks/bench_stream.py
 	-$(BIN)/python benchmarks/bench_ledger.py
+	-$(BIN)/python benchmarks/bench_kg.py
+	-$(BIN)/python benchmarks/bench_rules.py
+	-$(BIN)/python benchmarks/bench_privacy.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

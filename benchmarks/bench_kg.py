@@ -28,17 +28,33 @@ held-out seeds only.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
+from _bars import Bar, report_bars  # benchmarks/ is on sys.path when a script runs
 
-ATTACKS = ("kg_delete", "kg_add", "kg_symmetry", "kg_inversion", "kg_composition", "random_delete")
+ATTACKS = (
+    "kg_delete",
+    "kg_add",
+    "kg_direct",
+    "kg_symmetry",
+    "kg_inversion",
+    "kg_composition",
+    "random_delete",
+)
 
 
 def _trial_rows(
-    graph_name: str, interaction: str, seed: int, n_targets: int, budget: int, detect: bool
+    graph_name: str,
+    interaction: str,
+    seed: int,
+    n_targets: int,
+    budget: int,
+    detect: bool,
+    attacks: tuple[str, ...] = ATTACKS,
 ) -> list[dict[str, Any]]:
     import torch
 
@@ -67,7 +83,7 @@ def _trial_rows(
         fact = split.test.triples[index]
         rest = np.delete(split.test.triples, index, axis=0)
         before_rest = link_metrics(filtered_ranks(clean, rest, known))["mrr"]
-        for name in ATTACKS:
+        for name in attacks:
             started = time.perf_counter()
             if name == "random_delete":
                 h, t = int(fact[0]), int(fact[2])
@@ -106,7 +122,9 @@ def _trial_rows(
     return rows
 
 
-def _summary(rows: list[dict[str, Any]], label: str) -> None:
+def _summary(rows: list[dict[str, Any]], label: str) -> dict[tuple[str, str], tuple[float, float]]:
+    """Print the table; return each cell's (relative MRR drop, largest |rest Δ| in points)."""
+    cells: dict[tuple[str, str], tuple[float, float]] = {}
     print(f"\n{label}")
     header = (
         f"{'model':9} {'attack':15} {'trials':>6} {'changed':>7} {'MRR before':>10} {'after':>6} "
@@ -125,6 +143,7 @@ def _summary(rows: list[dict[str, Any]], label: str) -> None:
             per_trial = 1.0 - after / before
             se = per_trial.std(ddof=1) / np.sqrt(len(sel)) if len(sel) > 1 else float("nan")
             rest = 100 * np.mean([r["rest_after"] - r["rest_before"] for r in sel])
+            cells[(model, name)] = (drop, abs(rest))
             det = [r for r in sel if "det_precision" in r]
             det_text = (
                 f"{np.mean([r['det_precision'] for r in det]):.2f}/"
@@ -137,22 +156,81 @@ def _summary(rows: list[dict[str, Any]], label: str) -> None:
                 f"{before.mean():>10.3f} {after.mean():>6.3f} {100 * drop:>8.1f}% {100 * se:>5.1f} "
                 f"{rest:>+10.2f} {det_text:>9}"
             )
+    return cells
 
 
-def main() -> None:
+def _elsewhere(kind: str, seed: int, n: int) -> dict[str, Any]:
+    """Poisons made by kg_poison_elsewhere.py (no poisonlab inside), scanned by kg_plausibility."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    torch.set_num_threads(1)
+    from poisonlab.data.graph import load_graph, read_triples
+    from poisonlab.defenses import DETECTORS
+    from poisonlab.metrics import detection_scores
+
+    vocabulary = load_graph("umls").train
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "poisoned"
+        script = Path(__file__).with_name("kg_poison_elsewhere.py")
+        command = [
+            sys.executable,
+            str(script),
+            "--n",
+            str(n),
+            "--kind",
+            kind,
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ]
+        subprocess.run(command, check=True, capture_output=True)
+        facts = read_triples(out.with_suffix(".tsv"))
+        mask = np.array([line == "1" for line in out.with_suffix(".mask.tsv").read_text().split()])
+    graph = vocabulary.with_triples(np.array([vocabulary.index_of(fact) for fact in facts]))
+    detector = DETECTORS.create("kg_plausibility", random_state=seed).fit(graph)
+    found = detection_scores(mask, detector.auto_flags(), detector.score_samples())
+    return {"kind": kind, "seed": seed, "n": n, **found}
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--graph", default="umls")
     parser.add_argument("--models", nargs="+", default=["transe", "distmult"])
     parser.add_argument("--dev-seeds", nargs="*", type=int, default=[100, 101])
-    parser.add_argument("--held-out-seeds", nargs="+", type=int, default=[0, 1, 2, 3])
+    parser.add_argument("--held-out-seeds", nargs="*", type=int, default=[0, 1, 2, 3])
     parser.add_argument("--targets", type=int, default=5, help="targets per seed")
     parser.add_argument("--budget", type=int, default=10, help="facts changed per target")
     parser.add_argument("--no-detect", action="store_true", help="skip the detector (5 fits per seed)")
+    parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=ATTACKS)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--elsewhere",
+        type=int,
+        nargs="*",
+        metavar="SEED",
+        help="only scan graphs poisoned by kg_poison_elsewhere.py (50 random and 50 typed false facts) "
+        "with these seeds",
+    )
     args = parser.parse_args()
+    if args.elsewhere is not None:
+        cases = [(kind, seed, 50) for kind in ("random", "typed") for seed in args.elsewhere or [0]]
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            found = list(pool.map(_elsewhere, *zip(*cases, strict=True)))
+        print(f"{'false facts':12} {'seed':>4} {'precision':>9} {'recall':>6} {'FPR':>7} {'AUROC':>6}")
+        for f in found:
+            print(
+                f"{f['kind']:12} {f['seed']:>4} {f['precision']:>9.2f} {f['tpr']:>6.2f} "
+                f"{100 * f['fpr']:>6.2f}% {f['auroc']:>6.3f}"
+            )
+        return 0
     started = time.perf_counter()
     jobs = [
-        (args.graph, model, seed, args.targets, args.budget, not args.no_detect)
+        (args.graph, model, seed, args.targets, args.budget, not args.no_detect, tuple(args.attacks))
         for seed in [*args.dev_seeds, *args.held_out_seeds]
         for model in args.models
     ]
@@ -165,9 +243,38 @@ def main() -> None:
     )
     if args.dev_seeds:
         _summary([r for r in rows if r["seed"] in args.dev_seeds], f"development seeds {args.dev_seeds}")
-    _summary([r for r in rows if r["seed"] in args.held_out_seeds], f"held-out seeds {args.held_out_seeds}")
     print(f"\n{time.perf_counter() - started:.0f} s, {args.jobs} workers, one torch thread each")
+    if not args.held_out_seeds:
+        return 0
+    held = [r for r in rows if r["seed"] in args.held_out_seeds]
+    cells = _summary(held, f"held-out seeds {args.held_out_seeds}")
+    attacks = [k for k in cells if k[1] != "random_delete" and cells[k][1] <= 2.0]
+    best = max(attacks, key=lambda k: cells[k][0]) if attacks else None
+    bars: list[Bar] = [
+        (
+            f"best target MRR drop ≥ 50%, rest ≤ 2 pts ({' '.join(best) if best else 'none'})",
+            cells[best][0] if best else 0.0,
+            lambda v: v >= 0.5,
+        )
+    ]
+    found = [r for r in held if "det_precision" in r]
+    if found:
+        bars.append(
+            (
+                "kg_plausibility precision on kg_add ≥ 0.7",
+                float(np.mean([r["det_precision"] for r in found])),
+                lambda v: v >= 0.7,
+            )
+        )
+        bars.append(
+            (
+                "kg_plausibility recall on kg_add ≥ 0.7",
+                float(np.mean([r["det_recall"] for r in found])),
+                lambda v: v >= 0.7,
+            )
+        )
+    return 1 if report_bars(bars) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

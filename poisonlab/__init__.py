@@ -43,6 +43,11 @@ _EXPORTS = {
     "simulate_federated": "poisonlab.federated",
     "simulate_stream": "poisonlab.stream",
     "Ledger": "poisonlab.provenance",
+    # knowledge graphs and membership inference
+    "GRAPHS": "poisonlab.data",
+    "KnowledgeGraph": "poisonlab.data",
+    "load_graph": "poisonlab.data",
+    "membership_audit": "poisonlab.privacy",
 }
 
 #: Top-level names that differ from the name in their module.
@@ -65,11 +70,13 @@ __all__ = [
     "ATTACKS",
     "DATASETS",
     "DEFENSES",
+    "GRAPHS",
     "MODELS",
     "Attack",
     "ConfigError",
     "DataError",
     "Dataset",
+    "KnowledgeGraph",
     "Ledger",
     "PoisonResult",
     "PoisonlabError",
@@ -79,7 +86,9 @@ __all__ = [
     "__version__",
     "load_config",
     "load_dataset",
+    "load_graph",
     "load_results",
+    "membership_audit",
     "parse_config",
     "poison",
     "run",

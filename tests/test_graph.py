@@ -251,3 +251,10 @@ def test_attack_refuses_a_tsv_with_the_wrong_columns(tmp_path: Path) -> None:
         "attack", "kg_add", "g.tsv", "--target-fact", "a b c", "--count", "1", "--out", "p.tsv", cwd=tmp_path
     )
     assert done.returncode == 2 and "line 1: a fact has 3 tab-separated columns" in done.stderr
+
+
+def test_a_run_config_naming_a_graph_says_where_graphs_run(tmp_path: Path) -> None:
+    (tmp_path / "grid.toml").write_text('datasets = ["umls"]\nattacks = ["kg_add"]\n', encoding="utf-8")
+    done = poisonlab("run", "grid.toml", "--out", "runs", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "umls is a knowledge graph" in done.stderr

@@ -21,6 +21,7 @@ from poisonlab.attacks.evasion import FGSM, PGD, CarliniWagnerL2, EvasionAttack
 from poisonlab.attacks.graph import (
     CompositionAttack,
     DirectAddition,
+    DirectAttack,
     DirectDeletion,
     GraphAttack,
     InversionAttack,
@@ -136,6 +137,11 @@ ATTACKS.add(
     "Knowledge graph, one target fact: add facts that drag its entities away (Zhang et al. 2019)",
 )
 ATTACKS.add(
+    "kg_direct",
+    DirectAttack,
+    "Knowledge graph, one target fact: deletions and additions ranked together (Zhang et al. 2019)",
+)
+ATTACKS.add(
     "kg_symmetry",
     SymmetryAttack,
     "Knowledge graph: raise a decoy above the target through a learnt symmetry (Bhardwaj et al. 2021)",
@@ -172,6 +178,7 @@ __all__ = [
     "ClusterMatch",
     "CompositionAttack",
     "DirectAddition",
+    "DirectAttack",
     "DirectDeletion",
     "EvasionAttack",
     "FarthestFirstLabelFlip",

@@ -55,6 +55,7 @@ from poisonlab.errors import ConfigError, DataError
 __all__ = [
     "CompositionAttack",
     "DirectAddition",
+    "DirectAttack",
     "DirectDeletion",
     "GraphAttack",
     "InversionAttack",
@@ -282,6 +283,34 @@ class DirectAddition(_Direct):
         candidates, gain = candidates[absent], gain[absent]
         order = np.argsort(-gain, kind="stable")[:budget]
         return candidates[order], np.zeros((0, 3), dtype=np.int64)
+
+
+class DirectAttack(_Direct):
+    """Delete and add facts around the target's entity, ranked together by benefit (Zhang et al. 2019).
+
+    To first order, deleting a fact takes its pull on the entity's embedding away and
+    adding one puts a pull there, so both kinds of change are ranked on one scale: a
+    present fact by how far its score falls under the shift, an absent one by how far
+    its score rises.
+
+    Parameters
+    ----------
+    step : float
+        Size of the embedding shift, relative to the entity embedding's norm.
+    entity : {"rarer", "both"}
+        Attack the target entity with fewer training facts, or both entities.
+    interaction, dim, surrogate_epochs, lr
+        The surrogate the attack trains when none is given (``KGEModel``'s parameters).
+    """
+
+    def _edits(
+        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        candidates, gain = self._candidates(graph, target, model)
+        present = graph.contains(candidates)
+        benefit = np.where(present, -gain, gain)
+        chosen = np.argsort(-benefit, kind="stable")[:budget]
+        return candidates[chosen[~present[chosen]]], candidates[chosen[present[chosen]]]
 
 
 class _Pattern(GraphAttack):

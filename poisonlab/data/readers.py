@@ -9,6 +9,7 @@ import numpy as np
 
 from poisonlab.data.builtin import DATASETS
 from poisonlab.data.dataset import TASKS, Dataset, Task
+from poisonlab.data.graph import GRAPHS
 from poisonlab.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -38,6 +39,12 @@ def load_dataset(
             raise DataError(f"{spec} is a {dataset.task} dataset, not {task}")
         return dataset
     path = Path(spec)
+    if spec in GRAPHS and not path.exists():
+        raise DataError(
+            f"{spec} is a knowledge graph, not a table or images: graph attacks run from "
+            "`poisonlab attack kg_* --target-fact ...` and from Python (poisonlab.data.load_graph); "
+            "a run config does not take graphs yet"
+        )
     if params:
         raise DataError(f"{spec}: parameters {sorted(params)} only apply to built-in datasets")
     if not path.exists():
