@@ -187,6 +187,12 @@ def _benefit_tables(model: Any, entity: int, moved: Any) -> tuple[np.ndarray, np
 
 
 class _Direct(GraphAttack):
+    """The direct attacks: one benefit ranking, over deletions, additions or both."""
+
+    #: Whether the attack deletes present facts and adds absent ones.
+    deletes: ClassVar[bool] = True
+    adds: ClassVar[bool] = True
+
     def __init__(
         self,
         *,
@@ -236,33 +242,20 @@ class _Direct(GraphAttack):
         keep &= graph.keys(candidates) != graph.keys(target[None])[0]
         return candidates[keep], gain[keep]
 
-
-class DirectDeletion(_Direct):
-    """Delete the facts around the target's entities that most hold them in place (Zhang et al. 2019).
-
-    Parameters
-    ----------
-    step : float
-        Size of the embedding shift, relative to the entity embedding's norm.
-    entity : {"rarer", "both"}
-        Attack the target entity with fewer training facts (fewer facts hold it in
-        place), or both entities with their candidates ranked together.
-    interaction, dim, surrogate_epochs, lr
-        The surrogate the attack trains when none is given (``KGEModel``'s parameters).
-    """
-
     def _edits(
         self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
     ) -> tuple[np.ndarray, np.ndarray]:
         candidates, gain = self._candidates(graph, target, model)
         present = graph.contains(candidates)
-        candidates, loss = candidates[present], -gain[present]
-        order = np.argsort(-loss, kind="stable")[:budget]
-        return np.zeros((0, 3), dtype=np.int64), candidates[order]
+        # to first order, deleting a fact removes its pull on the entity, adding one puts it there
+        benefit = np.where(present, -gain, gain)
+        allowed = np.flatnonzero((present & self.deletes) | (~present & self.adds))
+        chosen = allowed[np.argsort(-benefit[allowed], kind="stable")][:budget]
+        return candidates[chosen[~present[chosen]]], candidates[chosen[present[chosen]]]
 
 
-class DirectAddition(_Direct):
-    """Add the false facts around the target's entities that most drag them along ε (Zhang et al. 2019).
+class DirectDeletion(_Direct):
+    """Delete the facts around the target's entity that most hold it in place (Zhang et al. 2019).
 
     Parameters
     ----------
@@ -275,14 +268,24 @@ class DirectAddition(_Direct):
         The surrogate the attack trains when none is given (``KGEModel``'s parameters).
     """
 
-    def _edits(
-        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        candidates, gain = self._candidates(graph, target, model)
-        absent = ~graph.contains(candidates)
-        candidates, gain = candidates[absent], gain[absent]
-        order = np.argsort(-gain, kind="stable")[:budget]
-        return candidates[order], np.zeros((0, 3), dtype=np.int64)
+    adds = False
+
+
+class DirectAddition(_Direct):
+    """Add the false facts around the target's entity that most drag it along ε (Zhang et al. 2019).
+
+    Parameters
+    ----------
+    step : float
+        Size of the embedding shift, relative to the entity embedding's norm.
+    entity : {"rarer", "both"}
+        Attack the target entity with fewer training facts (fewer facts hold it in
+        place), or both entities with their candidates ranked together.
+    interaction, dim, surrogate_epochs, lr
+        The surrogate the attack trains when none is given (``KGEModel``'s parameters).
+    """
+
+    deletes = False
 
 
 class DirectAttack(_Direct):
@@ -302,15 +305,6 @@ class DirectAttack(_Direct):
     interaction, dim, surrogate_epochs, lr
         The surrogate the attack trains when none is given (``KGEModel``'s parameters).
     """
-
-    def _edits(
-        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        candidates, gain = self._candidates(graph, target, model)
-        present = graph.contains(candidates)
-        benefit = np.where(present, -gain, gain)
-        chosen = np.argsort(-benefit, kind="stable")[:budget]
-        return candidates[chosen[~present[chosen]]], candidates[chosen[present[chosen]]]
 
 
 class _Pattern(GraphAttack):
