@@ -258,3 +258,14 @@ def test_a_run_config_naming_a_graph_says_where_graphs_run(tmp_path: Path) -> No
     done = poisonlab("run", "grid.toml", "--out", "runs", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "umls is a knowledge graph" in done.stderr
+
+
+def test_a_graph_attack_checks_its_parameters_and_its_surrogate_when_it_poisons() -> None:
+    graph, target = toy_graph()
+    with pytest.raises(ConfigError, match="entity must be 'rarer' or 'both'"):
+        ATTACKS.create("kg_delete", entity="all", surrogate_epochs=3).aim(target).poison(graph, 2, 0)
+    other = graph.with_triples(graph.triples)
+    small = KnowledgeGraph(np.array([[0, 0, 1], [1, 0, 2]]), ("a", "b", "c"), ("r",), "small")
+    model = KGEModel(epochs=3).fit(small)
+    with pytest.raises(DataError, match="the surrogate was trained on 3 entities; toy_graph has 12"):
+        ATTACKS.create("kg_add").surrogate(model).aim(target).poison(other, 2, 0)

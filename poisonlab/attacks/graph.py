@@ -119,6 +119,11 @@ class GraphAttack(Attack):
 
     def _model(self, graph: KnowledgeGraph, rng: np.random.Generator) -> Any:
         if self.surrogate_ is not None:
+            if getattr(self.surrogate_, "n_entities_", graph.n_entities) != graph.n_entities:
+                raise DataError(
+                    f"the surrogate was trained on {self.surrogate_.n_entities_} entities; "
+                    f"{graph.name} has {graph.n_entities}"
+                )
             return self.surrogate_
         from poisonlab.models.kge import KGEModel
 
@@ -134,6 +139,7 @@ class GraphAttack(Attack):
     def _poison(self, dataset: Any, n_poison: int, rng: np.random.Generator) -> PoisonResult:
         if not isinstance(dataset, KnowledgeGraph):
             raise DataError(f"attack {type(self).__name__} poisons a knowledge graph")
+        self.check(dataset)  # parameters are checked here too: a graph attack runs outside a grid
         target = self._target(dataset)
         added, removed = self._edits(dataset, target, self._model(dataset, rng), n_poison)
         added = np.asarray(added, dtype=np.int64).reshape(-1, 3)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -175,9 +175,9 @@ def read_triples(path: Path) -> list[tuple[str, str, str]]:
     return facts
 
 
-def write_triples(graph: KnowledgeGraph, handle: Iterable[str] | object, triples: np.ndarray) -> None:
+def write_triples(graph: KnowledgeGraph, handle: TextIO, triples: np.ndarray) -> None:
     """Write ``triples`` of ``graph``'s vocabulary as tab-separated names to an open text handle."""
-    writer = csv.writer(handle, delimiter="\t", lineterminator="\n")  # type: ignore[arg-type]
+    writer = csv.writer(handle, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE)
     for fact in graph.names(triples):
         writer.writerow(fact)
 
