@@ -117,10 +117,12 @@ def test_regressors_beat_the_mean_on_diabetes(name):
 
 
 def test_every_model_declares_its_task():
-    assert {e.tag("task") for e in MODELS} == {"classification", "regression"}
+    assert {e.tag("task") for e in MODELS} == {"classification", "regression", "link_prediction"}
     assert (
         MODELS.get("ridge").tag("task") == "regression" and MODELS.get("cnn").tag("task") == "classification"
     )
+    assert MODELS.get("transe").tag("task") == "link_prediction"
+    assert MODELS.get("transe").tag("modalities") == ("graph",)
 
 
 @pytest.mark.parametrize("name", ["logreg", "knn", "random_forest"])
