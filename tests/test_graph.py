@@ -269,3 +269,31 @@ def test_a_graph_attack_checks_its_parameters_and_its_surrogate_when_it_poisons(
     model = KGEModel(epochs=3).fit(small)
     with pytest.raises(DataError, match="the surrogate was trained on 3 entities; toy_graph has 12"):
         ATTACKS.create("kg_add").surrogate(model).aim(target).poison(other, 2, 0)
+
+
+def test_attack_on_one_tsv_holds_the_target_out_of_it(tmp_path: Path) -> None:
+    facts = [f"e{i}\tlinks\te{(i + 1) % 40}" for i in range(40)] + [
+        f"e{i}\tpeer\te{i ^ 1}" for i in range(40)
+    ]
+    (tmp_path / "g.tsv").write_text("\n".join(facts) + "\n", encoding="utf-8")
+    done = poisonlab(
+        "attack", "kg_add", "g.tsv", "--target-fact", "e0 links e1", "--count", "3", "--out", "p.tsv",
+        "--param", "surrogate_epochs=20", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "added 3 and deleted 0 of 79 facts of g" in done.stdout
+    written = (tmp_path / "p.tsv").read_text(encoding="utf-8").splitlines()
+    assert len(written) == 79 + 3 and "e0\tlinks\te1" not in written
+    absent = poisonlab(
+        "attack",
+        "kg_add",
+        "g.tsv",
+        "--target-fact",
+        "e0 links e2",
+        "--count",
+        "3",
+        "--out",
+        "q.tsv",
+        cwd=tmp_path,
+    )
+    assert absent.returncode == 2 and "is not a fact of g: there is nothing to demote" in absent.stderr

@@ -84,10 +84,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     attack.add_argument(
         "--target-fact",
         metavar="'HEAD RELATION TAIL'",
-        help="for a knowledge-graph attack (kg_*): the validation or test fact of DATA to demote, "
-        "by names separated by tabs or spaces; DATA is then a built-in graph (nations, kinships, "
-        "umls), a folder of train/valid/test.tsv or one .tsv of facts, and --out a .tsv of the "
-        "poisoned training facts, written beside a .changes.tsv of the facts added and deleted",
+        help="for a knowledge-graph attack (kg_*): the fact of DATA to demote, by names separated by "
+        "tabs or spaces; DATA is then a built-in graph (nations, kinships, umls) or a folder of "
+        "train/valid/test.tsv, whose validation or test fact it must be, or one .tsv of facts, out of "
+        "which it is held; --out is a .tsv of the poisoned training facts, written beside a "
+        ".changes.tsv of the facts added and deleted",
     )
     attack.add_argument(
         "--param",
@@ -348,19 +349,28 @@ def _attack_graph(args: argparse.Namespace) -> int:
     attack = ATTACKS.create(args.name, **parse_params(args.param))
     split = load_graph(args.data, seed=args.seed)
     fact = split.train.index_of(args.target_fact)
-    if split.train.contains(fact[None])[0]:
+    train = split.train
+    if Path(args.data).is_file():  # one file holds every known fact: the target is held out of it
+        every = split.known()
+        if not train.with_triples(every).contains(fact[None])[0]:
+            raise ConfigError(
+                f"{args.target_fact!r} is not a fact of {split.name}: there is nothing to demote"
+            )
+        train = train.with_triples(every[np.any(every != fact, axis=1)])
+    elif train.contains(fact[None])[0]:
         raise ConfigError(
             f"{args.target_fact!r} is a training fact of {split.name}: aim at a validation or test fact, "
             "one the model must predict"
         )
-    held_out = np.concatenate([split.valid.triples, split.test.triples])
-    if not split.train.with_triples(held_out).contains(fact[None])[0]:
+    elif not train.with_triples(np.concatenate([split.valid.triples, split.test.triples])).contains(
+        fact[None]
+    )[0]:
         raise ConfigError(
             f"{args.target_fact!r} is not a fact of {split.name}: there is nothing to demote "
             "(give a validation or test fact)"
         )
     budget = args.rate if args.rate is not None else args.count
-    result = attack.aim(fact).poison(split.train, budget, args.seed)  # type: ignore[attr-defined]
+    result = attack.aim(fact).poison(train, budget, args.seed)  # type: ignore[attr-defined]
     graph = result.dataset
     removed = np.zeros((0, 3), dtype=np.int64) if result.removed is None else result.removed
 
@@ -379,7 +389,7 @@ def _attack_graph(args: argparse.Namespace) -> int:
     write_atomically(out, write_graph)
     console.print(
         f"{args.name}: added {int(result.poison_mask.sum())} and deleted {len(removed)} of "
-        f"{len(split.train)} facts of {split.name} → {out} (changes: {changes.name})",
+        f"{len(train)} facts of {split.name} → {out} (changes: {changes.name})",
         highlight=False,
     )
     return 0
