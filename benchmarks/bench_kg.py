@@ -60,6 +60,7 @@ def _trial_rows(
 
     torch.set_num_threads(1)
     from poisonlab.attacks import ATTACKS as REGISTRY
+    from poisonlab.attacks.graph import rarer_entity
     from poisonlab.data.graph import load_graph
     from poisonlab.defenses import DETECTORS
     from poisonlab.metrics import detection_scores
@@ -77,7 +78,6 @@ def _trial_rows(
     rng = np.random.default_rng(seed)
     pool = np.flatnonzero(ranks.max(axis=1) <= 1)
     chosen = rng.choice(pool, size=min(n_targets, len(pool)), replace=False)
-    degree = np.bincount(train.triples[:, [0, 2]].ravel(), minlength=train.n_entities)
     rows = []
     for number, index in enumerate(chosen):
         fact = split.test.triples[index]
@@ -86,8 +86,7 @@ def _trial_rows(
         for name in attacks:
             started = time.perf_counter()
             if name == "random_delete":
-                h, t = int(fact[0]), int(fact[2])
-                rarer = t if degree[t] < degree[h] else h
+                rarer = rarer_entity(train, fact)
                 around = np.flatnonzero((train.triples[:, 0] == rarer) | (train.triples[:, 2] == rarer))
                 drop = rng.choice(around, size=min(budget, len(around)), replace=False)
                 poisoned, n_changed, result = (

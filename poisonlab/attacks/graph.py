@@ -60,6 +60,7 @@ __all__ = [
     "GraphAttack",
     "InversionAttack",
     "SymmetryAttack",
+    "rarer_entity",
 ]
 
 
@@ -97,12 +98,20 @@ class GraphAttack(Attack):
         aimed.surrogate_ = model
         return aimed
 
-    def check(self, dataset: Any) -> None:
+    def _kge(self, random_state: int = 0) -> Any:
+        """The surrogate the attack trains when it is given none (unfitted)."""
         from poisonlab.models.kge import KGEModel
 
-        KGEModel(
-            interaction=self.interaction, dim=self.dim, epochs=self.surrogate_epochs, lr=self.lr
-        )._check()
+        return KGEModel(
+            interaction=self.interaction,
+            dim=self.dim,
+            epochs=self.surrogate_epochs,
+            lr=self.lr,
+            random_state=random_state,
+        )
+
+    def check(self, dataset: Any) -> None:
+        self._kge()._check()
 
     def _target(self, graph: KnowledgeGraph) -> np.ndarray:
         if self.fact_ is None:
@@ -125,16 +134,7 @@ class GraphAttack(Attack):
                     f"{graph.name} has {graph.n_entities}"
                 )
             return self.surrogate_
-        from poisonlab.models.kge import KGEModel
-
-        seed = int(rng.integers(2**31 - 1))
-        return KGEModel(
-            interaction=self.interaction,
-            dim=self.dim,
-            epochs=self.surrogate_epochs,
-            lr=self.lr,
-            random_state=seed,
-        ).fit(graph)
+        return self._kge(int(rng.integers(2**31 - 1))).fit(graph)
 
     def _poison(self, dataset: Any, n_poison: int, rng: np.random.Generator) -> PoisonResult:
         if not isinstance(dataset, KnowledgeGraph):
@@ -156,6 +156,13 @@ class GraphAttack(Attack):
         self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Facts to add and facts to delete, together at most ``budget``."""
+
+
+def rarer_entity(graph: KnowledgeGraph, fact: np.ndarray) -> int:
+    """The entity of ``fact`` with fewer training facts (the head on a tie): fewer facts hold it."""
+    degree = np.bincount(graph.triples[:, [0, 2]].ravel(), minlength=graph.n_entities)
+    h, t = int(fact[0]), int(fact[2])
+    return t if degree[t] < degree[h] else h
 
 
 def _shift(model: Any, target: np.ndarray, step: float) -> dict[int, Any]:
@@ -227,9 +234,7 @@ class _Direct(GraphAttack):
         facts, gains = [], []
         shifts = _shift(model, target, float(self.step))
         if self.entity == "rarer":
-            degree = np.bincount(graph.triples[:, [0, 2]].ravel(), minlength=graph.n_entities)
-            h, t = int(target[0]), int(target[2])
-            rarer = t if degree[t] < degree[h] else h
+            rarer = rarer_entity(graph, target)
             shifts = {rarer: shifts[rarer]}
         for entity, moved in shifts.items():
             as_head, as_tail = _benefit_tables(model, entity, moved)
@@ -245,7 +250,7 @@ class _Direct(GraphAttack):
         _, first = np.unique(keys, return_index=True)  # a fact around both entities: its first reading
         keep = np.zeros(len(keys), dtype=bool)
         keep[first] = True
-        keep &= graph.keys(candidates) != graph.keys(target[None])[0]
+        keep &= keys != graph.keys(target[None])[0]
         return candidates[keep], gain[keep]
 
     def _edits(
