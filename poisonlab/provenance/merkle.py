@@ -9,6 +9,11 @@
 
 ``H`` is SHA-256. The leaf order is the order of the samples in the version.
 
+Carrying odd nodes up gives the tree of RFC 6962: the root over ``n`` leaves joins
+the perfect subtrees of the binary digits of ``n``, largest first, from the right.
+:class:`MerkleAccumulator` uses that to reach the same root from leaves given a
+block at a time, holding one block and one node per binary digit.
+
 References
 ----------
 .. [1] B. Laurie, A. Langley, E. Kasper. "Certificate Transparency", RFC 6962, §2.1
@@ -115,3 +120,56 @@ def verify_proof(sample_hash: bytes, proof: list[tuple[str, bytes]], root: bytes
         pair = sibling + node if side == "L" else node + sibling
         node = hashlib.sha256(NODE + pair).digest()
     return node == bytes(root)
+
+
+class MerkleAccumulator:
+    """:func:`merkle_root` over leaves that arrive in blocks of any size, in bounded memory.
+
+    Leaves are gathered into aligned blocks of ``block`` (a power of two); each full
+    block is a perfect subtree, joined with equal-sized neighbours as they complete.
+
+    Examples
+    --------
+    >>> acc = MerkleAccumulator()                                   # doctest: +SKIP
+    >>> for hashes in blocks_of_sample_hashes:                      # doctest: +SKIP
+    ...     acc.update(hashes)
+    >>> acc.root() == merkle_root(np.concatenate(blocks_of_sample_hashes))  # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, block: int = 2**16) -> None:
+        if block < 1 or block & (block - 1):
+            raise DataError(f"a Merkle block is a power of two, got {block}")
+        self._buffer = np.empty((block, 32), dtype=np.uint8)
+        self._filled = 0
+        self._subtrees: list[tuple[int, bytes]] = []  # (leaves, root), sizes strictly decreasing
+        self.n = 0
+
+    def update(self, leaves: np.ndarray) -> None:
+        """Append the ``(k, 32)`` uint8 sample hashes ``leaves``."""
+        leaves = _check_leaves(leaves)
+        self.n += leaves.shape[0]
+        block = self._buffer.shape[0]
+        start = 0
+        while start < leaves.shape[0]:
+            take = min(block - self._filled, leaves.shape[0] - start)
+            self._buffer[self._filled : self._filled + take] = leaves[start : start + take]
+            self._filled += take
+            start += take
+            if self._filled == block:
+                self._join(block, merkle_root(self._buffer))
+                self._filled = 0
+
+    def _join(self, size: int, node: bytes) -> None:
+        while self._subtrees and self._subtrees[-1][0] == size:
+            _, left = self._subtrees.pop()
+            node = hashlib.sha256(NODE + left + node).digest()
+            size *= 2
+        self._subtrees.append((size, node))
+
+    def root(self) -> bytes:
+        """The root over every leaf so far (the leaves may go on arriving after)."""
+        node = merkle_root(self._buffer[: self._filled]) if self._filled else None
+        for _, left in reversed(self._subtrees):
+            node = left if node is None else hashlib.sha256(NODE + left + node).digest()
+        return EMPTY_ROOT if node is None else node

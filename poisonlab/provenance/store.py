@@ -1,10 +1,11 @@
 """The content-addressed object store of a ledger: ``objects/ab/abcdef….npz``.
 
-An object's name is the SHA-256 hex of its file bytes. Objects are written
-uncompressed with :func:`numpy.savez` to a temporary name in their final folder,
-fsynced, then renamed into place, so a reader never sees half a file and a crash
-leaves at worst an orphan (a ``.tmp-*`` file or an object no record refers to).
-They are read with ``allow_pickle=False``.
+An object's name is the SHA-256 hex of its file bytes. Objects are ``.npz`` files
+written uncompressed, as :func:`numpy.savez` writes them but a block of rows at a
+time (:mod:`.npz`) and with a fixed zip timestamp, to a temporary ``.tmp-*`` name at
+the top of the store, fsynced, hashed, then renamed into place, so a reader never
+sees half a file and a crash leaves at worst an orphan (a ``.tmp-*`` file or an
+object no record refers to). They are read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import os
 import struct
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from poisonlab.errors import DataError
+from poisonlab.provenance.npz import NpzWriter
 
 DIGEST_CHARS = frozenset("0123456789abcdef")
 
@@ -68,24 +72,42 @@ class ObjectStore:
 
     def put(self, **arrays: np.ndarray) -> str:
         """Store the arrays as one ``.npz`` object and return its digest (idempotent)."""
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)  # type: ignore[arg-type]
-        data = buffer.getbuffer()
-        digest = hashlib.sha256(data).hexdigest()
-        target = self.path(digest)
-        if target.exists():
-            with contextlib.suppress(OSError):
-                if file_digest(target) == digest:
-                    return digest
-        if not target.parent.is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fsync_dir(self.root)  # make the new fan-out folder itself durable
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".npz")
+
+        def fill(writer: NpzWriter) -> None:
+            for name, array in arrays.items():
+                writer.array(name, array)
+
+        return self.write(fill)
+
+    def write(self, fill: Callable[[NpzWriter], None]) -> str:
+        """Store the ``.npz`` that ``fill`` writes member by member; return its digest (idempotent).
+
+        The object goes to a temporary file in the store's folder (never whole in
+        memory), is fsynced and hashed, then renamed into place; if ``fill`` raises,
+        the temporary file is removed and nothing is stored.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".npz")
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+            with os.fdopen(fd, "w+b") as handle:
+                writer = NpzWriter(handle)
+                try:
+                    fill(writer)
+                finally:
+                    writer.close()  # also on failure: an open zip would write into a closed file later
                 handle.flush()
                 os.fsync(handle.fileno())
+                handle.seek(0)
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            target = self.path(digest)
+            if target.exists():
+                with contextlib.suppress(OSError):
+                    if file_digest(target) == digest:
+                        os.unlink(tmp)
+                        return digest
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fsync_dir(self.root)  # make the new fan-out folder itself durable
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
         except BaseException:
@@ -93,7 +115,13 @@ class ObjectStore:
                 os.unlink(tmp)
             raise
         fsync_dir(target.parent)
+        fsync_dir(self.root)  # the temporary name is gone from here
         return digest
+
+    def spool(self) -> IO[bytes]:
+        """An anonymous scratch file beside the objects: gone when closed, or when the process dies."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryFile(dir=self.root)
 
     def get(self, digest: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         """The named arrays of object ``digest``; :class:`DataError` if it is missing or unreadable."""
@@ -118,10 +146,10 @@ class ObjectStore:
         return removed
 
     def all_objects(self) -> list[Path]:
-        """Every file under the store (objects and leftover temporary files)."""
+        """Every file under the store (objects, and leftover temporary files, also at its top)."""
         if not self.root.is_dir():
             return []
-        return sorted(p for p in self.root.glob("*/*") if p.is_file())
+        return sorted(p for p in [*self.root.glob(".tmp-*"), *self.root.glob("*/*")] if p.is_file())
 
 
 def read_arrays(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
