@@ -56,7 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("key", help="path of the private key file to create")
 
     p = add("add", cmd_add, "record a batch of samples from a source as a new version")
-    p.add_argument("data", help=".npz (kept bit-exact), .csv/.parquet file, image folder or built-in name")
+    p.add_argument(
+        "data",
+        help=".npz (kept bit-exact, streamed: any size), .csv/.parquet file, image folder or built-in name",
+    )
     p.add_argument("--source", required=True, help="where the batch came from (vendor, worker pool, device)")
     p.add_argument("--sign", metavar="KEY", help="sign the batch with this Ed25519 private key")
     p.add_argument("--note", help="free text kept in the event")
@@ -145,16 +148,17 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from poisonlab.provenance.io import load_batch
+    from poisonlab.provenance.io import open_batch
     from poisonlab.provenance.signing import load_private_key
 
     with _open(args) as ledger:  # a folder that is not a ledger fails before the data are read
         key = load_private_key(args.sign) if args.sign else None
-        X, y, ids = load_batch(args.data, label_col=args.label_col, id_col=args.id_col, task=args.task)
-        version = ledger.add(X, y, ids, source=args.source, sign_key=key, note=args.note)
+        with open_batch(args.data, label_col=args.label_col, id_col=args.id_col, task=args.task) as batch:
+            version = ledger.add_batch(batch, source=args.source, sign_key=key, note=args.note)
+            added = batch.n
     signed = " (signed)" if key is not None else ""
     _say(
-        f"version {version.number}: +{len(ids)} samples from {args.source}{signed}; "
+        f"version {version.number}: +{added} samples from {args.source}{signed}; "
         f"{version.n} in all, root {version.root}",
         highlight=False,
         soft_wrap=True,

@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,8 +45,11 @@ from poisonlab.provenance.chain import (
     text_option,
 )
 from poisonlab.provenance.hashing import check_arrays, check_unique_ids, sample_hashes
-from poisonlab.provenance.merkle import merkle_root
+from poisonlab.provenance.merkle import MerkleAccumulator, merkle_root
+from poisonlab.provenance.npz import NpzReader, NpzWriter, block_rows
+from poisonlab.provenance.reader import ArrayBatch, BatchReader
 from poisonlab.provenance.records import Batch, Diff, Event, Quarantined, VerifyReport, Version
+from poisonlab.provenance.shards import write_extended_membership, write_shard
 from poisonlab.provenance.signing import Ed25519PrivateKey, load_private_key, public_key_hex, sign
 from poisonlab.provenance.store import (
     SHARD_ARRAYS,
@@ -507,17 +510,36 @@ class Ledger:
         batch: dict[str, Any] | None = None,
     ) -> Version:
         """Store ``members``; record the event, the batch (if any) and the version in ``db``'s transaction."""
-        head = self._head()
-        number = 1 if head is None else head.number + 1
         root = root or merkle_root(members.hashes).hex()
         digest = self._store.put(**members.arrays())
+        return self._record_version(
+            db, kind=kind, actor=actor, membership=digest, n=len(members), root=root, schema=schema,
+            payload=payload, batch=batch,
+        )  # fmt: skip
+
+    def _record_version(
+        self,
+        db: sqlite3.Connection,
+        *,
+        kind: str,
+        actor: str,
+        membership: str,
+        n: int,
+        root: str,
+        schema: dict[str, Any],
+        payload: dict[str, Any],
+        batch: dict[str, Any] | None = None,
+    ) -> Version:
+        """Record the event, the batch (if any) and the version of a stored membership."""
+        head = self._head()
+        number = 1 if head is None else head.number + 1
         payload = {
             **payload,
             "version": number,
             "parent": None if head is None else head.number,
             "root": root,
-            "n": len(members),
-            "membership": digest,
+            "n": n,
+            "membership": membership,
             "schema": schema,
         }
         if batch is not None:
@@ -533,24 +555,26 @@ class Ledger:
             )  # fmt: skip
         db.execute(
             "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (number, payload["parent"], seq, root, len(members), digest, canonical_json(schema)),
+            (number, payload["parent"], seq, root, n, membership, canonical_json(schema)),
         )
-        return Version(number, payload["parent"], seq, root, len(members), digest, schema)
+        return Version(number, payload["parent"], seq, root, n, membership, schema)
 
-    def _fits(self, head: Version | None, schema: dict[str, Any], ids: np.ndarray) -> Membership:
-        """The head's membership, after checking a batch with ``schema`` and ``ids`` can join it."""
+    def _fits(self, head: Version | None, schema: dict[str, Any], ids: np.ndarray) -> None:
+        """Check that a batch with ``schema`` and ``ids`` can join the head (only the head's ids are read)."""
         if head is None:
-            return empty_membership(ids.dtype)
+            return
         if head.schema != schema:
             raise DataError(
                 f"the batch ({describe_schema(schema)}) does not match the ledger's schema "
                 f"({describe_schema(head.schema)}), fixed by its first add"
             )
-        members = self.membership(head)
-        taken = np.nonzero(positions(members.ids, ids) >= 0)[0]
+        try:
+            head_ids = self._store.get(head.membership, ("ids",))["ids"]
+        except DataError as exc:
+            raise IntegrityError(f"version {head.number}: membership {head.membership}: {exc}") from None
+        taken = np.nonzero(positions(head_ids, ids) >= 0)[0]
         if taken.size:
             raise DataError(f"id {ids[taken[0]].item()!r} is already in version {head.number}")
-        return members
 
     def add(
         self,
@@ -584,41 +608,92 @@ class Ledger:
             On bad arrays, an empty batch, duplicate ids, ids already in the head
             version, or a schema other than the ledger's. Nothing is recorded.
         """
-        X, y, ids = check_arrays(X, y, ids)
-        if X.shape[0] == 0:
+        return self.add_batch(ArrayBatch(X, y, ids), source=source, actor=actor, sign_key=sign_key, note=note)
+
+    def add_batch(
+        self,
+        batch: BatchReader,
+        *,
+        source: str,
+        actor: str | None = None,
+        sign_key: Ed25519PrivateKey | str | os.PathLike[str] | None = None,
+        note: str | None = None,
+        rows: int | None = None,
+    ) -> Version:
+        """:meth:`add` for a batch read a block at a time (see :func:`poisonlab.provenance.io.open_batch`).
+
+        At most ``rows`` samples (default :data:`~poisonlab.provenance.npz.CHUNK_ROWS`,
+        fewer for wide samples) are read, hashed and written at once; the ids, which
+        must be checked for clashes first, are the only per-sample data held whole.
+        The version is the same as :meth:`add` of the whole arrays gives: same shard,
+        same roots.
+
+        Raises
+        ------
+        DataError
+            As :meth:`add`, and for a batch that fails its reader's checks midway
+            (nothing is recorded and no object is left).
+        """
+        if batch.n == 0:
             raise DataError("the batch is empty")
+        ids = batch.ids
         check_unique_ids(ids)
         source = text_option(source, "source")
         actor = text_option(actor if actor is not None else default_actor(), "actor")
         key = load_private_key(sign_key) if isinstance(sign_key, str | os.PathLike) else sign_key
-        schema = schema_of(X, y, ids)
-        seen = self._head()
-        self._fits(seen, schema, ids)
-        hashes = sample_hashes(X, y, ids)
-        batch_root = merkle_root(hashes).hex()
+        schema = batch.schema()
+        self._fits(self._head(), schema, ids)
+        step = block_rows(batch.row_bytes, rows)
         self._store.remove_stale_temporaries()  # a killed add's half-written object, if any
-        shard = self._store.put(X=X, y=y, ids=ids)
-        _checkpoint("shard-written")
-        public_key = signature = None
-        if key is not None:
-            public_key = public_key_hex(key)
-            signature = sign(key, batch_message(batch_root, shard, source)).hex()
-        batch = {"source": source, "shard": shard, "n": int(X.shape[0]), "root": batch_root}
-        batch |= {"public_key": public_key, "signature": signature}
-        with self._write() as db:
-            head = self._head()
-            parent = self._fits(head, schema, ids)  # again: another writer may have moved the head
-            members = extended(parent, hashes=hashes, shard=shard, ids=ids, sources=source)
-            return self._new_version(
-                db,
-                kind="add",
-                actor=actor,
-                members=members,
-                root=batch_root if len(parent) == 0 else None,
-                schema=schema,
-                payload={"note": note},
-                batch=batch,
+        with self._store.spool() as hashes, self._store.spool() as labels:
+            merkle = MerkleAccumulator()
+            shard = self._store.write(
+                lambda out: write_shard(out, batch, rows=step, hashes=hashes, labels=labels, merkle=merkle)
             )
+            batch_root = merkle.root().hex()
+            _checkpoint("shard-written")
+            public_key = signature = None
+            if key is not None:
+                public_key = public_key_hex(key)
+                signature = sign(key, batch_message(batch_root, shard, source)).hex()
+            record = {"source": source, "shard": shard, "n": batch.n, "root": batch_root}
+            record |= {"public_key": public_key, "signature": signature}
+            with self._write() as db:
+                head = self._head()
+                self._fits(head, schema, ids)  # again: another writer may have moved the head
+                membership, n, root = self._extend(head, hashes=hashes, shard=shard, ids=ids, source=source)
+                return self._record_version(
+                    db, kind="add", actor=actor, membership=membership, n=n, root=root or batch_root,
+                    schema=schema, payload={"note": note}, batch=record,
+                )  # fmt: skip
+
+    def _extend(
+        self, head: Version | None, *, hashes: IO[bytes], shard: str, ids: np.ndarray, source: str
+    ) -> tuple[str, int, str | None]:
+        """Store the head's membership, then the batch's rows: digest, size, root (``None``: the batch's)."""
+        merkle = MerkleAccumulator() if head is not None and head.n else None
+        total = 0
+
+        def fill(writer: NpzWriter) -> None:
+            nonlocal total
+            if head is None:
+                total = write_extended_membership(
+                    writer, None, hashes=hashes, shard=shard, ids=ids, source=source, merkle=merkle
+                )
+                return
+            with NpzReader(self._store.path(head.membership)) as parent:
+                total = write_extended_membership(
+                    writer, parent, hashes=hashes, shard=shard, ids=ids, source=source, merkle=merkle
+                )
+
+        try:
+            digest = self._store.write(fill)
+        except DataError as exc:  # the head's membership object no longer reads
+            number = "?" if head is None else head.number
+            raise IntegrityError(
+                f"version {number}: membership: {exc} (run `poisonlab ledger verify`)"
+            ) from None
+        return digest, total, None if merkle is None else merkle.root().hex()
 
     def transform(
         self,

@@ -29,11 +29,13 @@ from poisonlab.provenance.chain import (
     event_hash,
     genesis_hash,
 )
-from poisonlab.provenance.hashing import sample_hashes
-from poisonlab.provenance.merkle import merkle_root
+from poisonlab.provenance.hashing import HASH_SIZE, check_arrays, sample_hashes
+from poisonlab.provenance.merkle import MerkleAccumulator
+from poisonlab.provenance.npz import NpzReader, block_rows
 from poisonlab.provenance.records import VerifyReport
 from poisonlab.provenance.signing import verify_signature
 from poisonlab.provenance.store import (
+    MEMBERSHIP_ARRAYS,
     SHARD_ARRAYS,
     Membership,
     ObjectStore,
@@ -53,7 +55,8 @@ class _State:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     payloads: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    memberships: dict[str, Membership | str] = field(default_factory=dict)
+    memberships: dict[str, str | None] = field(default_factory=dict)  # digest -> why it fails, or None
+    used_shards: dict[str, set[str]] = field(default_factory=dict)  # membership digest -> shards it uses
     shard_hashes: dict[str, np.ndarray] = field(default_factory=dict)
     shard_ids: dict[str, np.ndarray] = field(default_factory=dict)
     shard_roots: dict[str, str] = field(default_factory=dict)
@@ -92,7 +95,7 @@ def verify_ledger(db: sqlite3.Connection, store: ObjectStore, *, objects: bool =
     if objects:
         for row in versions:
             try:
-                _load_membership(state, row[5])
+                _membership_problem(state, row[5])
             except Exception:  # reported by the version check below
                 continue
     for row in batches:
@@ -165,17 +168,16 @@ def _check_event(state: _State, row: tuple[Any, ...], prev: str, expected: int) 
     return digest, seq + 1
 
 
-def _load_membership(state: _State, digest: str) -> Membership | str:
-    """A membership object, or why it cannot be trusted (cached by digest)."""
+def _membership_problem(state: _State, digest: str) -> str | None:
+    """Why a membership object cannot be trusted (name, presence, file digest), or ``None`` (cached)."""
     if digest in state.memberships:
         return state.memberships[digest]
-    result: Membership | str
+    result: str | None = None
     if not is_digest(digest):
         result = f"membership name {digest!r} is not a SHA-256 digest"
     else:
-        path = state.store.path(digest)
         try:
-            actual = file_digest(path)
+            actual: str | None = file_digest(state.store.path(digest))
         except FileNotFoundError:
             actual = None
         except OSError as exc:
@@ -184,19 +186,23 @@ def _load_membership(state: _State, digest: str) -> Membership | str:
             result = f"membership object {digest}: file missing"
         elif actual != digest:
             result = f"membership object {digest}: file digest mismatch"
-        else:
-            try:
-                result = Membership.load(state.store, digest)
-            except (DataError, TypeError, ValueError) as exc:
-                result = f"membership object {digest}: {exc}"
     state.memberships[digest] = result
     return result
 
 
 def _reference(state: _State, shard: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Rows, recorded sample hashes and ids of ``shard``, from any intact membership holding it."""
-    for members in state.memberships.values():
-        if isinstance(members, Membership) and shard in members.shards.tolist():
+    """Rows, recorded sample hashes and ids of ``shard``, from any intact membership holding it.
+
+    Only asked when a shard is damaged, to name the sample: memberships are read whole here.
+    """
+    for digest, problem in state.memberships.items():
+        if problem is not None:
+            continue
+        try:
+            members = Membership.load(state.store, digest)
+        except (DataError, TypeError, ValueError):
+            continue
+        if shard in members.shards.tolist():
             k = members.shards.tolist().index(shard)
             where = np.nonzero(members.shard == k)[0]
             order = np.argsort(members.row[where], kind="stable")
@@ -275,19 +281,44 @@ def _check_batch_objects(state: _State, row: tuple[Any, ...], label: str) -> Non
         state.problems.append(f"{where}: file digest mismatch{_first_differing_id(state, shard, path)}")
         return
     try:
-        arrays = read_arrays(path, SHARD_ARRAYS)
-        hashes = sample_hashes(arrays["X"], arrays["y"], arrays["ids"])
+        hashes, ids = _shard_hashes(path)
     except DataError as exc:
         state.problems.append(f"{where}: {exc}")
         return
     if hashes.shape[0] != n:
         state.problems.append(f"{where}: holds {hashes.shape[0]} samples, the record says {n}")
-    computed = merkle_root(hashes).hex()
+    computed = merkle_root_of_blocks(hashes).hex()
     if computed != root:
         state.problems.append(f"{where}: sample hashes do not match the batch root")
     state.shard_hashes[shard] = hashes
-    state.shard_ids[shard] = arrays["ids"]
+    state.shard_ids[shard] = ids
     state.shard_roots[shard] = computed
+
+
+def _shard_hashes(path: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample hash of a shard and its ids, its features read a block at a time."""
+    with NpzReader(path) as archive:
+        X, y, ids_member = (archive.member(name) for name in SHARD_ARRAYS)
+        ids = ids_member.rest()
+        if not (len(X) == len(y) == len(ids)) or not X.shape or ids.ndim != 1:
+            check_arrays(np.empty(X.shape, X.dtype), np.empty(y.shape, y.dtype), ids)  # names the mismatch
+        n = len(X)
+        hashes = np.empty((n, HASH_SIZE), dtype=np.uint8)
+        step = block_rows(X.row_bytes + y.row_bytes)
+        for start in range(0, n, step):
+            block_x, block_y = X.read(step), y.read(step)
+            hashes[start : start + block_x.shape[0]] = sample_hashes(
+                block_x, block_y, ids[start : start + block_x.shape[0]]
+            )
+    return hashes, ids
+
+
+def merkle_root_of_blocks(hashes: np.ndarray) -> bytes:
+    """:func:`merkle_root` of ``hashes``, a block at a time (no whole-level copies)."""
+    merkle = MerkleAccumulator()
+    for start in range(0, hashes.shape[0], 2**16):
+        merkle.update(hashes[start : start + 2**16])
+    return merkle.root()
 
 
 def _check_version_record(state: _State, row: tuple[Any, ...], label: str) -> None:
@@ -315,39 +346,76 @@ def _check_version_record(state: _State, row: tuple[Any, ...], label: str) -> No
 
 
 def _check_version_objects(state: _State, row: tuple[Any, ...], label: str) -> None:
-    """The version's membership object against its row and the verified shards."""
+    """The version's membership object against its row and the verified shards, read a block at a time."""
     _, _, _, root, n, digest, _ = row
-    members = _load_membership(state, digest)
-    if isinstance(members, str):
-        state.problems.append(f"{label}: {members}")
+    problem = _membership_problem(state, digest)
+    if problem is not None:
+        state.problems.append(f"{label}: {problem}")
         return
-    if len(members) != n:
-        state.problems.append(f"{label}: membership holds {len(members)} samples, the record says {n}")
-    shards = members.shards.tolist()
+    try:
+        with NpzReader(state.store.path(digest)) as archive:
+            _check_membership(state, archive, digest, label, root, n)
+    except DataError as exc:
+        state.memberships[digest] = f"membership object {digest}: {exc}"
+        state.problems.append(f"{label}: membership object {digest}: {exc}")
+
+
+def _check_membership(state: _State, archive: NpzReader, digest: str, label: str, root: str, n: Any) -> None:
+    members = {name: archive.member(name) for name in MEMBERSHIP_ARRAYS}
+    shards = members["shards"].rest().tolist()
+    count = len(members["hashes"])
+    if len({len(members[name]) for name in ("hashes", "shard", "row", "ids", "source")}) != 1:
+        raise DataError("its arrays differ in length")
+    if members["hashes"].shape[1:] != (HASH_SIZE,) or members["hashes"].dtype != np.uint8:
+        raise DataError(f"hashes of shape {members['hashes'].shape} and dtype {members['hashes'].dtype}")
+    if count != n:
+        state.problems.append(f"{label}: membership holds {count} samples, the record says {n}")
+    # First pass, over the indices only: which shards are used, and is this one whole shard in order?
+    step = block_rows(HASH_SIZE + 16)
+    used: set[int] = set()
+    in_order = True
+    with NpzReader(state.store.path(digest)) as again:
+        shard_of, row_of = again.member("shard"), again.member("row")
+        for start in range(0, count, step):
+            k, r = shard_of.read(step), row_of.read(step)
+            used.update(np.unique(k).tolist())
+            in_order = in_order and bool(np.all(r == np.arange(start, start + r.shape[0])))
+    if used - set(range(len(shards))):
+        raise DataError("it points past the end of its shard list")
+    state.used_shards[digest] = {shards[k] for k in used}
     single = None
-    for k, shard in enumerate(shards):
-        where = np.nonzero(members.shard == k)[0]
-        if where.size == 0:
-            continue
-        if shard not in state.shard_hashes:
-            continue  # the batch check reported why (or the shard has no batch: see coverage)
-        stored, ids = state.shard_hashes[shard], state.shard_ids[shard]
-        rows = members.row[where]
-        if rows.size and (rows.min() < 0 or rows.max() >= stored.shape[0]):
-            state.problems.append(f"{label}: membership points past the end of shard {shard}")
-            continue
-        bad = ~np.all(stored[rows] == members.hashes[where], axis=1)
-        if ids.dtype.kind != members.ids.dtype.kind:
-            bad[:] = True
-        else:
-            bad |= ids[rows] != members.ids[where]
-        if bad.any():
-            first = members.ids[where][int(np.argmax(bad))].item()
-            state.problems.append(f"{label}: sample {first!r} disagrees with shard {shard}")
-        if where.size == len(members) and np.array_equal(rows, np.arange(stored.shape[0])):
-            single = shard
-    # A version that is exactly one verified shard in order shares that shard's root.
-    computed = state.shard_roots[single] if single is not None else merkle_root(members.hashes).hex()
+    if in_order and len(used) == 1:
+        only = shards[used.pop()]
+        if only in state.shard_hashes and state.shard_hashes[only].shape[0] == count:
+            single = only  # a version that is exactly one verified shard, in order, shares its root
+    merkle = None if single is not None else MerkleAccumulator()
+    reported: set[str] = set()
+    for _ in range(0, count, step):
+        hashes, k, r = (members[name].read(step) for name in ("hashes", "shard", "row"))
+        ids = members["ids"].read(step)
+        if merkle is not None:
+            merkle.update(np.ascontiguousarray(hashes))
+        for index in np.unique(k).tolist():
+            shard = shards[index]
+            if shard not in state.shard_hashes or shard in reported:
+                continue  # the batch check reported why (or the shard has no batch: see coverage)
+            stored, stored_ids = state.shard_hashes[shard], state.shard_ids[shard]
+            where = np.nonzero(k == index)[0]
+            rows = r[where]
+            if rows.size and (rows.min() < 0 or rows.max() >= stored.shape[0]):
+                state.problems.append(f"{label}: membership points past the end of shard {shard}")
+                reported.add(shard)
+                continue
+            bad = ~np.all(stored[rows] == hashes[where], axis=1)
+            if stored_ids.dtype.kind != ids.dtype.kind:
+                bad[:] = True
+            else:
+                bad |= stored_ids[rows] != ids[where]
+            if bad.any():
+                first = ids[where][int(np.argmax(bad))].item()
+                state.problems.append(f"{label}: sample {first!r} disagrees with shard {shard}")
+                reported.add(shard)
+    computed = state.shard_roots[single] if single is not None else merkle.root().hex()  # type: ignore[union-attr]
     if computed != root:
         state.problems.append(f"{label}: Merkle root mismatch")
 
@@ -369,11 +437,9 @@ def _check_shards_recorded(
     """Every shard a membership refers to has a batch record."""
     shards = {row[4] for row in batches}
     for row in versions:
-        members = state.memberships.get(row[5])
-        if isinstance(members, Membership):
-            used = set(members.shards[np.unique(members.shard)].tolist()) if len(members) else set()
-            for shard in sorted(used - shards):
-                state.problems.append(f"version {row[0]}: refers to shard {shard}, which no batch records")
+        used = state.used_shards.get(row[5], set())
+        for shard in sorted(used - shards):
+            state.problems.append(f"version {row[0]}: refers to shard {shard}, which no batch records")
 
 
 def _note_orphans(state: _State, batches: list[tuple[Any, ...]], versions: list[tuple[Any, ...]]) -> None:
