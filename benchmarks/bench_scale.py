@@ -7,7 +7,9 @@ Ray's overhead on 40 short runs <= 20% (``bench_ray.py`` measures it with repeat
 
     python benchmarks/bench_scale.py [--scan 10000 100000] [--ledger 1000000] [--grid]
 
-Each measurement is a fresh process (``python -m poisonlab ...``) whose peak resident
+The ledger's batch is an uncompressed ``.npz`` (what ``np.savez`` writes), written here
+a block of rows at a time; ``ledger add`` streams such a file. Each measurement is a
+fresh process (``python -m poisonlab ...``) whose peak resident
 memory is read from the kernel (``ru_maxrss``). The scanned sets are written here with
 NumPy alone: 10 Gaussian classes in 256 dimensions, 2% of the labels flipped and 2%
 of the rows moved into a backdoor cluster (8 coordinates shifted, relabelled to class
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -82,10 +85,32 @@ def scan_row(n: int, folder: Path) -> tuple[float, float, float]:
     return seconds, peak, f1
 
 
-def ledger_rows(n: int, folder: Path) -> tuple[tuple[float, float], tuple[float, float]]:
+def streamed_npz(path: Path, n: int, d: int) -> None:
+    """An uncompressed ``.npz`` of ``X`` (n × d float32) and ``y`` (int64), written 2^18 rows at a time.
+
+    The bytes are those of :func:`numpy.savez` (stored zip64 members, version 1.0 headers),
+    so the benchmark never holds the 1.3 GB of a 10^7-row batch either.
+    """
     rng = np.random.default_rng(0)
+    step = 2**18
+    members = {
+        "X": (np.dtype(np.float32), (n, d), lambda k: rng.random((k, d), dtype=np.float32)),
+        "y": (np.dtype(np.int64), (n,), lambda k: rng.integers(0, 10, k)),
+    }
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, (dtype, shape, make) in members.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                descr = np.lib.format.dtype_to_descr(dtype)
+                np.lib.format.write_array_header_1_0(
+                    member, {"descr": descr, "fortran_order": False, "shape": shape}
+                )
+                for start in range(0, n, step):
+                    member.write(make(min(step, n - start)).tobytes())
+
+
+def ledger_rows(n: int, folder: Path) -> tuple[tuple[float, float], tuple[float, float]]:
     data = folder / f"ledger{n}.npz"
-    np.savez(data, X=rng.random((n, 32), dtype=np.float32), y=rng.integers(0, 10, n))
+    streamed_npz(data, n, 32)
     ledger = folder / f"ledger{n}"
     init = [sys.executable, "-m", "poisonlab", "ledger", "init", str(ledger)]
     subprocess.run(init, check=True, stdout=subprocess.DEVNULL)
