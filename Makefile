@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,flower,mnist,ray,kg,rules]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,flower,mnist,ray,kg,rules,scale]'
 	touch $@
 
 run: setup

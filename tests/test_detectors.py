@@ -538,7 +538,7 @@ def test_separated_clusters_finds_a_trigger_that_keeps_its_labels_and_is_silent_
 
 def test_group_self_training_gives_the_dual_ridge_answer_in_the_primal() -> None:
     """A large class (n > d) is solved as a d×d system; the answer is the n×n kernel ridge's."""
-    from poisonlab.defenses.detectors.groups import _self_train
+    from poisonlab.defenses.detectors.groups import _SelfTrainer
 
     def dual_reference(Z: np.ndarray, group: np.ndarray, lam: float, seed: int) -> np.ndarray:
         n, d = Z.shape
@@ -565,6 +565,22 @@ def test_group_self_training_gives_the_dual_ridge_answer_in_the_primal() -> None
     proposal = np.zeros(600, dtype=bool)
     proposal[:75] = True
     for lam in (0.1, 1.0):
-        found = _self_train(Z, proposal, lam=lam, seed=0)
+        found = _SelfTrainer(Z, seed=0).run(proposal, lam)
         assert np.array_equal(found, dual_reference(Z, proposal.copy(), lam, 0))
         assert found[:60].mean() > 0.9 and found[60:].mean() < 0.05
+
+
+def test_group_self_training_in_a_space_joined_to_itself_is_its_ridge_with_the_penalty_times_d() -> None:
+    """[E, E] / sqrt(d) has E's kernel over d: the shortcut for user features gives the same groups."""
+    from poisonlab.defenses.detectors.groups import _SelfTrainer
+
+    rng = np.random.default_rng(5)
+    for n, d in ((600, 40), (30, 80)):  # the primal and the dual form
+        E = rng.normal(size=(n, d))
+        E[: n // 10, :4] += 1.5
+        proposal = rng.random(n) < 0.3
+        proposal[: n // 10] = True
+        joined = _SelfTrainer(np.hstack([E / np.sqrt(d), E / np.sqrt(d)]), seed=1)
+        alone = _SelfTrainer(E, seed=1)
+        for lam in (0.1, 1.0):
+            assert np.array_equal(joined.run(proposal, lam), alone.run(proposal, lam * d))

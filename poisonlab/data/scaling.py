@@ -27,3 +27,33 @@ class UnitBox:
 
     def unscale(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.lo + X * (self.hi - self.lo), self.y_lo + y * (self.y_hi - self.y_lo)
+
+
+def standardise(X: np.ndarray, *, block: int = 1 << 16) -> np.ndarray:
+    """Columns to zero mean and unit variance, as scikit-learn's ``StandardScaler`` does.
+
+    An array of up to 256 MB goes through ``StandardScaler`` itself. A larger one
+    (a million user embeddings) is standardised in its own float dtype a block of
+    rows at a time, with float64 sums: ``StandardScaler`` would build float64
+    temporaries of the whole array, three times its float32 size. A constant
+    column is centred and left unscaled.
+    """
+    X = np.asarray(X)
+    if X.nbytes <= 256 * 2**20 or X.dtype.kind != "f":
+        from sklearn.preprocessing import StandardScaler
+
+        return np.asarray(StandardScaler().fit_transform(X))
+    n = X.shape[0]
+    total = np.zeros(X.shape[1])
+    for start in range(0, n, block):
+        total += X[start : start + block].sum(axis=0, dtype=np.float64)
+    mean = total / n
+    squares = np.zeros(X.shape[1])
+    for start in range(0, n, block):
+        squares += np.square(X[start : start + block] - mean.astype(X.dtype)).sum(axis=0, dtype=np.float64)
+    std = np.sqrt(squares / n)
+    std[std < 10 * np.finfo(np.float64).eps] = 1.0
+    out = np.empty_like(X)
+    for start in range(0, n, block):
+        out[start : start + block] = (X[start : start + block] - mean.astype(X.dtype)) / std.astype(X.dtype)
+    return out

@@ -9,9 +9,9 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
-from sklearn.preprocessing import StandardScaler
 
 from poisonlab.data.dataset import Dataset
+from poisonlab.data.scaling import standardise
 from poisonlab.defenses.detectors.base import Evidence
 from poisonlab.errors import DataError
 from poisonlab.models import MODELS
@@ -27,6 +27,7 @@ def compute_evidence(
     random_state: int = 0,
     on_progress: Callable[[str], None] | None = None,
     losses: bool = True,
+    fit_rows: int | None = None,
 ) -> Evidence:
     """Train a proxy model on ``dataset`` and collect what detectors read.
 
@@ -54,6 +55,13 @@ def compute_evidence(
     losses (the representations are the features themselves): ``losses=False``, for
     a detector that does not read them, skips that fit, which on 100,000 × 256
     embeddings is about a fifth of a scan.
+
+    Each fold's linear model is fitted on at most ``fit_rows`` of its training rows
+    (a stratified random draw; every class keeps at least 100 rows or all it has),
+    by default 20,000 or eight rows per weight (d × K), whichever is more. Cross-
+    fitting a million rows then costs one prediction pass more than that draw:
+    a linear model has long converged on it. Smaller sets are fitted on every
+    training row, as before.
     """
     n = len(dataset)
     image = features is None and dataset.modality == "image"
@@ -101,7 +109,7 @@ def compute_evidence(
     if features is not None:
         representations = features
 
-    flat = None if image else StandardScaler().fit_transform(data_X.reshape(n, -1))
+    flat = None if image else standardise(data_X.reshape(n, -1))
     view = flat
     if image:
         pixels = data_X.reshape(n, -1).astype(np.float64)
@@ -116,10 +124,16 @@ def compute_evidence(
             fold_model.fit(data_X[train_idx], dataset.y[train_idx])
             pred_probs[held_idx] = fold_model.predict_proba(data_X[held_idx])
         else:
-            linear = LogisticRegression(C=0.1, max_iter=1000).fit(flat[train_idx], dataset.y[train_idx])
+            most = fit_rows if fit_rows is not None else max(20_000, 8 * flat.shape[1] * dataset.n_classes)
+            fit_idx = _stratified_draw(train_idx, dataset.y, most, random_state + fold)
+            linear = LogisticRegression(C=0.1, max_iter=1000).fit(flat[fit_idx], dataset.y[fit_idx])
             pred_probs[np.ix_(held_idx, linear.classes_)] = linear.predict_proba(flat[held_idx])
+    assert representations is not None  # the proxy's, or the user's features
+    if features is None:
+        representations = np.asarray(representations, dtype=np.float64)
+    # (the user's embeddings stay float32: a million rows of 256 are 1 GB as they are)
     return Evidence(
-        representations=np.asarray(representations, dtype=np.float64),
+        representations=representations,
         early_representations=None if early is None else np.asarray(early, dtype=np.float64),
         pred_probs=pred_probs,
         losses=loss_history,
@@ -137,3 +151,17 @@ def proxy_epochs(shape: tuple[int, ...], *, budget: float = 3e7, most: int = 30,
     """
     pixels = float(np.prod(shape))
     return int(np.clip(budget // max(pixels, 1.0), least, most))
+
+
+def _stratified_draw(rows: np.ndarray, y: np.ndarray, most: int, seed: int) -> np.ndarray:
+    """At most about ``most`` of ``rows``, drawn per class in proportion (each keeps 100 or all it has)."""
+    if rows.size <= most:
+        return rows
+    rng = np.random.default_rng(seed)
+    labels = y[rows]
+    kept = []
+    for c in np.unique(labels):
+        members = rows[labels == c]
+        take = min(members.size, max(100, round(most * members.size / rows.size)))
+        kept.append(rng.choice(members, take, replace=False))
+    return np.sort(np.concatenate(kept))

@@ -10,13 +10,16 @@ knowledge of the poison rate.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar, Self, cast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Self, cast
 
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import DataError, IncompatibleError
+
+if TYPE_CHECKING:
+    from poisonlab.defenses.neighbours import Metric, NeighbourSearch
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +43,29 @@ class Evidence:
     losses: np.ndarray | None = None
     inputs: np.ndarray | None = None
     view: np.ndarray | None = None
+    #: neighbour searches built so far, by (space, metric): each space is indexed once per scan
+    _searches: dict[tuple[int, str], NeighbourSearch] = field(default_factory=dict, init=False, repr=False)
+
+    def label_free(self) -> np.ndarray:
+        """The space where neighbours are read without trusting any model fitted to the labels.
+
+        ``view`` when present, else ``inputs``, else the representations (the user's
+        own features).
+        """
+        for space in (self.view, self.inputs):
+            if space is not None:
+                return space
+        return self.representations
+
+    def neighbours(self, space: np.ndarray, metric: Metric = "euclidean") -> NeighbourSearch:
+        """The neighbour search over ``space`` (one of this evidence's arrays), built on first use."""
+        from poisonlab.defenses.neighbours import NeighbourSearch
+
+        key = (id(space), metric)
+        found = self._searches.get(key)
+        if found is None or found.source is not space:
+            found = self._searches[key] = NeighbourSearch(space, metric=metric)
+        return found
 
     def subset(self, index: np.ndarray) -> Evidence:
         """The evidence of the rows selected by an index or boolean mask."""

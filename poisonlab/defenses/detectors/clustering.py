@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
+from poisonlab.data.scaling import standardise
 from poisonlab.defenses.detectors.base import Detector, Evidence
-from poisonlab.defenses.detectors.groups import label_free_view
 from poisonlab.validation import positive_int
 
 
@@ -74,11 +74,10 @@ class ActivationClustering(Detector):
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         from sklearn.cluster import KMeans
         from sklearn.decomposition import PCA
-        from sklearn.preprocessing import StandardScaler
 
         raw = evidence.early_representations
         raw = evidence.representations if raw is None else raw
-        R = StandardScaler().fit_transform(raw)
+        R = standardise(raw)
         # class means are compared in a compact, decorrelated space
         R_small = PCA(min(64, R.shape[1], R.shape[0]), random_state=self.random_state).fit_transform(R)
         y = dataset.y
@@ -137,7 +136,10 @@ def _reclassify(X_rest: np.ndarray, y_rest: np.ndarray, X_members: np.ndarray, c
     distance matrix per cluster, against a full classifier fit.
     """
     classes = np.unique(y_rest)
-    onehot = (y_rest[:, None] == classes[None, :]).astype(np.float64)
+    # in the rows' own float type: a float64 one-hot would copy float32 rows to float64
+    onehot = (y_rest[:, None] == classes[None, :]).astype(
+        X_rest.dtype if X_rest.dtype.kind == "f" else np.float64
+    )
     means = (onehot.T @ X_rest) / onehot.sum(axis=0)[:, None]
     d2 = (X_members**2).sum(axis=1)[:, None] - 2 * X_members @ means.T + (means**2).sum(axis=1)[None, :]
     logits = -(d2 - d2.min(axis=1, keepdims=True)) / X_rest.shape[1]
@@ -196,11 +198,10 @@ class SeparatedClusters(Detector):
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         from sklearn.cluster import KMeans
         from sklearn.decomposition import PCA
-        from sklearn.preprocessing import StandardScaler
 
         raw = evidence.early_representations
-        R = StandardScaler().fit_transform(evidence.representations if raw is None else raw)
-        view = label_free_view(evidence)
+        R = standardise(evidence.representations if raw is None else raw)
+        view = evidence.label_free()
         y = dataset.y
         scores = np.zeros(len(dataset))
         self.class_flags_ = np.zeros(len(dataset), dtype=bool)
@@ -222,7 +223,9 @@ class SeparatedClusters(Detector):
             means = np.array([p[labels == j].mean() for j in (0, 1)])
             within = sum(float(((p[labels == j] - means[j]) ** 2).sum()) for j in (0, 1))
             pooled = max(np.sqrt(within / (idx.size - 2)), 1e-12)
-            others = np.median(pca.transform(R[y != c] - centre) @ line)
+            # the other classes' projections on the line, without copying their rows
+            w = pca.components_.T @ line
+            others = np.median((R @ w)[y != c]) - (centre + pca.mean_) @ w
             far = int(np.argmax(np.abs(means - others)))
             own = np.array([_reclassify(view, y, view[idx[labels == j]], int(c))[0] for j in (0, 1)])
             if (own < 0.5).sum() == 1:  # one cluster looks like other classes: relabelled poisons

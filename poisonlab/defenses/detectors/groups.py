@@ -11,10 +11,13 @@ with the first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
+from poisonlab.defenses.neighbours import NeighbourSearch
 from poisonlab.validation import positive_int
 
 
@@ -109,13 +112,15 @@ class RelabelledGroups(Detector):
 
         y = dataset.y
         n, n_classes = len(dataset), dataset.n_classes
-        view = label_free_view(evidence)
-        disagree, majority = _knn_votes(view, y, n_classes, self.k)
+        search = evidence.neighbours(evidence.label_free())
+        disagree, majority = _knn_votes(search, y, n_classes, self.k)
         suspects = disagree > 0.5
         receiving = _receiving_classes(y, majority, suspects, n_classes, self.alpha)
         #: classes that receive significantly more k-NN disagreements than they give
         self.receiving_classes_ = np.flatnonzero(receiving)
         early = evidence.early_representations
+        # no early layer (the user's features): the early and penultimate spaces are one
+        one_space = early is None and dataset.modality != "image"
         early = evidence.representations if early is None else early
         early = early.reshape(n, -1)
         if dataset.modality == "image":
@@ -127,46 +132,70 @@ class RelabelledGroups(Detector):
         self.flags_ = np.zeros(n, dtype=bool)
         #: accepted groups: class -> {"size", "own", "confidence", "mass"}
         self.groups_: dict[int, dict[str, float]] = {}
+        # Self-training often settles on the same group from several proposals, and
+        # a group's vote does not depend on how it was found: each is taken once.
+        votes: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+        def vote(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            key = members.tobytes()
+            if key not in votes:
+                votes[key] = _exclusion_vote(search, y, members, n_classes, self.k)
+            return votes[key]
+
         for c in np.unique(y):
             idx = np.flatnonzero(y == c)
+            votes.clear()
             if idx.size < self.min_samples:
                 continue
             E = StandardScaler().fit_transform(early[idx])
             P = StandardScaler().fit_transform(evidence.representations[idx])
-            spaces = [E, np.hstack([E / np.sqrt(E.shape[1]), P / np.sqrt(P.shape[1])])]
             proposals = [_two_means(E, self.random_state), _two_means(P, self.random_state)]
             if receiving[c]:
                 proposals.append(suspects[idx])
+            # Self-training runs in the early space and in the early and penultimate
+            # spaces joined, each with ridge penalties 0.1 and 1. When the two are one
+            # space (the user's features), the joined space [E, E] / sqrt(d) has the
+            # kernel of E divided by d, which is E's own ridge with the penalty times d.
+            trainer = _SelfTrainer(E, seed=self.random_state)
+            runs = [(trainer, lam) for lam in (0.1, 1.0)]
+            if one_space:
+                runs += [(trainer, lam * E.shape[1]) for lam in (0.1, 1.0)]
+            else:
+                joined = np.hstack([E / np.sqrt(E.shape[1]), P / np.sqrt(P.shape[1])])
+                runs += [(_SelfTrainer(joined, seed=self.random_state), lam) for lam in (0.1, 1.0)]
             best, best_mass = None, -1.0
             for proposal in proposals:
-                for space in spaces:
-                    for lam in (0.1, 1.0):
-                        group = _self_train(space, proposal, lam=lam, seed=self.random_state)
-                        for side in (group, ~group):
-                            verdict = self._judge(view, y, idx, side, int(c), n_classes)
-                            if verdict is not None and verdict["mass"] > best_mass:
-                                best, best_mass = side, verdict["mass"]
-                                self.groups_[int(c)] = verdict
+                for space_trainer, lam in runs:
+                    group = space_trainer.run(proposal, lam)
+                    for side in (group, ~group):
+                        verdict = self._judge(vote, idx, side, int(c))
+                        if verdict is not None and verdict["mass"] > best_mass:
+                            best, best_mass = side, verdict["mass"]
+                            self.groups_[int(c)] = verdict
             if best is None:
                 continue
             members = idx[best]
-            voted = _exclusion_vote(view, y, members, n_classes, self.k)[0]
+            voted = vote(members)[0]
             self.flags_[members[voted != c]] = True
         return self.flags_ + disagree
 
     def _judge(
-        self, view: np.ndarray, y: np.ndarray, idx: np.ndarray, side: np.ndarray, c: int, n_classes: int
+        self,
+        vote: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+        idx: np.ndarray,
+        side: np.ndarray,
+        c: int,
     ) -> dict[str, float] | None:
         size = int(side.sum())
         if size < 3 or size > self.max_share * idx.size or size == idx.size:
             return None
-        voted, share = _exclusion_vote(view, y, idx[side], n_classes, self.k)
+        voted, share = vote(idx[side])
         own, conf = float(np.mean(voted == c)), float(np.mean(share))
         if own > self.max_own or conf < self.min_conf:
             return None
         if idx.size - size <= self.max_share * idx.size:  # the two sides are of a size
-            rest_own, rest_conf = _exclusion_test(view, y, idx[~side], c, n_classes, self.k)
-            if rest_own <= self.max_own and conf - rest_conf < self.min_gap:
+            rest_voted, rest_share = vote(idx[~side])
+            if np.mean(rest_voted == c) <= self.max_own and conf - float(np.mean(rest_share)) < self.min_gap:
                 return None
         mass = float(np.sum(share[voted != c]))
         return {"size": float(size), "own": own, "confidence": conf, "mass": mass}
@@ -175,21 +204,11 @@ class RelabelledGroups(Detector):
         return self.flags_
 
 
-def label_free_view(evidence: Evidence) -> np.ndarray:
-    """The space where neighbours are read without trusting any model fitted to the labels."""
-    for space in (evidence.view, evidence.inputs):
-        if space is not None:
-            return space
-    return evidence.representations
-
-
-def _knn_votes(view: np.ndarray, y: np.ndarray, n_classes: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _knn_votes(
+    search: NeighbourSearch, y: np.ndarray, n_classes: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Each sample's share of k nearest neighbours labelled otherwise, and their majority label."""
-    from sklearn.neighbors import NearestNeighbors
-
-    k = min(k, len(y) - 1)
-    _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(view).kneighbors(view)
-    labels = y[neighbours[:, 1:]]
+    labels = y[search.query(None, k)]
     counts = _label_counts(labels, n_classes)
     return np.mean(labels != y[:, None], axis=1), counts.argmax(axis=1)
 
@@ -228,73 +247,84 @@ def _two_means(R: np.ndarray, seed: int) -> np.ndarray:
     return np.asarray(labels == np.argmin(np.bincount(labels, minlength=2)))
 
 
-def _self_train(
-    Z: np.ndarray, proposal: np.ndarray, *, lam: float, seed: int, folds: int = 5, rounds: int = 10
-) -> np.ndarray:
+class _SelfTrainer:
     """Out-of-fold ridge predictions of membership, iterated to a fixed point.
 
     The ridge on ``Z / sqrt(d)`` is solved in whichever form is smaller: the dual
     (an n×n linear kernel) when a class has fewer samples than dimensions (early
     representations of images), the primal (a d×d system) otherwise (user
     embeddings of a large class). Both give the same predictions (the push-through
-    identity); each fold's system is factorised once and reused in every round,
-    since only the membership target changes between rounds.
+    identity). The folds' kernels or covariances are computed once, when the
+    trainer is built, and each ridge penalty's systems are factorised on first use
+    and reused for every proposal and round, since only the membership target
+    changes between them. In the primal form every fold's prediction comes from
+    two products with the whole class, so no fold's rows are ever copied.
     """
-    from scipy.linalg import cho_factor, cho_solve
 
-    n, d = Z.shape
-    Z = np.asarray(Z, dtype=np.float64)
-    fold = np.random.default_rng(seed).permutation(n) % folds
-    dual = n <= d
-    # the n×n kernel (dual) or the d×d covariance (primal); the other form is never built
-    gram = Z @ Z.T / d if dual else np.empty((0, 0))
-    total = np.empty((0, 0)) if dual else Z.T @ Z / d
-    factors = []
-    for f in range(folds):
-        train, held = fold != f, fold == f
-        if dual:
-            system = gram[np.ix_(train, train)] + lam * np.eye(int(train.sum()))
-        else:
-            system = total - Z[held].T @ Z[held] / d + lam * np.eye(d)
-        factors.append((train, held, cho_factor(system)))
-    group = proposal.copy()
-    for _ in range(rounds):
-        if group.sum() < 3 or (~group).sum() < 3:
-            return np.zeros(n, dtype=bool)
-        target = np.where(group, 1.0, -1.0)
-        decision = np.zeros(n)
-        for train, held, factor in factors:
-            offset = target[train].mean()
-            if dual:
-                weights = cho_solve(factor, target[train] - offset)
-                decision[held] = gram[np.ix_(held, train)] @ weights + offset
+    def __init__(self, Z: np.ndarray, *, seed: int, folds: int = 5, rounds: int = 10) -> None:
+        n, d = Z.shape
+        self.Z = Z = np.asarray(Z, dtype=np.float64)
+        self.d, self.rounds = d, rounds
+        fold = np.random.default_rng(seed).permutation(n) % folds
+        self.held = [fold == f for f in range(folds)]
+        self.dual = n <= d
+        if self.dual:  # the n×n kernel; the d×d covariance is never built
+            self.gram = Z @ Z.T / d
+        else:  # each fold's d×d covariance without its held rows
+            total = Z.T @ Z / d
+            self.covariances = [total - Z[held].T @ Z[held] / d for held in self.held]
+        self._factors: dict[float, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def _factorised(self, lam: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        from scipy.linalg import cho_factor
+
+        if lam not in self._factors:
+            if self.dual:
+                systems = [
+                    self.gram[np.ix_(~held, ~held)] + lam * np.eye(int((~held).sum())) for held in self.held
+                ]
             else:
-                weights = cho_solve(factor, Z[train].T @ (target[train] - offset) / d)
-                decision[held] = Z[held] @ weights + offset
-        updated = decision > 0
-        if np.array_equal(updated, group):
-            break
-        group = updated
-    return group
+                systems = [cov + lam * np.eye(self.d) for cov in self.covariances]
+            self._factors[lam] = [cho_factor(system) for system in systems]
+        return self._factors[lam]
+
+    def run(self, proposal: np.ndarray, lam: float) -> np.ndarray:
+        """The group that self-training from ``proposal`` settles on (all False if it dissolves)."""
+        from scipy.linalg import cho_solve
+
+        Z, d = self.Z, self.d
+        factors = self._factorised(lam)
+        group = proposal.copy()
+        for _ in range(self.rounds):
+            if group.sum() < 3 or (~group).sum() < 3:
+                return np.zeros(len(group), dtype=bool)
+            target = np.where(group, 1.0, -1.0)
+            decision = np.zeros(len(group))
+            offsets = [target[~held].mean() for held in self.held]
+            if self.dual:
+                for held, factor, offset in zip(self.held, factors, offsets, strict=True):
+                    weights = cho_solve(factor, target[~held] - offset)
+                    decision[held] = self.gram[np.ix_(held, ~held)] @ weights + offset
+            else:
+                # every fold's centred target, zero on its held rows: Zᵀ of all at once
+                pairs = zip(self.held, offsets, strict=True)
+                targets = np.stack([np.where(held, 0.0, target - offset) for held, offset in pairs], axis=1)
+                right = Z.T @ targets / d
+                weights = np.stack([cho_solve(f, right[:, j]) for j, f in enumerate(factors)], axis=1)
+                scores = Z @ weights
+                for j, (held, offset) in enumerate(zip(self.held, offsets, strict=True)):
+                    decision[held] = scores[held, j] + offset
+            updated = decision > 0
+            if np.array_equal(updated, group):
+                break
+            group = updated
+        return group
 
 
 def _exclusion_vote(
-    view: np.ndarray, y: np.ndarray, members: np.ndarray, n_classes: int, k: int
+    search: NeighbourSearch, y: np.ndarray, members: np.ndarray, n_classes: int, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """k-NN vote on each member's class among all samples outside ``members``: (label, majority share)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    rest = np.ones(len(y), dtype=bool)
-    rest[members] = False
-    k = min(k, int(rest.sum()))
-    _, neighbours = NearestNeighbors(n_neighbors=k).fit(view[rest]).kneighbors(view[members])
-    counts = _label_counts(y[rest][neighbours], n_classes)
-    return counts.argmax(axis=1), counts.max(axis=1) / k
-
-
-def _exclusion_test(
-    view: np.ndarray, y: np.ndarray, members: np.ndarray, c: int, n_classes: int, k: int
-) -> tuple[float, float]:
-    """Share of ``members`` voted back into ``c`` once removed, and the votes' mean confidence."""
-    voted, share = _exclusion_vote(view, y, members, n_classes, k)
-    return float(np.mean(voted == c)), float(np.mean(share))
+    neighbours = search.query(members, k, exclude=members)
+    counts = _label_counts(y[neighbours], n_classes)
+    return counts.argmax(axis=1), counts.max(axis=1) / neighbours.shape[1]

@@ -17,7 +17,8 @@ class KNNLabelDisagreement(Detector):
     (standardised tabular inputs, which no model fitted to the noisy labels) and
     in the proxy's representations otherwise. The automatic rule flags samples where a clear majority of
     neighbours (more than ``majority``) disagree. Neighbours are found with
-    scikit-learn's exact search, vectorised over samples.
+    the shared neighbour search (:mod:`poisonlab.defenses.neighbours`: exact
+    up to 20,000 samples, an inverted-file index above).
 
     References
     ----------
@@ -30,13 +31,8 @@ class KNNLabelDisagreement(Detector):
         self.majority = majority
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
-        from sklearn.neighbors import NearestNeighbors
-
         reps = evidence.representations if evidence.inputs is None else evidence.inputs
-        reps = reps / np.maximum(np.linalg.norm(reps, axis=1, keepdims=True), 1e-12)
-        k = min(self.k, len(dataset) - 1)
-        _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(reps).kneighbors(reps)
-        neighbour_labels = dataset.y[neighbours[:, 1:]]  # drop the sample itself
+        neighbour_labels = dataset.y[evidence.neighbours(reps, "cosine").query(None, self.k)]
         return np.mean(neighbour_labels != dataset.y[:, None], axis=1)
 
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
@@ -72,12 +68,8 @@ class DeepKNN(Detector):
         return max(1, min(k, n - 1))
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
-        from sklearn.neighbors import NearestNeighbors
-
-        reps = evidence.representations
         k = self.neighbours(len(dataset))
-        _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(reps).kneighbors(reps)
-        labels = dataset.y[neighbours[:, 1:]]
+        labels = dataset.y[evidence.neighbours(evidence.representations).query(None, k)]
         counts = np.zeros((len(dataset), max(dataset.n_classes, int(dataset.y.max()) + 1)), dtype=np.int64)
         np.add.at(counts, (np.repeat(np.arange(len(dataset)), k), labels.ravel()), 1)
         # ties go to the sample's own label: flagged only when another label has strictly more votes
