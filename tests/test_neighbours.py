@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
@@ -104,3 +106,21 @@ def test_a_scan_on_the_index_flags_what_the_exact_scan_flags(monkeypatch: pytest
         f1[name] = metrics.detection_scores(truth, report.flags, report.scores)["f1"]
     assert f1["exact"] >= 0.9, f1
     assert abs(f1["index"] - f1["exact"]) <= 0.02, f1
+
+
+def test_scan_says_how_to_get_the_index_when_a_large_set_is_searched_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from poisonlab.cli import main
+
+    X, y = _classes(400, d=16)
+    np.savez(tmp_path / "labels.npz", X=np.zeros((400, 1), np.float32), y=y)
+    np.save(tmp_path / "emb.npy", X)
+    argv = ["scan", str(tmp_path / "labels.npz"), "--features", str(tmp_path / "emb.npy")]
+    monkeypatch.setattr(neighbours, "EXACT_BELOW", 100)
+    monkeypatch.setattr(neighbours, "have_faiss", lambda: False)
+    assert main(argv) in (0, 1)
+    assert "pip install 'poisonlab[scale]'" in capsys.readouterr().out
+    monkeypatch.setattr(neighbours, "EXACT_BELOW", 1_000)  # small enough for exact search: no note
+    assert main(argv) in (0, 1)
+    assert "poisonlab[scale]" not in capsys.readouterr().out

@@ -143,6 +143,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
         highlight=False,
         markup=False,
     )
+    from poisonlab.defenses import neighbours
+
+    if len(data) > neighbours.EXACT_BELOW and not neighbours.have_faiss():
+        console.print(
+            f"note: neighbours among {len(data)} samples were searched exactly; "
+            "pip install 'poisonlab[scale]' adds the approximate index that makes large scans fast",
+            highlight=False,
+            markup=False,
+        )
     if report.n_flagged == 0 and contamination is None and args.detector != "auto":
         console.print(
             f"note: {args.detector}'s own rule flagged nothing; --contamination R flags the share R "
