@@ -11,9 +11,10 @@ Protocol (each trial is one target fact):
   the same (rarer) entity.
 - Reported per attack: the targets' MRR before and after, the relative drop
   ``1 − MRR_after / MRR_before`` over all trials (a trial where nothing moved counts
-  with its unchanged rank), its standard error over trials, and the change of the test
-  set's MRR without the target (points; the attack is targeted, so the rest should not
-  move).
+  with its unchanged rank), its standard error over trials, the targets' mean filtered
+  rank and Hits@1 and Hits@10 after (both sides; before, every target is rank 1 on both),
+  and the change of the test set's MRR without the target (points; the attack is
+  targeted, so the rest should not move).
 - ``kg_plausibility`` scans the graph that ``kg_add`` poisoned for the first target of
   each seed: precision and recall of its own rule.
 
@@ -109,6 +110,10 @@ def _trial_rows(
                 "changed": n_changed,
                 "rr_before": 1.0,
                 "rr_after": float(np.mean(1.0 / after)),
+                # both sides of the target (head and tail prediction); before: rank 1 on both
+                "rank_after": float(np.mean(after)),
+                "hits1_after": float(np.mean(after <= 1)),
+                "hits10_after": float(np.mean(after <= 10)),
                 "rest_before": before_rest,
                 "rest_after": link_metrics(filtered_ranks(model, rest, known))["mrr"],
                 "seconds": time.perf_counter() - started,
@@ -127,7 +132,7 @@ def _summary(rows: list[dict[str, Any]], label: str) -> dict[tuple[str, str], tu
     print(f"\n{label}")
     header = (
         f"{'model':9} {'attack':15} {'trials':>6} {'changed':>7} {'MRR before':>10} {'after':>6} "
-        f"{'rel. drop':>9} {'± s.e.':>6} {'rest Δ pts':>10} {'det P/R':>9}"
+        f"{'rel. drop':>9} {'± s.e.':>6} {'rank':>6} {'H@1':>5} {'H@10':>5} {'rest Δ pts':>10} {'det P/R':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -143,6 +148,9 @@ def _summary(rows: list[dict[str, Any]], label: str) -> dict[tuple[str, str], tu
             se = per_trial.std(ddof=1) / np.sqrt(len(sel)) if len(sel) > 1 else float("nan")
             rest = 100 * np.mean([r["rest_after"] - r["rest_before"] for r in sel])
             cells[(model, name)] = (drop, abs(rest))
+            rank, hits1, hits10 = (
+                np.mean([r[key] for r in sel]) for key in ("rank_after", "hits1_after", "hits10_after")
+            )
             det = [r for r in sel if "det_precision" in r]
             det_text = (
                 f"{np.mean([r['det_precision'] for r in det]):.2f}/"
@@ -153,6 +161,7 @@ def _summary(rows: list[dict[str, Any]], label: str) -> dict[tuple[str, str], tu
             print(
                 f"{model:9} {name:15} {len(sel):>6} {np.mean([r['changed'] for r in sel]):>7.1f} "
                 f"{before.mean():>10.3f} {after.mean():>6.3f} {100 * drop:>8.1f}% {100 * se:>5.1f} "
+                f"{rank:>6.1f} {hits1:>5.2f} {hits10:>5.2f} "
                 f"{rest:>+10.2f} {det_text:>9}"
             )
     return cells
