@@ -29,17 +29,18 @@ class UnitBox:
         return self.lo + X * (self.hi - self.lo), self.y_lo + y * (self.y_hi - self.y_lo)
 
 
-def standardise(X: np.ndarray, *, block: int = 1 << 16) -> np.ndarray:
+def standardise(X: np.ndarray, *, block: int = 1 << 16, whole_below: int = 256 * 2**20) -> np.ndarray:
     """Columns to zero mean and unit variance, as scikit-learn's ``StandardScaler`` does.
 
-    An array of up to 256 MB goes through ``StandardScaler`` itself. A larger one
+    An array of up to ``whole_below`` bytes (256 MiB) goes through ``StandardScaler``
+    itself. A larger one
     (a million user embeddings) is standardised in its own float dtype a block of
     rows at a time, with float64 sums: ``StandardScaler`` would build float64
     temporaries of the whole array, three times its float32 size. A constant
     column is centred and left unscaled.
     """
     X = np.asarray(X)
-    if X.nbytes <= 256 * 2**20 or X.dtype.kind != "f":
+    if X.nbytes <= whole_below or X.dtype.kind != "f":
         from sklearn.preprocessing import StandardScaler
 
         return np.asarray(StandardScaler().fit_transform(X))
