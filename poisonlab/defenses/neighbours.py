@@ -2,25 +2,31 @@
 
 Several detectors read each sample's k nearest neighbours (label votes, exclusionary
 reclassification), and a scan asks for them many times over the same space. Exact
-search costs O(N²·d): 100,000 embeddings of 256 dimensions took 70 s for one full
-query, so a scan of a million rows cannot use it. :class:`NeighbourSearch` answers
+search costs O(N²·d): 100,000 embeddings of 256 dimensions took about 70 s for one
+full query, so a scan of a million rows cannot use it. :class:`NeighbourSearch` answers
 every query of one space:
 
 - up to ``exact_below`` samples, with scikit-learn's exact search, exactly as the
   detectors did before (same neighbours, same order);
 - above, with faiss's inverted-file index (``IndexIVFFlat``; Jégou, Douze and
   Schmid 2011, "Product quantization for nearest neighbor search", §4, the
-  inverted file with exact distances inside the probed lists). The space is cut
-  into ``nlist = sqrt(nprobe · N)`` k-means cells; a query reads the ``nprobe``
-  cells nearest to it, so its cost is ``2·sqrt(nprobe · N)·d`` instead of
-  ``N·d``, and a full query grows as N^1.5 rather than N². A query that finds
-  fewer than ``k`` admissible neighbours in its cells (the rest of its cells
-  were excluded) is asked again with four times the cells, up to all of them.
+  inverted file with exact distances inside the probed lists) over the space's
+  top 32 principal components (fitted on 20,000 rows). The space is cut into
+  ``nlist = sqrt(nprobe · N)`` k-means cells; a query reads the ``nprobe`` cells
+  nearest to it, so its cost is ``2·sqrt(nprobe · N)·dims`` instead of ``N·d``,
+  and a full query grows as N^1.5 rather than N². A query that finds fewer than
+  ``k`` admissible neighbours in its cells (the rest of its cells were excluded)
+  is asked again with four times the cells, up to all of them.
 
-Detectors use the neighbours' labels, not their identities: on 100,000 planted
-embeddings of 10 classes, the index with ``nprobe=8`` returned only 37% of the
-exact 10 nearest neighbours but the same k-NN label disagreement flags for every
-sample (``benchmarks/bench_scale.py`` compares the scan's flags with exact search).
+Detectors use the neighbours' labels, not their identities. On the 100,000 planted
+embeddings of ``benchmarks/bench_scale.py`` (10 Gaussian classes in 256 dimensions)
+the index found 1.7% of the exact 10 nearest neighbours (within a class of
+isotropic noise every member is about as near as any other) and the same k-NN label
+disagreement flags for every sample, in 1.1 s for the index and one full query;
+the scan's F1 there equals the exact scan's, and ``tests/test_neighbours.py`` checks
+the votes and a scan on harder mixes. The 32 components are a limit: classes that
+differ only beyond them (many fine-grained classes) would mix in the votes; set
+:data:`INDEX_DIMS` higher for such spaces (each doubling about doubles the cost).
 faiss is the optional extra ``poisonlab[scale]``; without it, large sets fall back
 to exact search.
 """
@@ -35,6 +41,8 @@ Metric = Literal["euclidean", "cosine"]
 
 #: sets of at most this many samples are searched exactly
 EXACT_BELOW = 20_000
+#: principal components the index searches in (a search built without ``dims`` reads it)
+INDEX_DIMS = 32
 
 
 def have_faiss() -> bool:
@@ -51,9 +59,10 @@ class NeighbourSearch:
 
     ``metric="cosine"`` compares directions (rows scaled to unit length), as a
     label vote in a network's representations does. ``exact_below`` sets the size
-    up to which search is exact (default :data:`EXACT_BELOW`); larger sets use the inverted-file index when
-    faiss is installed, over the space's top ``dims`` principal components (fitted
-    on 20,000 rows), with ``nprobe`` cells read per query.
+    up to which search is exact (default :data:`EXACT_BELOW`); larger sets use the
+    inverted-file index when faiss is installed, over the space's top ``dims``
+    principal components (fitted on 20,000 rows), with ``nprobe`` cells read per
+    query.
     """
 
     def __init__(
@@ -63,7 +72,7 @@ class NeighbourSearch:
         metric: Metric = "euclidean",
         exact_below: int | None = None,
         nprobe: int = 8,
-        dims: int = 32,
+        dims: int | None = None,
         random_state: int = 0,
     ) -> None:
         #: the array this search was built over (the cache of :class:`Evidence` checks it)
@@ -76,7 +85,7 @@ class NeighbourSearch:
         # exact search reads the rows themselves; the index scales them a block at a time
         self.X = _unit(X) if metric == "cosine" and self.exact else X
         self.nprobe = nprobe
-        self.dims = dims
+        self.dims = INDEX_DIMS if dims is None else dims
         self.random_state = random_state
         self._index: Any = None
 
