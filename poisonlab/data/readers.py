@@ -91,10 +91,7 @@ def read_npz(path: Path, *, task: Task | None = None) -> Dataset:
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path}: malformed npz: {exc}") from exc
     if task is None:
-        recorded = str(arrays["task"]) if "task" in arrays and arrays["task"].ndim == 0 else "classification"
-        if recorded not in TASKS:
-            raise DataError(f"{path}: unknown task {recorded!r} recorded in the file")
-        task = recorded  # type: ignore[assignment]
+        task = recorded_task(arrays.get("task"), path)
     return Dataset.from_arrays(
         arrays["X"],
         arrays["y"],
@@ -102,11 +99,19 @@ def read_npz(path: Path, *, task: Task | None = None) -> Dataset:
         source=arrays.get("source"),
         name=path.stem,
         task=task or "classification",
-        class_names=_class_names(arrays.get("class_names"), path),
+        class_names=npz_class_names(arrays.get("class_names"), path),
     )
 
 
-def _class_names(value: np.ndarray | None, path: Path) -> tuple[str, ...]:
+def recorded_task(value: np.ndarray | None, path: Path) -> Task:
+    """The task an ``.npz`` records in its ``task`` array (a 0-d string), classification if none."""
+    recorded = str(value) if value is not None and value.ndim == 0 else "classification"
+    if recorded not in TASKS:
+        raise DataError(f"{path}: unknown task {recorded!r} recorded in the file")
+    return recorded  # type: ignore[return-value]
+
+
+def npz_class_names(value: np.ndarray | None, path: Path) -> tuple[str, ...]:
     """An ``.npz``'s ``class_names``: a 1-D array of strings, or nothing."""
     if value is None:
         return ()

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from poisonlab.data import load_dataset
-from poisonlab.data.dataset import TASKS, Dataset, Task
+from poisonlab.data.dataset import TASKS, Dataset, Task, _integer_labels
+from poisonlab.data.readers import npz_class_names, recorded_task
 from poisonlab.errors import DataError
 from poisonlab.provenance.npz import NpzReader, block_rows
 from poisonlab.provenance.reader import ArrayBatch, BatchReader
@@ -135,25 +136,14 @@ class NpzBatch(BatchReader):
     def _setup(self, task: Task | None) -> None:
         name = self._name
         self._X, self._y = self._member("X"), self._member("y")
-        recorded = "classification"
-        if "task" in self._reader.names:
-            value = self._member("task").rest()
-            if value.ndim == 0:
-                recorded = str(value)
         if task is None:
-            if recorded not in TASKS:
-                raise DataError(f"{self.path}: unknown task {recorded!r} recorded in the file")
-            task = recorded  # type: ignore[assignment]
+            value = self._member("task").rest() if "task" in self._reader.names else None
+            task = recorded_task(value, self.path)
         if task not in TASKS:
             raise DataError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         self.task = task
         if "class_names" in self._reader.names:
-            names = self._member("class_names").rest()
-            if names.ndim != 1 or names.dtype.kind != "U":
-                raise DataError(
-                    f"{self.path}: class_names must be a 1-D array of strings, "
-                    f"got {names.dtype} {names.shape}"
-                )
+            npz_class_names(self._member("class_names").rest(), self.path)
         X_shape, y_shape = self._X.shape, self._y.shape
         if len(y_shape) != 1:
             raise DataError(f"{name}: labels must be a 1-D array, got shape {y_shape}")
@@ -205,15 +195,13 @@ class NpzBatch(BatchReader):
                 raise DataError(f"{name}: features contain NaN or inf (first in row {row})")
             if values.ndim in (3, 4) and (values.min() < 0.0 or values.max() > 1.0):
                 raise DataError(f"{name}: image features must lie in [0, 1]")
-            if self.task == "regression" or y.dtype.kind == "f":
+            if self.task == "regression":
                 finite = np.isfinite(y.astype(np.float64))
-                if not finite.all():
+                if not finite.all():  # the row in the file, not in the block
                     row = done + int(np.argmin(finite))
-                    what = "the regression target" if self.task == "regression" else "labels"
-                    raise DataError(f"{name}: {what} contains NaN or inf (first in row {row})")
-                if self.task != "regression" and not np.array_equal(y, np.round(y)):
-                    found = y[y != np.round(y)][0].item()
-                    raise DataError(f"{name}: labels must be integers, found {found!r}")
+                    raise DataError(f"{name}: the regression target contains NaN or inf (first in row {row})")
+            else:
+                _integer_labels(y, name)  # the dataset's own rule and message
             if self.task != "regression" and classes < 2 and y.size:
                 first_label = y[0] if first_label is None else first_label
                 classes += bool(np.any(y != first_label))
