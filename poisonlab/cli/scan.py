@@ -71,8 +71,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_scan(args: argparse.Namespace) -> int:
     import json
 
-    import numpy as np
-
     from poisonlab.data import load_dataset
     from poisonlab.defenses.detectors import DETECTORS
 
@@ -85,6 +83,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise ConfigError("give either DATA or --ledger DIR")
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    if args.top < 0:
+        raise ConfigError(f"--top must be >= 0, got {args.top}")
     out = out_path(args.out, args.data, args.features, args.ledger, force=args.force) if args.out else None
     html = None
     if args.report:
@@ -159,27 +159,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             highlight=False,
             markup=False,
         )
-    # flagged rows first, then by score
-    top = np.lexsort((-report.scores, ~report.flags))[: args.top]
-    table = Table(title="most suspicious samples")
-    predicted = report.predicted_labels
-    columns = ("index", "id", "label", *(("predicted",) if predicted is not None else ()), "score")
-    for col in (*columns, "flagged", "flagged by"):
-        table.add_column(col, justify="left" if col == "flagged by" else "right")
-    labels = data.original_labels()
-    for i in top:
-        # the out-of-sample prediction says what a label-noise flag thinks the label should be
-        guess = () if predicted is None else (str(predicted[i]),)
-        table.add_row(
-            str(i),
-            Text(str(data.ids[i])),  # ids (from a ledger, a CSV) are data, not rich markup
-            f"{labels[i]:.4g}" if data.is_regression else str(labels[i]),
-            *guess,
-            f"{report.scores[i]:.3f}",
-            "yes" if report.flags[i] else "",
-            ", ".join(report.agreeing(int(i))),
-        )
-    console.print(table)
+    if args.top:
+        console.print(_top_table(data, report, args.top))
     if not data.is_regression:
         console.print(_per_class_table(data, report.flags))
     truth = _known_poisons(args.data, len(data)) if args.data else None
@@ -307,3 +288,28 @@ def _fraction(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise ConfigError(f"--contamination must lie in (0, 1), got {text}")
     return value
+
+
+def _top_table(data: Any, report: Any, top: int) -> Table:
+    """The ``top`` most suspicious rows: flagged rows first, then by score."""
+    import numpy as np
+
+    table = Table(title="most suspicious samples")
+    predicted = report.predicted_labels
+    columns = ("index", "id", "label", *(("predicted",) if predicted is not None else ()), "score")
+    for col in (*columns, "flagged", "flagged by"):
+        table.add_column(col, justify="left" if col == "flagged by" else "right")
+    labels = data.original_labels()
+    for i in np.lexsort((-report.scores, ~report.flags))[:top]:
+        # the out-of-sample prediction says what a label-noise flag thinks the label should be
+        guess = () if predicted is None else (str(predicted[i]),)
+        table.add_row(
+            str(i),
+            Text(str(data.ids[i])),  # ids (from a ledger, a CSV) are data, not rich markup
+            f"{labels[i]:.4g}" if data.is_regression else str(labels[i]),
+            *guess,
+            f"{report.scores[i]:.3f}",
+            "yes" if report.flags[i] else "",
+            ", ".join(report.agreeing(int(i))),
+        )
+    return table

@@ -37,7 +37,10 @@ class RelabelledGroups(Detector):
        ambiguity alone, "labelled c, looks like d" and "labelled d, looks like c"
        are equally likely, so inflow and outflow are balanced; a class that
        absorbs relabelled samples of many classes is not (Bonferroni over
-       classes, ``alpha``). This catches groups too small to form a cluster.
+       classes, ``alpha``), nor is a class that absorbs those of one other class
+       (the same test per pair of classes, Bonferroni over pairs: an all-to-all
+       backdoor relabels each class to the next, so every class's total inflow
+       and outflow balance). This catches groups too small to form a cluster.
     2. **Refinement.** Each proposal is refined by cross-validated self-training:
        a ridge classifier on the class's standardised representations (the early
        layer with the raw pixels, and those plus the penultimate layer) predicts the proposal's membership out
@@ -56,7 +59,10 @@ class RelabelledGroups(Detector):
        at least ``min_conf``: each poison finds near-duplicates of its true
        class), the group holds at most ``max_share`` of the class, and, when the
        rest of the class fails the same test (poisons are about half of it), the
-       group's votes are more confident than the rest's by ``min_gap``. Of the
+       group's votes are more confident than the rest's by ``min_gap``. Classes
+       left without a group are judged again with the groups accepted so far
+       also left out of the vote, until no more are accepted (an all-to-all
+       trigger's samples in other classes would otherwise split each vote). Of the
        accepted sides, the one with the most confident mass (the sum of vote
        shares of the members voted away from ``c``) is kept: a part of a trigger
        group is often a little more confident than the whole, so confidence alone
@@ -129,22 +135,10 @@ class RelabelledGroups(Detector):
             # (On tabular data the proxy's representations are one layer from the
             # inputs already; joining them did not help on the development seeds.)
             early = np.hstack([early, dataset.X.reshape(n, -1).astype(np.float64)])
-        self.flags_ = np.zeros(n, dtype=bool)
-        #: accepted groups: class -> {"size", "own", "confidence", "mass"}
-        self.groups_: dict[int, dict[str, float]] = {}
-        # Self-training often settles on the same group from several proposals, and
-        # a group's vote does not depend on how it was found: each is taken once.
-        votes: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-
-        def vote(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            key = members.tobytes()
-            if key not in votes:
-                votes[key] = _exclusion_vote(search, y, members, n_classes, self.k)
-            return votes[key]
-
+        # Each class's candidate groups: the distinct sides of every self-trained split.
+        candidates: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
         for c in np.unique(y):
             idx = np.flatnonzero(y == c)
-            votes.clear()
             if idx.size < self.min_samples:
                 continue
             E = StandardScaler().fit_transform(early[idx])
@@ -163,20 +157,47 @@ class RelabelledGroups(Detector):
             else:
                 joined = np.hstack([E / np.sqrt(E.shape[1]), P / np.sqrt(P.shape[1])])
                 runs += [(_SelfTrainer(joined, seed=self.random_state), lam) for lam in (0.1, 1.0)]
-            best, best_mass = None, -1.0
+            # Self-training often settles on the same group from several proposals, and
+            # a group's vote does not depend on how it was found: each is taken once.
+            distinct: dict[bytes, np.ndarray] = {}
             for proposal in proposals:
                 for space_trainer, lam in runs:
                     group = space_trainer.run(proposal, lam)
                     for side in (group, ~group):
-                        verdict = self._judge(vote, idx, side, int(c))
-                        if verdict is not None and verdict["mass"] > best_mass:
-                            best, best_mass = side, verdict["mass"]
-                            self.groups_[int(c)] = verdict
-            if best is None:
-                continue
-            members = idx[best]
-            voted = vote(members)[0]
-            self.flags_[members[voted != c]] = True
+                        distinct.setdefault(side.tobytes(), side)
+            candidates[int(c)] = (idx, list(distinct.values()))
+        #: accepted groups: class -> {"size", "own", "confidence", "mass", "round"}
+        self.groups_: dict[int, dict[str, float]] = {}
+        accepted: dict[int, np.ndarray] = {}  # class -> the accepted group's members
+        # Round 1 votes with only the candidate removed. When a trigger is spread over
+        # several classes (an all-to-all backdoor), the other classes' triggered
+        # samples stay behind as near neighbours of every candidate and split its
+        # vote; so each later round judges the classes still without a group again,
+        # with every group accepted so far removed from the vote too, until a round
+        # accepts none. Without any accepted group there is no second round, so a
+        # clean set is judged exactly once.
+        for round_ in range(1, len(candidates) + 1):
+            removed = np.concatenate([np.empty(0, dtype=np.int64), *accepted.values()])
+            found: dict[int, np.ndarray] = {}
+            for c, (idx, sides) in candidates.items():
+                if c in accepted:
+                    continue
+                vote = _Voter(search, y, n_classes, self.k, removed)
+                best, best_mass = None, -1.0
+                for side in sides:
+                    verdict = self._judge(vote, idx, side, c)
+                    if verdict is not None and verdict["mass"] > best_mass:
+                        best, best_mass = side, verdict["mass"]
+                        self.groups_[c] = {**verdict, "round": float(round_)}
+                if best is not None:
+                    members = idx[best]
+                    found[c] = members[vote(members)[0] != c]
+            if not found:
+                break
+            accepted.update(found)
+        self.flags_ = np.zeros(n, dtype=bool)
+        for members in accepted.values():
+            self.flags_[members] = True
         return self.flags_ + disagree
 
     def _judge(
@@ -223,17 +244,32 @@ def _label_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
 def _receiving_classes(
     y: np.ndarray, majority: np.ndarray, suspects: np.ndarray, n_classes: int, alpha: float
 ) -> np.ndarray:
-    """Classes that receive significantly more k-NN disagreements than they give (one-sided binomial)."""
+    """Classes that receive significantly more k-NN disagreements than they give (one-sided binomial).
+
+    Tested per class (inflow from all classes against outflow to all, Bonferroni
+    over the classes) and per pair of classes (inflow from ``d`` against outflow to
+    ``d``, Bonferroni over the pairs). The pair test sees an all-to-all backdoor:
+    each class receives the poisons of one other class and sends its own to a
+    third, so its total inflow and outflow balance.
+    """
     from scipy.stats import binomtest
 
-    inflow = np.bincount(y[suspects], minlength=n_classes)
-    outflow = np.bincount(majority[suspects], minlength=n_classes)
+    def significant(inflow: int, outflow: int, tests: int) -> bool:
+        total = inflow + outflow
+        if not total or inflow - outflow < 5:
+            return False
+        return bool(binomtest(inflow, total, 0.5, alternative="greater").pvalue < alpha / tests)
+
+    flow = np.zeros((n_classes, n_classes), dtype=np.int64)  # flow[c, d]: labelled c, looks like d
+    np.add.at(flow, (y[suspects], majority[suspects]), 1)
+    np.fill_diagonal(flow, 0)
+    inflow, outflow = flow.sum(axis=1), flow.sum(axis=0)
+    pairs = max(n_classes * (n_classes - 1) // 2, 1)
     receiving = np.zeros(n_classes, dtype=bool)
     for c in range(n_classes):
-        total = int(inflow[c] + outflow[c])
-        if total and inflow[c] - outflow[c] >= 5:
-            p = binomtest(int(inflow[c]), total, 0.5, alternative="greater").pvalue
-            receiving[c] = p < alpha / n_classes
+        receiving[c] = significant(int(inflow[c]), int(outflow[c]), n_classes) or any(
+            significant(int(flow[c, d]), int(flow[d, c]), pairs) for d in range(n_classes) if d != c
+        )
     return receiving
 
 
@@ -321,10 +357,36 @@ class _SelfTrainer:
         return group
 
 
+class _Voter:
+    """Exclusion votes with ``removed`` left out of every vote, each group's taken once."""
+
+    def __init__(self, search: NeighbourSearch, y: np.ndarray, n_classes: int, k: int, removed: np.ndarray):
+        self.search, self.y, self.n_classes, self.k, self.removed = search, y, n_classes, k, removed
+        self._votes: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = members.tobytes()
+        if key not in self._votes:
+            self._votes[key] = _exclusion_vote(
+                self.search, self.y, members, self.n_classes, self.k, also=self.removed
+            )
+        return self._votes[key]
+
+
 def _exclusion_vote(
-    search: NeighbourSearch, y: np.ndarray, members: np.ndarray, n_classes: int, k: int
+    search: NeighbourSearch,
+    y: np.ndarray,
+    members: np.ndarray,
+    n_classes: int,
+    k: int,
+    *,
+    also: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """k-NN vote on each member's class among all samples outside ``members``: (label, majority share)."""
-    neighbours = search.query(members, k, exclude=members)
+    """k-NN vote on each member's class among the samples outside ``members`` and ``also``.
+
+    Returns each member's voted label and the vote's majority share.
+    """
+    exclude = members if also is None or also.size == 0 else np.union1d(members, also)
+    neighbours = search.query(members, k, exclude=exclude)
     counts = _label_counts(y[neighbours], n_classes)
     return counts.argmax(axis=1), counts.max(axis=1) / neighbours.shape[1]
