@@ -77,6 +77,34 @@ def test_torch_models_are_seeded(digits_split):
     assert not np.allclose(a.decision_function(test.X), c.decision_function(test.X))
 
 
+def test_translate_moves_each_image_by_its_own_offset_and_fills_zeros() -> None:
+    import torch
+
+    from poisonlab.models.torch_models import translate
+
+    images = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).reshape(2, 1, 5, 5) + 1
+    moved = translate(images, 2, torch.Generator().manual_seed(0))
+    again = translate(images, 2, torch.Generator().manual_seed(0))
+    assert torch.equal(moved, again)  # seeded
+    offsets = torch.randint(-2, 3, (2, 2), generator=torch.Generator().manual_seed(0)).tolist()
+    for image, out, (dy, dx) in zip(images, moved, offsets, strict=True):
+        expected = torch.zeros_like(image)
+        rows, cols = slice(max(dy, 0), 5 + min(dy, 0)), slice(max(dx, 0), 5 + min(dx, 0))
+        source_rows, source_cols = slice(max(-dy, 0), 5 + min(-dy, 0)), slice(max(-dx, 0), 5 + min(-dx, 0))
+        expected[:, rows, cols] = image[:, source_rows, source_cols]
+        assert torch.equal(out, expected), (dy, dx)
+
+
+def test_a_shifting_cnn_still_learns_digits_and_refuses_other_networks(digits_split) -> None:
+    train, test = digits_split
+    shifted = TorchClassifier(arch="cnn", shift=1).fit(train.X, train.y)
+    assert float(np.mean(shifted.predict(test.X) == test.y)) >= 0.95  # measured 0.971 (0.982 unshifted)
+    with pytest.raises(ValueError, match="shift"):
+        TorchClassifier(arch="mlp", shift=1)
+    with pytest.raises(ValueError, match="shift"):
+        TorchClassifier(arch="cnn", shift=-1)
+
+
 def test_mlp_learns_breast_cancer():
     train, test = train_test_split(load_dataset("breast_cancer"), random_state=0)
     model = MODELS.create("mlp").fit(train.X, train.y)

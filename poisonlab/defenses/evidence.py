@@ -49,7 +49,15 @@ def compute_evidence(
     30 principal components of the raw pixels for images (on 28×28 digits, k-NN in that space
     agrees with the true label of 94% of samples, and a small trigger barely moves
     a sample in it). The CNN proxy trains for :func:`proxy_epochs` epochs, so that
-    larger images cost a bounded amount of compute.
+    larger images cost a bounded amount of compute. The cross-fitted CNNs train on images
+    moved by random whole-pixel offsets (:func:`fold_shift`: 2 pixels on 28×28, none
+    on 8×8), the translation augmentation of Simard et al. (2003): a proxy that
+    generalises better makes fewer confident mistakes on clean samples, and those
+    are what label-noise flags on clean data are made of (on development `mnist`
+    draws its out-of-sample accuracy went from 93–94% to 95%, and the samples of two
+    clean splits flagged by confident learning from 56 and 66 to 23 and 17). The
+    full-data proxy is not augmented: its representations must carry a trigger at
+    the place the poisons carry it.
 
     With the user's ``features`` the full-data proxy supplies only the per-sample
     losses (the representations are the features themselves): ``losses=False``, for
@@ -121,6 +129,8 @@ def compute_evidence(
         if flat is None:
             fold_model = proxy()
             fold_model.n_classes = dataset.n_classes
+            if fold_model.arch == "cnn":
+                fold_model.shift = fold_shift(data_X.shape)
             fold_model.fit(data_X[train_idx], dataset.y[train_idx])
             pred_probs[held_idx] = fold_model.predict_proba(data_X[held_idx])
         else:
@@ -140,6 +150,15 @@ def compute_evidence(
         inputs=flat if features is None else None,
         view=view if features is None else None,
     )
+
+
+def fold_shift(shape: tuple[int, ...]) -> int:
+    """Pixels by which the cross-fitted CNNs move their training images: 1 per whole 14 of the side.
+
+    2 on 28×28 images; none on 8×8 digits, where one pixel is an eighth of the
+    image (a CNN trained with 1-pixel shifts there lost a point of test accuracy).
+    """
+    return int(min(shape[-2:])) // 14
 
 
 def proxy_epochs(shape: tuple[int, ...], *, budget: float = 3e7, most: int = 30, least: int = 10) -> int:

@@ -25,6 +25,22 @@ __all__ = ["ARCHS", "MLP", "LinearNet", "SmallCNN", "TorchClassifier", "build_ne
 ARCHS = ("cnn", "mlp", "linear")
 
 
+def translate(images: torch.Tensor, most: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image moved by its own random whole-pixel offset of at most ``most`` per axis, zero-filled.
+
+    The data augmentation of Simard, Steinkraus and Platt (2003) restricted to
+    translations, which never change a digit's class.
+    """
+    n, _, h, w = images.shape
+    offsets = torch.randint(-most, most + 1, (n, 2), generator=generator)
+    padded = nn.functional.pad(images, (most, most, most, most))
+    out = torch.empty_like(images)
+    for dy, dx in torch.unique(offsets, dim=0).tolist():
+        rows = ((offsets[:, 0] == dy) & (offsets[:, 1] == dx)).nonzero().squeeze(1)
+        out[rows] = padded[rows, :, most - dy : most - dy + h, most - dx : most - dx + w]
+    return out
+
+
 class SmallCNN(nn.Module):
     """Two 3×3 convolutions, a 2×2 max-pool and a two-layer head."""
 
@@ -118,7 +134,8 @@ class TorchClassifier:
     ``arch`` is one of :data:`ARCHS` (see :func:`build_network`). Flattened inputs (mlp,
     linear) are standardised with statistics from the training data; images
     are used as they are (already in ``[0, 1]``). ``representations`` returns the
-    penultimate layer, which detectors consume.
+    penultimate layer, which detectors consume. ``shift`` > 0 (cnn only) trains on
+    images moved by random offsets of up to that many pixels (:func:`translate`).
     """
 
     def __init__(
@@ -132,12 +149,15 @@ class TorchClassifier:
         width: int = 16,
         n_classes: int | None = None,
         track_losses: bool = False,
+        shift: int = 0,
         random_state: int = 0,
     ) -> None:
         if arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
         if epochs < 1 or batch_size < 1 or lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        if shift < 0 or (shift and arch != "cnn"):
+            raise ValueError(f"shift must be >= 0 and is for the 'cnn' only, got {shift} for {arch!r}")
         self.arch = arch
         self.epochs = epochs
         self.batch_size = batch_size
@@ -146,6 +166,7 @@ class TorchClassifier:
         self.width = width
         self.n_classes = n_classes
         self.track_losses = track_losses
+        self.shift = shift
         self.random_state = random_state
 
     def _inputs(self, X: np.ndarray) -> torch.Tensor:
@@ -214,7 +235,10 @@ class TorchClassifier:
         for start in range(0, n, self.batch_size):
             batch = order[start : start + self.batch_size]
             optimiser.zero_grad(set_to_none=True)
-            loss_fn(self.net_(inputs[batch]), targets[batch]).backward()
+            images = inputs[batch]
+            if self.shift:
+                images = translate(images, self.shift, generator)
+            loss_fn(self.net_(images), targets[batch]).backward()
             optimiser.step()
 
     def refit_head(self, X: np.ndarray, y: np.ndarray, *, epochs: int | None = None) -> TorchClassifier:
