@@ -262,6 +262,8 @@ def _receiving_classes(
 
     flow = np.zeros((n_classes, n_classes), dtype=np.int64)  # flow[c, d]: labelled c, looks like d
     np.add.at(flow, (y[suspects], majority[suspects]), 1)
+    # a suspect whose neighbours' plurality is still its own label flows nowhere (before
+    # the pair test it was counted as both inflow and outflow of its class)
     np.fill_diagonal(flow, 0)
     inflow, outflow = flow.sum(axis=1), flow.sum(axis=0)
     pairs = max(n_classes * (n_classes - 1) // 2, 1)
