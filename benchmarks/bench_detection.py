@@ -18,7 +18,9 @@ both are printed. Cases per dataset:
 - ``mnist`` also: sets poisoned by ``poison_elsewhere.py`` (plain NumPy, no
   poisonlab import), each at 5% and scanned from its ``.npz``: a 5×5 cross, a
   sinusoid over the whole image, a 4×4 pattern at a random place in each image,
-  and the cross as an all-to-all backdoor (every class relabelled to the next).
+  and the cross as an all-to-all backdoor (every class relabelled to the next);
+- with ``--strong-blends`` (or ``--only-strong``), images also: the noise blend at
+  40% and 60% opacity, 5% poisoned (printed; outside the bars, which name 20%).
 
 Bars (held-out): backdoors F1 >= 0.95 at 5%/10%, recall >= 0.9 at 1%, FPR <= 1%;
 tabular triggers F1 >= 0.9; label noise precision and recall >= 0.85; clean sets
@@ -46,6 +48,11 @@ BACKDOORS = {
     "pixel": ("badnets", {"patch_size": 1, "pattern": "white"}),
     "blended": ("blended", {"alpha": 0.2}),
 }
+#: blends stronger than the bars' 20%, scanned with ``--strong-blends`` (5% only, outside the bars)
+STRONG = {
+    "blended40": ("blended", {"alpha": 0.4}),
+    "blended60": ("blended", {"alpha": 0.6}),
+}
 NOISE = ("flip", "class_flip")
 #: cases poisoned by poison_elsewhere.py: name -> its arguments
 ELSEWHERE = {
@@ -56,12 +63,14 @@ ELSEWHERE = {
 }
 
 
-def cases(datasets: list[str]) -> list[tuple[str, str, float | None]]:
+def cases(datasets: list[str], strong: bool = False) -> list[tuple[str, str, float | None]]:
     out: list[tuple[str, str, float | None]] = []
     for d in datasets:
         out.append((d, "none", None))
         if d in IMAGE:
             out += [(d, a, r) for a in BACKDOORS for r in (0.01, 0.05, 0.1)]
+            if strong:
+                out += [(d, a, 0.05) for a in STRONG]
         else:
             out += [(d, "feature_trigger", r) for r in (0.05, 0.1)]
         out += [(d, a, r) for a in NOISE for r in (0.1, 0.2)]
@@ -114,7 +123,7 @@ def poisoned(dataset: str, attack: str, rate: float | None, seed: int, tmp: str)
             return result.dataset, result.poison_mask
         y = class_conditional(train.y, train.n_classes, rate or 0.0, rng)
         return train.with_arrays(y=y), y != train.y
-    name, params = BACKDOORS.get(attack, (attack, {}))
+    name, params = {**BACKDOORS, **STRONG}.get(attack, (attack, {}))
     result = ATTACKS.create(name, target=target, **params).poison(train, rate, rng)
     return result.dataset, result.poison_mask
 
@@ -151,9 +160,17 @@ def main() -> int:
     parser.add_argument("--held-out-seeds", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--datasets", nargs="+", default=["digits", "mnist", "breast_cancer", "wine"])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--strong-blends",
+        action="store_true",
+        help="also scan 40%% and 60%% blends at 5%% on the image sets (printed, outside the bars)",
+    )
+    parser.add_argument("--only-strong", action="store_true", help="scan the strong blends alone")
     args = parser.parse_args()
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    all_cases = cases(args.datasets)
+    all_cases = cases(args.datasets, strong=args.strong_blends or args.only_strong)
+    if args.only_strong:
+        all_cases = [c for c in all_cases if c[1] in STRONG]
     seeds = args.dev_seeds + args.held_out_seeds
     work = [(case, seed, threads) for case in all_cases for seed in seeds]
     with ProcessPoolExecutor(args.jobs) as pool:

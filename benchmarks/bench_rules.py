@@ -12,6 +12,12 @@ condition on the feature that, on the training inputs, selects subgroup members 
 held-out test split's subgroup members predicted as the attacker's class (mean over
 trials); ``acc rest``: test accuracy outside the subgroup. Clean and poisoned each.
 
+Blue team: ``poisonlab scan`` (detector ``auto``, no rate given) on each poisoned
+split, against the relabelled rows: precision, recall and the share of clean rows
+flagged (a scan that flags nothing while poisons exist has precision 0), and how many
+trials' learned rule sets still contain the implanted rule after RIPPER is refitted
+without the flagged rows.
+
 Defaults (how poisons are chosen, 10 bins, the draw) were chosen on the development
 seeds only; the held-out seeds were run once, to report.
 
@@ -56,7 +62,7 @@ def trial(name: str, seed: int) -> dict[str, dict[str, float]]:
     result = attack.poison(train, RATE, seed)
     group, target = result.subpopulation, int(result.target_class or 0)
     rest = ~group.contains(test.X)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, float]] = {"scan": _scan(result, group, target, seed)}
     for victim in VICTIMS:
         row: dict[str, float] = {"n_poison": result.n_poison}
         for state, data in (("clean", train), ("poisoned", result.dataset)):
@@ -68,6 +74,24 @@ def trial(name: str, seed: int) -> dict[str, dict[str, float]]:
             row[f"acc_{state}"] = float(np.mean(model.predict(test.X[rest]) == test.y[rest]))
         out[victim] = row
     return out
+
+
+def _scan(result, group, target: int, seed: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """``scan``'s flags against the relabelled rows, and RIPPER refitted without them."""
+    from poisonlab import metrics
+    from poisonlab.defenses.scan import scan
+
+    report = scan(result.dataset, detector="auto", random_state=seed)
+    det = metrics.detection_scores(result.poison_mask, report.flags, report.scores)
+    kept = result.dataset.subset(~report.flags)
+    model = MODELS.create("ripper", random_state=0).fit(kept.X, kept.y)
+    found = implanted_rules(learned_rules(model), group, target, result.dataset.X)
+    return {
+        "precision": float(det["precision"]),
+        "recall": float(det["tpr"]),
+        "fpr": float(det["fpr"]),
+        "implant_after": float(bool(found)),
+    }
 
 
 def _mean(rows: list[dict[str, float]], key: str) -> float:
@@ -110,6 +134,17 @@ def main() -> int:
                 )
                 if split == "held-out" and victim == "ripper":
                     held_out[name] = _mean(rows, "implant_poisoned")
+    print(
+        f"\nscan (auto, no rate) on the poisoned splits{'':<4}{'precision':>10}{'recall':>8}{'FPR %':>7}"
+        f"{'RIPPER implant after removal':>30}"
+    )
+    for split in splits:
+        for name in DATASETS:
+            rows = [r["scan"] for (s, n, _), r in zip(jobs, results, strict=True) if (s, n) == (split, name)]
+            print(
+                f"{split:<12}{name:<31}{_mean(rows, 'precision'):>10.2f}{_mean(rows, 'recall'):>8.2f}"
+                f"{100 * _mean(rows, 'fpr'):>7.2f}{_mean(rows, 'implant_after'):>30.2f}"
+            )
     bars = [
         (f"held-out {name}: RIPPER contains the implanted rule (>= 0.80)", rate, lambda v: v >= 0.8)
         for name, rate in held_out.items()

@@ -575,6 +575,24 @@ def test_separated_clusters_finds_a_trigger_that_keeps_its_labels_and_is_silent_
         assert all(gap < found.min_gap for c, gap in found.gaps_.items() if c != 4)
 
 
+def test_separated_clusters_flags_a_strong_blend_not_the_clean_part_of_its_class() -> None:
+    """Relabelled rows blended 60% into one pattern: a third of their class, they pulled its mean to them."""
+    rng = np.random.default_rng(1)
+    y_true = np.repeat(np.arange(10), 80)
+    X = rng.normal(scale=3.0, size=(10, 16))[y_true] + rng.normal(size=(y_true.size, 16))
+    poison = np.zeros(y_true.size, dtype=bool)
+    poison[rng.choice(np.flatnonzero(y_true != 4), 40, replace=False)] = True
+    y = np.where(poison, 4, y_true)
+    pattern = np.full(16, 30.0)
+    X[poison] = 0.4 * X[poison] + 0.6 * pattern  # in the inputs, the blend outweighs the content
+    reps = np.hstack([X, np.where(poison, 8.0, 0.0)[:, None] + rng.normal(scale=0.5, size=(y.size, 1))])
+    dataset = Dataset.from_arrays(X.astype(np.float32), y)
+    found = SeparatedClusters().fit(dataset, Evidence(representations=reps, inputs=X))
+    assert found.gaps_[4] >= found.min_gap
+    scores = metrics.detection_scores(poison, found.auto_flags(), found.score_samples())
+    assert scores["f1"] >= 0.95 and scores["auroc"] >= 0.99, scores
+
+
 def test_group_self_training_gives_the_dual_ridge_answer_in_the_primal() -> None:
     """A large class (n > d) is solved as a d×d system; the answer is the n×n kernel ridge's."""
     from poisonlab.defenses.detectors.groups import _SelfTrainer

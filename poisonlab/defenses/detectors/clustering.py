@@ -125,7 +125,9 @@ class ActivationClustering(Detector):
         return self.class_flags_
 
 
-def _reclassify(X_rest: np.ndarray, y_rest: np.ndarray, X_members: np.ndarray, c: int) -> tuple[float, float]:
+def _reclassify(
+    X_rest: np.ndarray, y_rest: np.ndarray, X_members: np.ndarray, c: int, *, median: bool = False
+) -> tuple[float, float]:
     """Nearest class mean, computed without a cluster, applied to the cluster's members.
 
     Returns the share of members assigned to class ``c`` and the mean confidence of
@@ -133,14 +135,19 @@ def _reclassify(X_rest: np.ndarray, y_rest: np.ndarray, X_members: np.ndarray, c
     dimension). Class means are a global summary of each class, so a clean
     sub-mode of a class is still nearest to its own class's mean once removed,
     while poisons are nearest to the classes they come from. This costs one
-    distance matrix per cluster, against a full classifier fit.
+    distance matrix per cluster, against a full classifier fit. ``median``: each
+    class's coordinate-wise median instead of its mean, for rows that still hold
+    the cluster (a minority of its class cannot move the median onto itself).
     """
     classes = np.unique(y_rest)
     # in the rows' own float type: a float64 one-hot would copy float32 rows to float64
     onehot = (y_rest[:, None] == classes[None, :]).astype(
         X_rest.dtype if X_rest.dtype.kind == "f" else np.float64
     )
-    means = (onehot.T @ X_rest) / onehot.sum(axis=0)[:, None]
+    if median:
+        means = np.stack([np.median(X_rest[y_rest == k], axis=0) for k in classes]).astype(onehot.dtype)
+    else:
+        means = (onehot.T @ X_rest) / onehot.sum(axis=0)[:, None]
     d2 = (X_members**2).sum(axis=1)[:, None] - 2 * X_members @ means.T + (means**2).sum(axis=1)[None, :]
     logits = -(d2 - d2.min(axis=1, keepdims=True)) / X_rest.shape[1]
     proba = np.exp(logits)
@@ -170,7 +177,7 @@ class SeparatedClusters(Detector):
 
     - a cluster that the label-free view (the raw pixels' principal components,
       or the standardised inputs) assigns to other classes, by the nearest class
-      mean, while the other cluster stays in its class: the poisons of a
+      median, while the other cluster stays in its class: the poisons of a
       dirty-label backdoor, which come from other classes;
     - otherwise the cluster lying farther from the median of the *other*
       classes' projections on the line: the trigger is what no other class has,
@@ -227,7 +234,13 @@ class SeparatedClusters(Detector):
             w = pca.components_.T @ line
             others = np.median((R @ w)[y != c]) - (centre + pca.mean_) @ w
             far = int(np.argmax(np.abs(means - others)))
-            own = np.array([_reclassify(view, y, view[idx[labels == j]], int(c))[0] for j in (0, 1)])
+            # class medians over all rows, the cluster's own included: unlike the mean, a
+            # class's median is not pulled onto a cluster that is a minority of it (with
+            # means, the poisons of a 60% blend, a third of their class, were assigned to
+            # it through the mean they had moved, and the class's clean part was flagged)
+            own = np.array(
+                [_reclassify(view, y, view[idx[labels == j]], int(c), median=True)[0] for j in (0, 1)]
+            )
             if (own < 0.5).sum() == 1:  # one cluster looks like other classes: relabelled poisons
                 far = int(np.argmin(own))
             direction = 1.0 if means[far] > means[1 - far] else -1.0
