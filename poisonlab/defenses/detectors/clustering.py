@@ -125,31 +125,33 @@ class ActivationClustering(Detector):
         return self.class_flags_
 
 
-def _reclassify(
-    X_rest: np.ndarray, y_rest: np.ndarray, X_members: np.ndarray, c: int, *, median: bool = False
-) -> tuple[float, float]:
+def _reclassify(X_rest: np.ndarray, y_rest: np.ndarray, X_members: np.ndarray, c: int) -> tuple[float, float]:
     """Nearest class mean, computed without a cluster, applied to the cluster's members.
 
     Returns the share of members assigned to class ``c`` and the mean confidence of
-    the assignment (a softmax over negative squared distances, scaled by the
-    dimension). Class means are a global summary of each class, so a clean
-    sub-mode of a class is still nearest to its own class's mean once removed,
-    while poisons are nearest to the classes they come from. This costs one
-    distance matrix per cluster, against a full classifier fit. ``median``: each
-    class's coordinate-wise median instead of its mean, for rows that still hold
-    the cluster (a minority of its class cannot move the median onto itself).
+    the assignment (see :func:`_nearest_centre`). Class means are a global summary
+    of each class, so a clean sub-mode of a class is still nearest to its own
+    class's mean once removed, while poisons are nearest to the classes they come
+    from. This costs one distance matrix per cluster, against a full classifier fit.
     """
     classes = np.unique(y_rest)
     # in the rows' own float type: a float64 one-hot would copy float32 rows to float64
     onehot = (y_rest[:, None] == classes[None, :]).astype(
         X_rest.dtype if X_rest.dtype.kind == "f" else np.float64
     )
-    if median:
-        means = np.stack([np.median(X_rest[y_rest == k], axis=0) for k in classes]).astype(onehot.dtype)
-    else:
-        means = (onehot.T @ X_rest) / onehot.sum(axis=0)[:, None]
-    d2 = (X_members**2).sum(axis=1)[:, None] - 2 * X_members @ means.T + (means**2).sum(axis=1)[None, :]
-    logits = -(d2 - d2.min(axis=1, keepdims=True)) / X_rest.shape[1]
+    means = (onehot.T @ X_rest) / onehot.sum(axis=0)[:, None]
+    return _nearest_centre(means, classes, X_members, c)
+
+
+def _nearest_centre(
+    centres: np.ndarray, classes: np.ndarray, X_members: np.ndarray, c: int
+) -> tuple[float, float]:
+    """Share of members whose nearest class centre is ``c``, and the assignment's mean confidence.
+
+    The confidence is a softmax over negative squared distances, scaled by the dimension.
+    """
+    d2 = (X_members**2).sum(axis=1)[:, None] - 2 * X_members @ centres.T + (centres**2).sum(axis=1)[None, :]
+    logits = -(d2 - d2.min(axis=1, keepdims=True)) / centres.shape[1]
     proba = np.exp(logits)
     proba /= proba.sum(axis=1, keepdims=True)
     return float(np.mean(classes[d2.argmin(axis=1)] == c)), float(proba.max(axis=1).mean())
@@ -210,6 +212,13 @@ class SeparatedClusters(Detector):
         R = standardise(evidence.representations if raw is None else raw)
         view = evidence.label_free()
         y = dataset.y
+        # class medians over all rows, each cluster's own included: unlike the mean, a
+        # class's median is not pulled onto a cluster that is a minority of it (with
+        # means, the poisons of a 60% blend, a third of their class, were assigned to
+        # it through the mean they had moved, and the class's clean part was flagged)
+        classes = np.unique(y)
+        medians = np.stack([np.median(view[y == k], axis=0) for k in classes])
+        medians = medians.astype(view.dtype if view.dtype.kind == "f" else np.float64)
         scores = np.zeros(len(dataset))
         self.class_flags_ = np.zeros(len(dataset), dtype=bool)
         #: per class: the gap between its two clusters, in pooled standard deviations
@@ -234,12 +243,8 @@ class SeparatedClusters(Detector):
             w = pca.components_.T @ line
             others = np.median((R @ w)[y != c]) - (centre + pca.mean_) @ w
             far = int(np.argmax(np.abs(means - others)))
-            # class medians over all rows, the cluster's own included: unlike the mean, a
-            # class's median is not pulled onto a cluster that is a minority of it (with
-            # means, the poisons of a 60% blend, a third of their class, were assigned to
-            # it through the mean they had moved, and the class's clean part was flagged)
             own = np.array(
-                [_reclassify(view, y, view[idx[labels == j]], int(c), median=True)[0] for j in (0, 1)]
+                [_nearest_centre(medians, classes, view[idx[labels == j]], int(c))[0] for j in (0, 1)]
             )
             if (own < 0.5).sum() == 1:  # one cluster looks like other classes: relabelled poisons
                 far = int(np.argmin(own))
