@@ -182,6 +182,9 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
     by, condition = (rows[0]["defended_by"], rows[0]["condition"]) if rows else ("defense", "poison_rate")
     keys = ("dataset", "model", by)
     header = {"rate": "malicious"} if condition == "malicious_share" else {}
+    graph = condition == "budget"  # knowledge-graph cells: facts changed per target, target MRR
+    if graph:
+        header = {"rate": "budget", "n_poison": "changed"}
     constant = [k for k in keys if len({r[k] for r in rows}) == 1] if rows else []
     regression = any(r.get("test_mse") is not None for r in rows)
     classification = any(r.get("clean_acc") is not None for r in rows) or not rows
@@ -205,6 +208,13 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
         metrics += [("ε", "dp_epsilon")]  # privacy DP-SGD spent
     if any(r.get("malicious_selected") is not None for r in rows):
         metrics += [("kept", "malicious_selected")]  # share of malicious updates a selection rule kept
+    if graph:  # MRR as a share (not %): the field's way of writing it
+        metrics += [
+            ("target MRR", "target_mrr"),
+            ("MRR drop", "target_mrr_drop"),
+            ("H@10", "hits_at_10"),
+            ("other MRR Δ", "graph_mrr_change"),
+        ]
     if any(r.get("n_admitted_poison") is not None for r in rows):
         metrics += [("admitted", "n_admitted_poison")]  # poisons a stream's learner was given
     # a grid with inference-time attacks compares threat models: when, what, for how long
@@ -213,13 +223,17 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
         metrics.insert(0, ("persist.", "persistence"))
     middle = ("phase", "rate", "seeds", "modified") if threat else ("rate", "seeds", "n_poison")
     for col in (*shown, "attack", *middle, *(name for name, _ in metrics)):
+        col = header.get(col, col)
         justify: Literal["left", "right"] = (
             "left" if col in (*keys, "attack", "phase", "modified") else "right"
         )
         # a narrow terminal wraps cells (a mean above its ±std) instead of cutting them short
-        table.add_column(header.get(col, col), overflow="fold", justify=justify)
+        table.add_column(col, overflow="fold", justify=justify)
     for r in rows:
-        rate = "—" if r.get(condition) is None else f"{100 * r[condition]:g}%"
+        if r.get(condition) is None:
+            rate = "—"
+        else:
+            rate = f"{r[condition]} facts" if graph else f"{100 * r[condition]:g}%"
         cells = []
         one = r["n_seeds"] == 1  # one seed has no spread: "±0.0" would claim one
         for _, key in metrics:
@@ -228,6 +242,10 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
                 cells.append(_mean_std(value, ".4g", ".2g", one))
             elif key == "n_admitted_poison":
                 cells.append(_mean_std(value, ".0f", ".0f", one))
+            elif key in ("mse_ratio", "dp_epsilon", "target_mrr", "target_mrr_drop", "hits_at_10"):
+                cells.append(_mean_std(value, ".2f", ".2f", one))
+            elif key == "graph_mrr_change":
+                cells.append(_mean_std(value, "+.3f", ".3f", one))
             elif key in ("mse_ratio", "dp_epsilon"):
                 cells.append(_mean_std(value, ".2f", ".2f", one))
             else:
@@ -236,7 +254,8 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
         if threat:
             first = (str(r.get("phase") or "training"), rate, str(r["n_seeds"]), _modified(r))
         else:
-            first = (rate, str(r["n_seeds"]), f"{r['n_poison']:.0f}")
+            changed = r["n_modified"] if graph and r["n_modified"] is not None else r["n_poison"]
+            first = (rate, str(r["n_seeds"]), f"{changed:.0f}")
         table.add_row(*(r[k] for k in shown), r["attack"], *first, *cells)
     return table
 

@@ -9,11 +9,13 @@ alone writes the SQLite store, ``summary.json`` and ``results.csv``.
 from poisonlab.experiments.centralised import RunSpec
 from poisonlab.experiments.config import DEFAULT_CONFIG, Experiment, load_config, parse_config
 from poisonlab.experiments.federated import FederatedSpec
+from poisonlab.experiments.graph import GraphSpec
 from poisonlab.experiments.protocol import Scenario
 from poisonlab.experiments.records import (
     COLUMNS,
     CentralisedRecord,
     FederatedRecord,
+    GraphRecord,
     RunRecord,
 )
 from poisonlab.experiments.run import run_experiment
@@ -30,6 +32,8 @@ __all__ = [
     "Experiment",
     "FederatedRecord",
     "FederatedSpec",
+    "GraphRecord",
+    "GraphSpec",
     "GridOutcome",
     "ResultStore",
     "RunRecord",

@@ -18,7 +18,7 @@ from poisonlab.data.dataset import Dataset
 from poisonlab.errors import ConfigError, IncompatibleError, UnknownNameError
 from poisonlab.experiments.protocol import Scenario, Spec, data_key
 from poisonlab.experiments.scenarios import SCENARIOS
-from poisonlab.experiments.spec import listed, resolve_dataset
+from poisonlab.experiments.spec import listed
 
 __all__ = ["DEFAULT_CONFIG", "INCOMPATIBLE", "Experiment", "load_config", "parse_config"]
 
@@ -77,7 +77,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path | None = None) -> Exp
     policy = raw.get("incompatible", "error")
     if policy not in INCOMPATIBLE:
         raise ConfigError(f"incompatible must be one of {', '.join(INCOMPATIBLE)}, got {policy!r}")
-    refs = [resolve_dataset(e, base_dir) for e in listed(raw, "datasets")]
+    refs = [scenario.resolve(e, base_dir) for e in listed(raw, "datasets")]
     runs = scenario.parse(raw, refs)
     data = {data_key(r.component, r.digest): r.data for r in refs}
     skipped: tuple[str, ...] = ()

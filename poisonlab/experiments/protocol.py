@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.experiments.records import RunRecord
-from poisonlab.experiments.spec import Component, DataRef
+from poisonlab.experiments.spec import Component, DataRef, load_dataset_component, resolve_dataset
 
 __all__ = ["OnProgress", "Scenario", "Spec", "data_key", "identity"]
 
@@ -70,12 +71,20 @@ def data_key(component: Component, digest: str) -> str:
 
 
 class Scenario(ABC):
-    """One way a poisoned training pipeline runs: centralised, federated, a stream."""
+    """One way a poisoned training pipeline runs: centralised, federated, a stream, a knowledge graph."""
 
     #: Top-level config keys the scenario reads (``scenario`` included).
     keys: ClassVar[frozenset[str]]
     #: A small config of this scenario that runs in seconds (docs and the conformance checks).
     example: ClassVar[dict[str, Any]]
+
+    def resolve(self, entry: Any, base_dir: Path | None) -> DataRef:
+        """One entry of the config's ``datasets``, loaded once (a table's or an image set's by default)."""
+        return resolve_dataset(entry, base_dir)
+
+    def load(self, dataset: Component) -> Any:
+        """A spec's data, loaded from its component (where the grid did not pass it loaded)."""
+        return load_dataset_component(dataset)
 
     @abstractmethod
     def parse(self, raw: Mapping[str, Any], datasets: Sequence[DataRef]) -> list[Spec]:

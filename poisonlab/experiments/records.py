@@ -24,6 +24,7 @@ __all__ = [
     "COLUMNS",
     "CentralisedRecord",
     "FederatedRecord",
+    "GraphRecord",
     "RunRecord",
     "StreamRecord",
     "derive",
@@ -39,6 +40,7 @@ COLUMNS = (
     "attack",
     "phase",
     "poison_rate",
+    "budget",
     "defense",
     "aggregator",
     "malicious_share",
@@ -59,6 +61,14 @@ COLUMNS = (
     "rest_drop",
     "test_mse",
     "mse_ratio",
+    "n_targets",
+    "target_mrr",
+    "target_mrr_drop",
+    "target_mrr_se",
+    "hits_at_1",
+    "hits_at_10",
+    "graph_mrr",
+    "graph_mrr_change",
     "n_removed",
     "det_tpr",
     "det_fpr",
@@ -86,6 +96,8 @@ class RunRecord:
     """What every run records: who it was, how it went; subclasses add their figures."""
 
     scenario: ClassVar[str]
+    #: The columns that say how the run went; a finished run fills at least one.
+    figures: ClassVar[tuple[str, ...]] = ("clean_acc", "test_mse")
 
     run_id: str
     dataset: str
@@ -327,12 +339,57 @@ class StreamRecord(RunRecord):
         return "gate", self.gate
 
 
+@dataclass(frozen=True, kw_only=True)
+class GraphRecord(RunRecord):
+    """One knowledge-graph poisoning run, target by target (see :mod:`poisonlab.experiments.graph`).
+
+    ``budget`` is the facts the attack may change per target (``None`` for the
+    attack-free baseline), ``n_modified`` the facts it changed per target on
+    average. ``target_mrr`` is the targets' mean reciprocal rank after the attack
+    (filtered, head and tail side; 1 before it, by the choice of targets),
+    ``target_mrr_drop`` its relative drop ``1 − target_mrr`` and ``target_mrr_se``
+    the standard error of the per-target reciprocal ranks; ``hits_at_1`` and
+    ``hits_at_10`` the targets' Hits@k after. ``graph_mrr`` is the MRR of the other
+    test facts after retraining and ``graph_mrr_change`` its change from the clean
+    victim's (a targeted attack should leave it alone). With a defense,
+    ``n_removed`` counts the facts it flagged (all targets), ``det_precision`` and
+    ``det_tpr`` judge them against the facts the attack added.
+    """
+
+    scenario: ClassVar[str] = "graph"
+    figures: ClassVar[tuple[str, ...]] = ("target_mrr", "graph_mrr")
+
+    budget: int | None = None
+    defense: str = NONE
+    n_targets: int | None = None
+    n_modified: float | None = None
+    target_mrr: float | None = None
+    target_mrr_drop: float | None = None
+    target_mrr_se: float | None = None
+    hits_at_1: float | None = None
+    hits_at_10: float | None = None
+    graph_mrr: float | None = None
+    graph_mrr_change: float | None = None
+    n_removed: int | None = None
+    det_precision: float | None = None
+    det_tpr: float | None = None
+
+    def cell(self) -> tuple[Any, ...]:
+        return (self.scenario, self.dataset, self.model, self.attack, self.budget, self.defense)
+
+    def condition(self) -> tuple[str, str]:
+        return "budget", self.budget  # type: ignore[return-value]
+
+    def defended_by(self) -> tuple[str, str]:
+        return "defense", self.defense
+
+
 def _drop(base: float | None, acc: float | None) -> float | None:
     return None if base is None or acc is None else round(base - acc, 6)
 
 
 RECORD_TYPES: dict[str, type[RunRecord]] = {
-    cls.scenario: cls for cls in (CentralisedRecord, FederatedRecord, StreamRecord)
+    cls.scenario: cls for cls in (CentralisedRecord, FederatedRecord, StreamRecord, GraphRecord)
 }
 
 

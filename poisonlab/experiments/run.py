@@ -13,7 +13,6 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.experiments.protocol import OnProgress, Spec
 from poisonlab.experiments.records import COLUMNS, RunRecord
 from poisonlab.experiments.scenarios import SCENARIOS
-from poisonlab.experiments.spec import load_dataset_component
 
 __all__ = ["COLUMNS", "run_experiment", "run_record_stub"]
 
@@ -32,7 +31,7 @@ def run_experiment(
     scenario = SCENARIOS.create(spec.scenario)
     try:
         record = scenario.execute(
-            spec, data if data is not None else load_dataset_component(spec.dataset), on_progress
+            spec, data if data is not None else scenario.load(spec.dataset), on_progress
         )
     except Exception as exc:  # a failed run is recorded and the grid goes on
         failure = "user" if isinstance(exc, PoisonlabError) else "bug"

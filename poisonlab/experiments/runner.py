@@ -312,6 +312,12 @@ AGG_METRICS = (
     "der",
     "malicious_selected",
     "n_admitted_poison",
+    "target_mrr",
+    "target_mrr_drop",
+    "hits_at_1",
+    "hits_at_10",
+    "graph_mrr",
+    "graph_mrr_change",
 )
 
 

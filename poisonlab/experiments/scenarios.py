@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from poisonlab.experiments.centralised import CentralisedScenario
 from poisonlab.experiments.federated import FederatedScenario
+from poisonlab.experiments.graph import GraphScenario
 from poisonlab.experiments.protocol import Scenario
 from poisonlab.experiments.stream import StreamScenario
 from poisonlab.registry import Registry
@@ -29,4 +30,10 @@ SCENARIOS.add(
     StreamScenario,
     "Online learning from batched sources, one poisoned with a backdoor, with or without a gate",
     records="StreamRecord",
+)
+SCENARIOS.add(
+    "graph",
+    GraphScenario,
+    "Knowledge-graph poisoning: target facts demoted by changed facts, with or without a scan",
+    records="GraphRecord",
 )
