@@ -185,6 +185,9 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
     graph = condition == "budget"  # knowledge-graph cells: facts changed per target, target MRR
     if graph:
         header = {"rate": "budget", "n_poison": "changed"}
+    privacy = condition == "n_targets"  # membership audits: targets, and LiRA clean → poisoned
+    if privacy:
+        header = {"rate": "targets", "n_poison": "poisons"}
     constant = [k for k in keys if len({r[k] for r in rows}) == 1] if rows else []
     regression = any(r.get("test_mse") is not None for r in rows)
     classification = any(r.get("clean_acc") is not None for r in rows) or not rows
@@ -196,7 +199,9 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
     table = Table(title=title)
     shown = [k for k in keys if k not in constant]
     metrics: list[tuple[str, str]] = []
-    if classification:
+    if privacy:  # no backdoor: accuracy and what the poisons cost it
+        metrics += [("C-ACC", "clean_acc"), ("ΔACC", "acc_drop")]
+    elif classification:
         metrics += [("C-ACC", "clean_acc"), ("ASR", "asr"), ("RA", "ra"), ("ΔACC", "acc_drop")]
     if regression:
         metrics += [("MSE", "test_mse"), ("MSE×", "mse_ratio")]
@@ -214,6 +219,15 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
             ("MRR drop", "target_mrr_drop"),
             ("H@10", "hits_at_10"),
             ("other MRR Δ", "graph_mrr_change"),
+        ]
+    if privacy:  # LiRA's rates in %, clean beside poisoned
+        metrics += [
+            ("TPR@0.1% clean", "lira_tpr_01_clean"),
+            ("TPR@0.1% pois.", "lira_tpr_01"),
+            ("TPR@1% clean", "lira_tpr_1_clean"),
+            ("TPR@1% pois.", "lira_tpr_1"),
+            ("AUC clean", "lira_auc_clean"),
+            ("AUC pois.", "lira_auc"),
         ]
     if any(r.get("n_admitted_poison") is not None for r in rows):
         metrics += [("admitted", "n_admitted_poison")]  # poisons a stream's learner was given
@@ -234,6 +248,8 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
             rate = "—"
         else:
             rate = f"{r[condition]} facts" if graph else f"{100 * r[condition]:g}%"
+            if privacy:
+                rate = str(r[condition])
         cells = []
         one = r["n_seeds"] == 1  # one seed has no spread: "±0.0" would claim one
         for _, key in metrics:
@@ -242,6 +258,8 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
                 cells.append(_mean_std(value, ".4g", ".2g", one))
             elif key == "n_admitted_poison":
                 cells.append(_mean_std(value, ".0f", ".0f", one))
+            elif key in ("lira_auc", "lira_auc_clean"):
+                cells.append(_mean_std(value, ".3f", ".3f", one))
             elif key in ("mse_ratio", "dp_epsilon", "target_mrr", "target_mrr_drop", "hits_at_10"):
                 cells.append(_mean_std(value, ".2f", ".2f", one))
             elif key == "graph_mrr_change":
@@ -254,7 +272,7 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
         if threat:
             first = (str(r.get("phase") or "training"), rate, str(r["n_seeds"]), _modified(r))
         else:
-            changed = r["n_modified"] if graph and r["n_modified"] is not None else r["n_poison"]
+            changed = r["n_modified"] if (graph or privacy) and r["n_modified"] is not None else r["n_poison"]
             first = (rate, str(r["n_seeds"]), f"{changed:.0f}")
         table.add_row(*(r[k] for k in shown), r["attack"], *first, *cells)
     return table

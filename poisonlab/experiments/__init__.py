@@ -10,12 +10,14 @@ from poisonlab.experiments.centralised import RunSpec
 from poisonlab.experiments.config import DEFAULT_CONFIG, Experiment, load_config, parse_config
 from poisonlab.experiments.federated import FederatedSpec
 from poisonlab.experiments.graph import GraphSpec
+from poisonlab.experiments.privacy import PrivacySpec
 from poisonlab.experiments.protocol import Scenario
 from poisonlab.experiments.records import (
     COLUMNS,
     CentralisedRecord,
     FederatedRecord,
     GraphRecord,
+    PrivacyRecord,
     RunRecord,
 )
 from poisonlab.experiments.run import run_experiment
@@ -35,6 +37,8 @@ __all__ = [
     "GraphRecord",
     "GraphSpec",
     "GridOutcome",
+    "PrivacyRecord",
+    "PrivacySpec",
     "ResultStore",
     "RunRecord",
     "RunSpec",

@@ -25,6 +25,7 @@ __all__ = [
     "CentralisedRecord",
     "FederatedRecord",
     "GraphRecord",
+    "PrivacyRecord",
     "RunRecord",
     "StreamRecord",
     "derive",
@@ -69,6 +70,13 @@ COLUMNS = (
     "hits_at_10",
     "graph_mrr",
     "graph_mrr_change",
+    "shadow_models",
+    "lira_tpr_01",
+    "lira_tpr_1",
+    "lira_auc",
+    "lira_tpr_01_clean",
+    "lira_tpr_1_clean",
+    "lira_auc_clean",
     "n_removed",
     "det_tpr",
     "det_fpr",
@@ -384,12 +392,55 @@ class GraphRecord(RunRecord):
         return "defense", self.defense
 
 
+@dataclass(frozen=True, kw_only=True)
+class PrivacyRecord(RunRecord):
+    """One membership audit, clean against poisoned (see :mod:`poisonlab.experiments.privacy`).
+
+    LiRA's true-positive rate at 0.1% and 1% false positives and its AUC on the
+    targets, with the attack's copies (``lira_*``) and without (``lira_*_clean``), on
+    the same halves and model seeds. ``clean_acc`` is the poisoned models' accuracy on
+    the rows outside their half, ``acc_drop`` what the poisons cost against the clean
+    models of the same run, ``n_modified`` the poisons added (targets × copies),
+    ``dp_epsilon`` the mean ε a DP-SGD defense spent.
+    """
+
+    scenario: ClassVar[str] = "privacy"
+    figures: ClassVar[tuple[str, ...]] = ("lira_tpr_1", "lira_auc")
+
+    defense: str = NONE
+    shadow_models: int | None = None
+    n_targets: int | None = None
+    n_modified: float | None = None
+    lira_tpr_01: float | None = None
+    lira_tpr_1: float | None = None
+    lira_auc: float | None = None
+    lira_tpr_01_clean: float | None = None
+    lira_tpr_1_clean: float | None = None
+    lira_auc_clean: float | None = None
+    dp_epsilon: float | None = None
+
+    def cell(self) -> tuple[Any, ...]:
+        return (self.scenario, self.dataset, self.model, self.attack, self.n_targets, self.defense)
+
+    def condition(self) -> tuple[str, str]:
+        return "n_targets", self.n_targets  # type: ignore[return-value]
+
+    def defended_by(self) -> tuple[str, str]:
+        return "defense", self.defense
+
+    @classmethod
+    def derive(cls, records: list[RunRecord]) -> list[RunRecord]:
+        """Nothing to derive: each run holds its clean side (``acc_drop`` is computed in the run)."""
+        return [r for r in records if isinstance(r, cls)]
+
+
 def _drop(base: float | None, acc: float | None) -> float | None:
     return None if base is None or acc is None else round(base - acc, 6)
 
 
 RECORD_TYPES: dict[str, type[RunRecord]] = {
-    cls.scenario: cls for cls in (CentralisedRecord, FederatedRecord, StreamRecord, GraphRecord)
+    cls.scenario: cls
+    for cls in (CentralisedRecord, FederatedRecord, StreamRecord, GraphRecord, PrivacyRecord)
 }
 
 

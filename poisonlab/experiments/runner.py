@@ -318,6 +318,12 @@ AGG_METRICS = (
     "hits_at_10",
     "graph_mrr",
     "graph_mrr_change",
+    "lira_tpr_01",
+    "lira_tpr_1",
+    "lira_auc",
+    "lira_tpr_01_clean",
+    "lira_tpr_1_clean",
+    "lira_auc_clean",
 )
 
 

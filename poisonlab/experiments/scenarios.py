@@ -5,6 +5,7 @@ from __future__ import annotations
 from poisonlab.experiments.centralised import CentralisedScenario
 from poisonlab.experiments.federated import FederatedScenario
 from poisonlab.experiments.graph import GraphScenario
+from poisonlab.experiments.privacy import PrivacyScenario
 from poisonlab.experiments.protocol import Scenario
 from poisonlab.experiments.stream import StreamScenario
 from poisonlab.registry import Registry
@@ -36,4 +37,10 @@ SCENARIOS.add(
     GraphScenario,
     "Knowledge-graph poisoning: target facts demoted by changed facts, with or without a scan",
     records="GraphRecord",
+)
+SCENARIOS.add(
+    "privacy",
+    PrivacyScenario,
+    "Truth Serum's membership poisoning measured by LiRA with shadow models, clean against poisoned",
+    records="PrivacyRecord",
 )
