@@ -165,4 +165,6 @@ def test_poisonlab_run_prints_the_graph_table(tmp_path: Path, capsys: pytest.Cap
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
     out = capsys.readouterr().out
     assert "target MRR" in out and "5 facts" in out
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "target MRR" in page and "budget 5 facts per target" in page and "500%" not in page
     assert main(["run", str(tmp_path / "missing.toml"), "--out", str(tmp_path / "o2")]) == 2

@@ -128,3 +128,5 @@ def test_poisonlab_run_prints_lira_clean_beside_poisoned(
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
     out = capsys.readouterr().out
     assert "TPR@1%" in out and "clean" in out
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "LiRA TPR@1% FPR, poisoned %" in page and "n_targets 5" in page

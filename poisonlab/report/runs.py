@@ -91,6 +91,15 @@ def _rate(rate: float | None) -> str:
     return "no poison" if rate is None else f"{100 * rate:g}%"
 
 
+def _condition(name: str, value: Any) -> str:
+    """A cell's condition as a reader says it: a share in %, a graph's budget in facts, a count."""
+    if name == "budget":
+        return "no poison" if value is None else f"{value} facts per target"
+    if name == "n_targets":
+        return "—" if value is None else str(value)
+    return _rate(value)
+
+
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
@@ -365,12 +374,23 @@ def _aggregate_table(page: Page, records: list[RunRecord]) -> None:
         "der": "DER",
         "malicious_selected": "kept %",
         "n_admitted_poison": "admitted",
+        "target_mrr": "target MRR",
+        "target_mrr_drop": "target MRR drop %",
+        "hits_at_10": "target Hits@10 %",
+        "graph_mrr_change": "other facts' MRR Δ",
+        "lira_tpr_01_clean": "LiRA TPR@0.1% FPR, clean %",
+        "lira_tpr_01": "LiRA TPR@0.1% FPR, poisoned %",
+        "lira_tpr_1_clean": "LiRA TPR@1% FPR, clean %",
+        "lira_tpr_1": "LiRA TPR@1% FPR, poisoned %",
+        "lira_auc_clean": "LiRA AUC, clean",
+        "lira_auc": "LiRA AUC, poisoned",
+        "dp_epsilon": "ε",
     }
     metrics = [m for m in names if any(r.get(m) is not None for r in rows)]
     header = ["dataset", "model", "attack", "condition", "defended by", "seeds", *(names[m] for m in metrics)]
     table = []
     for r in rows:
-        condition = f"{r['condition']} {_rate(r.get(r['condition']))}"
+        condition = f"{r['condition']} {_condition(r['condition'], r.get(r['condition']))}"
         cells = [r["dataset"], r["model"], r["attack"], condition, r[r["defended_by"]], r["n_seeds"]]
         for m in metrics:
             value = r.get(m)
