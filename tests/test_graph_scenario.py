@@ -168,3 +168,32 @@ def test_poisonlab_run_prints_the_graph_table(tmp_path: Path, capsys: pytest.Cap
     page = (tmp_path / "out" / "report.html").read_text()
     assert "target MRR" in page and "budget 5 facts per target" in page and "500%" not in page
     assert main(["run", str(tmp_path / "missing.toml"), "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_resume_keeps_finished_graph_runs(tmp_path: Path) -> None:
+    exp = parse_config(config(targets=1))
+    first = run_grid(exp, tmp_path)
+    assert first.n_failed == 0
+    again = run_grid(parse_config(config(targets=1, budgets=[10, 5])), tmp_path, resume=True)
+    assert again.n_failed == 0
+    stored = {r.run_id: r for r in again.records}
+    assert len(stored) == 3  # the baseline and budget 10 kept, budget 5 added
+    kept = {r.run_id: r for r in first.records}
+    for run_id, record in kept.items():
+        assert isinstance(stored[run_id], GraphRecord)
+        assert stored[run_id].target_mrr == record.target_mrr
+
+
+def test_a_malformed_graph_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    facts = tmp_path / "broken.tsv"
+    facts.write_text("a\tlikes\tb\nc\td\n" * 10)
+    path = tmp_path / "graph.toml"
+    path.write_text(
+        f'scenario = "graph"\ndatasets = [{{ path = "{facts.name}" }}]\nattacks = ["kg_delete"]\n'
+    )
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "broken.tsv" in err
+    assert not (tmp_path / "out").exists()
