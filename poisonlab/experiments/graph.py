@@ -29,7 +29,7 @@ the attack (before it, 1 by the choice of targets), its relative drop and standa
 error over targets, Hits@1 and Hits@10, the MRR of the other test facts and its
 change against the clean victim in points (a targeted attack should leave it
 alone), the facts changed per target (``n_modified``), and a defense's flags
-(``n_removed``, precision and recall against the facts the attack added; deleted
+(``n_removed`` per target, precision and recall against the facts the attack added; deleted
 facts are not in the graph, so no scan can find them). The attack-free baseline
 (``"none"``, first in each cell unless ``baseline = false``) measures the clean
 victim, defended as the cell says, so a defense's cost on a clean graph is in its
@@ -94,7 +94,7 @@ class GraphSpec(HashedSpec):
 def resolve_graph(entry: Any, base_dir: Path | None) -> DataRef:
     """A graph entry of a config, loaded once: a built-in name, or ``{ path = ... }``."""
     from poisonlab.data.graph import GRAPHS, load_graph
-    from poisonlab.experiments.spec import _digest
+    from poisonlab.experiments.spec import content_digest
 
     if isinstance(entry, dict) and "path" in entry:
         unknown = sorted(set(entry) - {"path"})
@@ -105,7 +105,7 @@ def resolve_graph(entry: Any, base_dir: Path | None) -> DataRef:
             path = base_dir / path
         comp = Component(path.stem if path.suffix else path.name, {"path": str(path)})
         split = load_graph(path)
-        return DataRef(comp, _digest(path) if path.exists() else "", cast(Any, split))
+        return DataRef(comp, content_digest(path), cast(Any, split))
     if not isinstance(entry, str):
         raise ConfigError(f"each graph of 'datasets' must be a name or a table with a 'path', got {entry!r}")
     if entry.lower() in GRAPHS and not Path(entry).exists():
@@ -218,19 +218,26 @@ class GraphScenario(Scenario):
         rest = np.delete(split.test.triples, chosen, axis=0)
         clean_rest = link_metrics(filtered_ranks(clean, rest, known))["mrr"] if len(rest) else None
 
+        def defended(graph: Any) -> tuple[Any, np.ndarray]:
+            """The model trained on what the defense keeps of ``graph``, and what it flagged."""
+            if run.defense.name == NONE:
+                return (clean if graph is train else victim(graph)), np.zeros(len(graph), dtype=bool)
+            flags = self._flags(run, graph)
+            return victim(graph.with_triples(graph.triples[~flags])), flags
+
+        # without an attack every target sees the same graph: scan and train once
+        baseline = defended(train) if run.attack.name == NONE else None
         trials: list[dict[str, Any]] = []
         for number, index in enumerate(chosen):
             fact = split.test.triples[index]
-            poisoned, added, changed = train, np.zeros(len(train), dtype=bool), 0
-            if run.attack.name != NONE:
+            added, changed = np.zeros(len(train), dtype=bool), 0
+            if baseline is None:
                 attack = ATTACKS.create(run.attack.name, **run.attack.params).surrogate(clean).aim(fact)
                 result = attack.poison(train, run.budget, run.seed)
-                poisoned, added, changed = result.dataset, result.poison_mask, result.n_poison
-            flags = np.zeros(len(poisoned), dtype=bool)
-            if run.defense.name != NONE:
-                flags = self._flags(run, poisoned)
-                poisoned = poisoned.with_triples(poisoned.triples[~flags])
-            model = clean if poisoned is train else victim(poisoned)
+                added, changed = result.poison_mask, result.n_poison
+                model, flags = defended(result.dataset)
+            else:
+                model, flags = baseline
             after = filtered_ranks(model, fact[None], known)[0]
             trial = {
                 "rr": float(np.mean(1.0 / after)),
@@ -260,7 +267,7 @@ class GraphScenario(Scenario):
         rr = np.array([t["rr"] for t in trials])
         rests = [t["rest"] for t in trials if t["rest"] is not None]
         graph_mrr = float(np.mean(rests)) if rests else None
-        defended = run.defense.name != NONE
+        has_defense = run.defense.name != NONE
         removed = sum(t["removed"] for t in trials)
         found = sum(t["found"] for t in trials)
         added = sum(t["added"] for t in trials)
@@ -280,9 +287,9 @@ class GraphScenario(Scenario):
             graph_mrr_change=None
             if graph_mrr is None or clean_rest is None
             else round(graph_mrr - clean_rest, 6),
-            n_removed=removed if defended else None,
-            det_precision=(found / removed if removed else 0.0) if defended and added else None,
-            det_tpr=found / added if defended and added else None,
+            n_removed=removed / len(trials) if has_defense else None,
+            det_precision=(found / removed if removed else 0.0) if has_defense and added else None,
+            det_tpr=found / added if has_defense and added else None,
         )
 
     def stub(self, spec: Spec) -> GraphRecord:

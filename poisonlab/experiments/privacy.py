@@ -132,9 +132,11 @@ class PrivacyScenario(Scenario):
             if spec.defense.name != NONE and ("defense", spec.defense.label) not in checked:
                 checked.add(("defense", spec.defense.label))
                 entry = DEFENSES.require(
-                    spec.defense.name, "a membership audit, which trains each model", stage="training"
+                    spec.defense.name,
+                    "a membership audit, which trains each of its models through it",
+                    stage="training",
+                    certifies=False,
                 )
-                DEFENSES.require(spec.defense.name, "a membership audit's models", certifies=False)
                 if entry.tag("needs_torch"):
                     MODELS.require(spec.model.name, f"defense {spec.defense.name!r}", torch=True)
                 DEFENSES.create(spec.defense.name, **spec.defense.params)
@@ -145,10 +147,12 @@ class PrivacyScenario(Scenario):
                 )
 
     def execute(self, spec: Spec, data: Dataset, on_progress: OnProgress | None = None) -> PrivacyRecord:
+        from poisonlab.attacks import ATTACKS
         from poisonlab.defenses import DEFENSES
         from poisonlab.privacy import membership_audit
 
         run = cast(PrivacySpec, spec)
+        copies = ATTACKS.create(run.attack.name, **run.attack.params).copies
         defense = (
             None if run.defense.name == NONE else DEFENSES.create(run.defense.name, **run.defense.params)
         )
@@ -158,7 +162,7 @@ class PrivacyScenario(Scenario):
             model_params=run.model.params,
             n_models=run.shadow_models,
             targets=run.targets,
-            copies=int(run.attack.params.get("copies", 4)),
+            copies=copies,
             defense=defense,
             random_state=run.seed,
         )

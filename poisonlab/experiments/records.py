@@ -360,8 +360,8 @@ class GraphRecord(RunRecord):
     ``hits_at_10`` the targets' Hits@k after. ``graph_mrr`` is the MRR of the other
     test facts after retraining and ``graph_mrr_change`` its change from the clean
     victim's (a targeted attack should leave it alone). With a defense,
-    ``n_removed`` counts the facts it flagged (all targets), ``det_precision`` and
-    ``det_tpr`` judge them against the facts the attack added.
+    ``n_removed`` is the facts it flagged per target, ``det_precision`` and
+    ``det_tpr`` judge all its flags against all the facts the attack added.
     """
 
     scenario: ClassVar[str] = "graph"
@@ -378,7 +378,7 @@ class GraphRecord(RunRecord):
     hits_at_10: float | None = None
     graph_mrr: float | None = None
     graph_mrr_change: float | None = None
-    n_removed: int | None = None
+    n_removed: float | None = None
     det_precision: float | None = None
     det_tpr: float | None = None
 

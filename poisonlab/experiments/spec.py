@@ -127,7 +127,7 @@ def resolve_dataset(entry: Any, base_dir: Path | None) -> DataRef:
     else:
         comp = component(entry, "datasets")
     data = load_dataset_component(comp)
-    digest = _digest(Path(comp.params["path"])) if "path" in comp.params else ""
+    digest = content_digest(Path(comp.params["path"])) if "path" in comp.params else ""
     return DataRef(comp, digest, data)
 
 
@@ -137,7 +137,8 @@ def load_dataset_component(comp: Component) -> Dataset:
     return load_dataset(spec, **params)
 
 
-def _digest(path: Path) -> str:
+def content_digest(path: Path) -> str:
+    """A short hash of a data file's (or a folder's files') names and bytes: part of a run's id."""
     h = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for f in files:
