@@ -49,7 +49,16 @@ import numpy as np
 from poisonlab.errors import ConfigError, DataError, IncompatibleError
 from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key, identity
 from poisonlab.experiments.records import GraphRecord
-from poisonlab.experiments.spec import NONE, Component, DataRef, HashedSpec, component, listed, run_options
+from poisonlab.experiments.spec import (
+    NONE,
+    Component,
+    DataRef,
+    HashedSpec,
+    bounded_int,
+    component,
+    listed,
+    run_options,
+)
 
 __all__ = ["GRAPH_KEYS", "GraphScenario", "GraphSpec", "resolve_graph"]
 
@@ -137,10 +146,10 @@ class GraphScenario(Scenario):
         attacks = [component(e, "attacks") for e in listed(raw, "attacks")]
         defenses = [component(e, "defenses") for e in listed(raw, "defenses", [NONE])]
         budgets = [
-            _positive(b, "each budget (facts changed per target)", MAX_BUDGET)
+            bounded_int(b, "each budget (facts changed per target)", 1, MAX_BUDGET)
             for b in listed(raw, "budgets", [10])
         ]
-        targets = _positive(raw.get("targets", 5), "targets (target facts per run)", MAX_TARGETS)
+        targets = bounded_int(raw.get("targets", 5), "targets (target facts per run)", 1, MAX_TARGETS)
         if "test_size" in raw:  # run_options reads it; a graph brings its own test facts
             raise ConfigError("a graph config takes no test_size: a graph brings its own test facts")
         seeds, _, baseline = run_options(raw)
@@ -309,9 +318,3 @@ def _detector_params(spec: GraphSpec) -> dict[str, Any]:
     if "interaction" in accepted and "interaction" not in params:
         params["interaction"] = spec.model.name
     return params
-
-
-def _positive(value: Any, what: str, most: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
-        raise ConfigError(f"{what} must be an integer in 1..{most}, got {value!r}")
-    return value

@@ -35,7 +35,16 @@ from poisonlab.data.dataset import Dataset
 from poisonlab.errors import ConfigError
 from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key, identity
 from poisonlab.experiments.records import PrivacyRecord
-from poisonlab.experiments.spec import NONE, Component, DataRef, HashedSpec, component, listed, run_options
+from poisonlab.experiments.spec import (
+    NONE,
+    Component,
+    DataRef,
+    HashedSpec,
+    bounded_int,
+    component,
+    listed,
+    run_options,
+)
 
 __all__ = ["PRIVACY_KEYS", "PrivacyScenario", "PrivacySpec"]
 
@@ -88,8 +97,8 @@ class PrivacyScenario(Scenario):
         models = [component(e, "models") for e in listed(raw, "models", ["logreg"])]
         attacks = [component(e, "attacks") for e in listed(raw, "attacks", [ATTACK])]
         defenses = [component(e, "defenses") for e in listed(raw, "defenses", [NONE])]
-        targets = _count(raw.get("targets", 50), "targets (pool rows attacked per run)", 1, MAX_TARGETS)
-        shadows = _count(raw.get("shadow_models", 16), "shadow_models", MIN_MODELS, MAX_MODELS)
+        targets = bounded_int(raw.get("targets", 50), "targets (pool rows attacked per run)", 1, MAX_TARGETS)
+        shadows = bounded_int(raw.get("shadow_models", 16), "shadow_models", MIN_MODELS, MAX_MODELS)
         seeds, _, _ = run_options(raw)
         for attack in attacks:
             if attack.name != ATTACK:
@@ -188,9 +197,3 @@ class PrivacyScenario(Scenario):
 
 def _identity(spec: PrivacySpec) -> dict[str, Any]:
     return {**identity(spec), "defense": spec.defense.label, "shadow_models": spec.shadow_models}
-
-
-def _count(value: Any, what: str, least: int, most: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
-        raise ConfigError(f"{what} must be an integer in {least}..{most}, got {value!r}")
-    return value

@@ -93,6 +93,13 @@ def component(entry: Any, key: str) -> Component:
     raise ConfigError(f"each entry of {key!r} must be a name or a table with a 'name', got {entry!r}")
 
 
+def bounded_int(value: Any, what: str, least: int, most: int) -> int:
+    """``value`` when it is an integer in ``least..most``; one line naming ``what`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+        raise ConfigError(f"{what} must be an integer in {least}..{most}, got {value!r}")
+    return value
+
+
 #: The largest seed NumPy's legacy generator and scikit-learn's ``random_state`` take.
 MAX_SEED = 2**32 - 1
 
