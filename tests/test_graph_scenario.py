@@ -197,3 +197,15 @@ def test_a_malformed_graph_file_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "broken.tsv" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_poisonlab_run_from_python_returns_the_graph_rows(tmp_path: Path) -> None:
+    import poisonlab
+
+    frame = poisonlab.run(config(targets=1, baseline=False), out=tmp_path / "py")
+    assert list(frame["scenario"]) == ["graph"]
+    assert frame["budget"].iloc[0] == 10 and frame["n_targets"].iloc[0] == 1
+    # one target: its reciprocal rank, averaged over the head and tail side, in (0, 1]
+    assert 0 < frame["target_mrr"].iloc[0] <= 1
+    again = poisonlab.load_results(tmp_path / "py")
+    assert again["target_mrr"].iloc[0] == frame["target_mrr"].iloc[0]
