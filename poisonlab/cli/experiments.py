@@ -246,10 +246,12 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
     for r in rows:
         if r.get(condition) is None:
             rate = "—"
+        elif graph:
+            rate = f"{r[condition]} facts"
+        elif privacy:
+            rate = str(r[condition])
         else:
-            rate = f"{r[condition]} facts" if graph else f"{100 * r[condition]:g}%"
-            if privacy:
-                rate = str(r[condition])
+            rate = f"{100 * r[condition]:g}%"
         cells = []
         one = r["n_seeds"] == 1  # one seed has no spread: "±0.0" would claim one
         for _, key in metrics:
@@ -264,8 +266,6 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
                 cells.append(_mean_std(value, ".2f", ".2f", one))
             elif key == "graph_mrr_change":
                 cells.append(_mean_std(value, "+.3f", ".3f", one))
-            elif key in ("mse_ratio", "dp_epsilon"):
-                cells.append(_mean_std(value, ".2f", ".2f", one))
             else:
                 cells.append(_pm(value, one))
         first: tuple[str, ...]
