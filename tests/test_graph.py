@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from poisonlab.attacks import ATTACKS
+from poisonlab.attacks.graph import rarer_entity
 from poisonlab.checks._data import toy_graph
 from poisonlab.data import GRAPHS, load_graph
 from poisonlab.data.graph import KnowledgeGraph
@@ -297,3 +298,18 @@ def test_attack_on_one_tsv_holds_the_target_out_of_it(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert absent.returncode == 2 and "is not a fact of g: there is nothing to demote" in absent.stderr
+
+
+def test_random_deletion_drops_facts_of_the_rarer_entity_and_reads_no_model() -> None:
+    graph, target = toy_graph()
+    attack = ATTACKS.create("kg_random").aim(target)
+    assert not ATTACKS.get("kg_random").tag("needs_model")
+    result = attack.poison(graph, 3, 0)
+    removed = result.removed
+    assert removed is not None and len(removed) == 3 and result.n_poison == 3
+    assert not result.poison_mask.any() and len(result.dataset) == len(graph) - 3
+    entity = rarer_entity(graph, target)
+    assert all(entity in (h, t) for h, _, t in removed)
+    assert np.array_equal(removed, attack.poison(graph, 3, 0).removed)  # the seed decides the draw
+    draws = {attack.poison(graph, 3, seed).removed.tobytes() for seed in range(5)}  # type: ignore[union-attr]
+    assert len(draws) > 1

@@ -25,6 +25,7 @@ from poisonlab.attacks.graph import (
     DirectDeletion,
     GraphAttack,
     InversionAttack,
+    RandomDeletion,
     SymmetryAttack,
 )
 from poisonlab.attacks.label_flip import FarthestFirstLabelFlip, RandomLabelFlip, TargetedLabelFlip
@@ -142,6 +143,11 @@ ATTACKS.add(
     "Knowledge graph, one target fact: deletions and additions ranked together (Zhang et al. 2019)",
 )
 ATTACKS.add(
+    "kg_random",
+    RandomDeletion,
+    "Knowledge graph, one target fact: delete random facts around its rarer entity (the baseline)",
+)
+ATTACKS.add(
     "kg_symmetry",
     SymmetryAttack,
     "Knowledge graph: raise a decoy above the target through a learnt symmetry (Bhardwaj et al. 2021)",
@@ -193,6 +199,7 @@ __all__ = [
     "NoAttack",
     "OptP",
     "PoisonResult",
+    "RandomDeletion",
     "RandomLabelFlip",
     "RuleImplant",
     "SleeperAgent",

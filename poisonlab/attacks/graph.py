@@ -59,6 +59,7 @@ __all__ = [
     "DirectDeletion",
     "GraphAttack",
     "InversionAttack",
+    "RandomDeletion",
     "SymmetryAttack",
     "rarer_entity",
 ]
@@ -141,7 +142,8 @@ class GraphAttack(Attack):
             raise DataError(f"attack {type(self).__name__} poisons a knowledge graph")
         self.check(dataset)  # parameters are checked here too: a graph attack runs outside a grid
         target = self._target(dataset)
-        added, removed = self._edits(dataset, target, self._model(dataset, rng), n_poison)
+        model = self._model(dataset, rng) if self.needs_model else None
+        added, removed = self._edits(dataset, target, model, n_poison, rng)
         added = np.asarray(added, dtype=np.int64).reshape(-1, 3)
         removed = np.asarray(removed, dtype=np.int64).reshape(-1, 3)
         kept = dataset.triples[~np.isin(dataset.keys(), dataset.keys(removed))]
@@ -153,7 +155,7 @@ class GraphAttack(Attack):
 
     @abstractmethod
     def _edits(
-        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
+        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         """Facts to add and facts to delete, together at most ``budget``."""
 
@@ -254,7 +256,7 @@ class _Direct(GraphAttack):
         return candidates[keep], gain[keep]
 
     def _edits(
-        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
+        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         candidates, gain = self._candidates(graph, target, model)
         present = graph.contains(candidates)
@@ -318,6 +320,31 @@ class DirectAttack(_Direct):
     """
 
 
+class RandomDeletion(GraphAttack):
+    """Delete ``budget`` random training facts around the target's rarer entity: the baseline.
+
+    The entity is the one the direct attacks perturb by default (:func:`rarer_entity`),
+    so a targeted attack's effect can be told from what any ``budget`` deletions
+    around that entity do. It reads no model.
+    """
+
+    needs_model: ClassVar[bool] = False
+
+    def __init__(self) -> None:  # no surrogate: none of the model parameters apply
+        super().__init__()
+
+    def check(self, dataset: Any) -> None:
+        """Nothing to check: the attack takes no parameters and reads no model."""
+
+    def _edits(
+        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        entity = rarer_entity(graph, target)
+        around = np.flatnonzero((graph.triples[:, 0] == entity) | (graph.triples[:, 2] == entity))
+        drop = rng.choice(around, size=min(budget, around.size), replace=False)
+        return np.zeros((0, 3), dtype=np.int64), graph.triples[np.sort(drop)]
+
+
 class _Pattern(GraphAttack):
     """Decoys and the budget loop shared by the inference-pattern attacks."""
 
@@ -325,7 +352,7 @@ class _Pattern(GraphAttack):
     cost: ClassVar[int] = 1
 
     def _edits(
-        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int
+        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         s, r, o = (int(v) for v in target)
         known = graph.keys()
