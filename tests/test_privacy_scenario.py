@@ -10,6 +10,7 @@ import pytest
 
 from poisonlab.cli import main
 from poisonlab.data import load_dataset
+from poisonlab.defenses import DEFENSES
 from poisonlab.errors import ConfigError, IncompatibleError
 from poisonlab.experiments import COLUMNS, SCENARIOS, PrivacyRecord, PrivacySpec, parse_config, run_grid
 from poisonlab.experiments.run import run_experiment
@@ -113,8 +114,20 @@ def test_dp_sgd_trains_every_model_and_records_its_epsilon() -> None:
     (spec,) = exp.runs
     record = run_experiment(spec, exp.dataset_of(spec))
     assert record.status == "ok", record.error
-    assert record.dp_epsilon is not None and record.dp_epsilon > 0
     assert record.defense.startswith("dp_sgd")
+    audit = membership_audit(
+        load_dataset("wine"),
+        model="mlp",
+        model_params={"epochs": 5},
+        n_models=6,
+        targets=5,
+        copies=4,
+        defense=DEFENSES.create("dp_sgd", noise_multiplier=1.0),
+        random_state=0,
+    )
+    assert audit.epsilon is not None and audit.epsilon > 0
+    assert record.dp_epsilon == pytest.approx(audit.epsilon)
+    assert record.lira_auc == pytest.approx(audit.poisoned.auc)
 
 
 def test_poisonlab_run_prints_lira_clean_beside_poisoned(
