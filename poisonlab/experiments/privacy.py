@@ -6,7 +6,7 @@ attacks × seeds`` into :class:`PrivacySpec` runs of
 
     scenario = "privacy"
     datasets = ["digits"]
-    models = ["logreg", "mlp"]
+    models = ["mlp"]         # dp_sgd trains torch models ("logreg" with defenses = ["none"])
     attacks = [{ name = "truth_serum", copies = 4 }, { name = "truth_serum", copies = 8 }]
     targets = 50             # pool rows attacked per run, drawn from the seed
     shadow_models = 16       # models on random halves; each is the victim once
