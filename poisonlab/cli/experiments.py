@@ -179,6 +179,8 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
     Classification cells show accuracies in %; regression cells show test MSE and
     its ratio to the clean baseline.
     """
+    from poisonlab.experiments.records import condition_text
+
     by, condition = (rows[0]["defended_by"], rows[0]["condition"]) if rows else ("defense", "poison_rate")
     keys = ("dataset", "model", by)
     header = {"rate": "malicious"} if condition == "malicious_share" else {}
@@ -244,14 +246,7 @@ def _summary_table(rows: list[dict[str, Any]]) -> Table:  # rows of experiments.
         # a narrow terminal wraps cells (a mean above its ±std) instead of cutting them short
         table.add_column(col, overflow="fold", justify=justify)
     for r in rows:
-        if r.get(condition) is None:
-            rate = "—"
-        elif graph:
-            rate = f"{r[condition]} facts"
-        elif privacy:
-            rate = str(r[condition])
-        else:
-            rate = f"{100 * r[condition]:g}%"
+        rate = condition_text(condition, r.get(condition)) or "—"
         cells = []
         one = r["n_seeds"] == 1  # one seed has no spread: "±0.0" would claim one
         for _, key in metrics:

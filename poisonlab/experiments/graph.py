@@ -46,7 +46,7 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from poisonlab.errors import ConfigError, DataError, IncompatibleError
+from poisonlab.errors import ConfigError, DataError
 from poisonlab.experiments.protocol import OnProgress, Scenario, Spec, data_key, identity
 from poisonlab.experiments.records import GraphRecord
 from poisonlab.experiments.spec import (
@@ -176,10 +176,8 @@ class GraphScenario(Scenario):
 
         checked: set[tuple[str, str]] = set()
         for spec in cast(Sequence[GraphSpec], specs):
-            split = data[data_key(spec.dataset, spec.data_digest)]
+            split = data[data_key(spec.dataset, spec.data_digest)]  # a GraphSplit: resolve_graph loaded it
             what = f"graph {spec.dataset.label!r}"
-            if not hasattr(split, "train"):
-                raise IncompatibleError(f"dataset {spec.dataset.label!r} is not a knowledge graph")
             if ("model", spec.model.label) not in checked:
                 checked.add(("model", spec.model.label))
                 model: Any = MODELS.require(spec.model.name, what, task="link_prediction").create(

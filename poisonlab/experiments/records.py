@@ -28,6 +28,7 @@ __all__ = [
     "PrivacyRecord",
     "RunRecord",
     "StreamRecord",
+    "condition_text",
     "derive",
     "from_stored",
 ]
@@ -432,6 +433,21 @@ class PrivacyRecord(RunRecord):
     def derive(cls, records: list[RunRecord]) -> list[RunRecord]:
         """Nothing to derive: each run holds its clean side (``acc_drop`` is computed in the run)."""
         return [r for r in records if isinstance(r, cls)]
+
+
+def condition_text(column: str, value: Any) -> str | None:
+    """A cell's condition as a reader says it (``None`` for a baseline, which has none).
+
+    A share in % (a poison rate, a share of malicious clients), a graph attack's
+    budget in facts per target, a membership audit's number of targets.
+    """
+    if value is None:
+        return None
+    if column == "budget":
+        return f"{value} facts per target"
+    if column == "n_targets":
+        return str(value)
+    return f"{100 * value:g}%"
 
 
 def _drop(base: float | None, acc: float | None) -> float | None:

@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from poisonlab.experiments.records import CentralisedRecord, FederatedRecord, RunRecord, StreamRecord
+from poisonlab.experiments.records import (
+    CentralisedRecord,
+    FederatedRecord,
+    RunRecord,
+    StreamRecord,
+    condition_text,
+)
 from poisonlab.experiments.spec import NONE
 from poisonlab.report.charts import Series, bars, lines, panels
 from poisonlab.report.page import Page, Plot, svg_of
@@ -89,15 +95,6 @@ def _grouped(records: Iterable[R], key: Callable[[R], Any]) -> dict[Any, list[R]
 
 def _rate(rate: float | None) -> str:
     return "no poison" if rate is None else f"{100 * rate:g}%"
-
-
-def _condition(name: str, value: Any) -> str:
-    """A cell's condition as a reader says it: a share in %, a graph's budget in facts, a count."""
-    if name == "budget":
-        return "no poison" if value is None else f"{value} facts per target"
-    if name == "n_targets":
-        return "—" if value is None else str(value)
-    return _rate(value)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -390,7 +387,8 @@ def _aggregate_table(page: Page, records: list[RunRecord]) -> None:
     header = ["dataset", "model", "attack", "condition", "defended by", "seeds", *(names[m] for m in metrics)]
     table = []
     for r in rows:
-        condition = f"{r['condition']} {_condition(r['condition'], r.get(r['condition']))}"
+        said = condition_text(r["condition"], r.get(r["condition"])) or "no poison"
+        condition = f"{r['condition']} {said}"
         cells = [r["dataset"], r["model"], r["attack"], condition, r[r["defended_by"]], r["n_seeds"]]
         for m in metrics:
             value = r.get(m)
