@@ -551,6 +551,29 @@ def test_relabelled_groups_finds_a_triggered_group_and_stays_silent_on_clean_blo
     assert found["f1"] >= 0.95, (found, groups.groups_)
     assert list(groups.groups_) == [0]
     assert groups.groups_[0]["own"] <= 0.15
+    assert groups.groups_[0]["coverage"] >= 0.8  # relabelled one by one: neighbours of their own
+
+
+def test_relabelled_groups_pass_a_compact_sub_style_that_borders_another_class() -> None:
+    """20 members of class 0 sit together at the edge of class 3: voted to 3, but one sub-population.
+
+    Relabelled samples each find their own neighbours in the class they came from;
+    these share a few at their border. The coverage test turns them down, and only
+    it: with ``min_coverage=0`` the same group is accepted.
+    """
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 80)
+    centres = rng.normal(scale=3.0, size=(10, 16))
+    X = centres[y] + rng.normal(size=(y.size, 16))
+    style = np.flatnonzero(y == 0)[:20]
+    edge = rng.normal(size=16)
+    X[style] = centres[3] + 4.5 * edge / np.linalg.norm(edge) + rng.normal(scale=0.1, size=(20, 16))
+    dataset = Dataset.from_arrays(X.astype(np.float32), y)
+    groups = RelabelledGroups().fit(dataset, Evidence(representations=X, view=X.copy()))
+    assert groups.groups_ == {} and not groups.auto_flags().any()
+    unchecked = RelabelledGroups(min_coverage=0.0).fit(dataset, Evidence(representations=X, view=X.copy()))
+    assert set(np.flatnonzero(unchecked.auto_flags())) == set(style)
+    assert unchecked.groups_[0]["coverage"] < 0.35  # measured 0.23
 
 
 def test_separated_clusters_finds_a_trigger_that_keeps_its_labels_and_is_silent_on_clean_blobs() -> None:
