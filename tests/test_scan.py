@@ -326,6 +326,22 @@ def test_scan_says_per_class_what_it_flagged_how_it_did_against_the_mask_and_why
     assert "most suspicious samples" not in out and "flagged per class" in out
 
 
+def test_scan_says_when_the_out_of_sample_model_disputes_many_labels(tmp_path: Path, capsys) -> None:
+    """30% of wine's labels flipped: the scan warns that label flags may hit clean rows; clean: no note."""
+    from poisonlab.cli import main
+
+    noisy = tmp_path / "wine_noisy.npz"
+    assert main(["attack", "label_flip", "wine", "--rate", "0.3", "--out", str(noisy), "--seed", "0"]) == 0
+    capsys.readouterr()
+    main(["scan", str(noisy), "--top", "0"])
+    out = capsys.readouterr().out
+    agreement = float(out.split("agrees with only ")[1].split("%")[0]) / 100
+    assert agreement < 0.8  # about 0.7 of the labels are right, and the model finds most of the rest
+    assert "the classes overlap" in out
+    main(["scan", "wine", "--top", "0"])
+    assert "agrees with only" not in capsys.readouterr().out  # clean wine: 0.97 agree
+
+
 def test_a_fixed_contamination_ranks_per_class_scores_on_one_scale() -> None:
     """A bimodal clean class outscores the poisons globally; calibrated per class, the poisons win."""
     from poisonlab.defenses.detectors import calibrate_by_class, flag_top

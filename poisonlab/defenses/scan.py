@@ -34,6 +34,18 @@ class ScanReport:
         return int(self.flags.sum())
 
     @property
+    def label_agreement(self) -> float | None:
+        """Share of rows whose out-of-sample predicted label is the given one (None for regression).
+
+        Low agreement means many labels are wrong or the classes overlap; where
+        they overlap, clean rows disagree with any model too, and label-based flags
+        there are less reliable.
+        """
+        if self.predicted_labels is None:
+            return None
+        return float(np.mean(self.predicted_labels == self.dataset.original_labels()))
+
+    @property
     def flagged(self) -> np.ndarray:
         """Indices of the flagged rows, in input order."""
         return np.flatnonzero(self.flags)
