@@ -48,19 +48,18 @@ def compute_evidence(
     the label-free space of group votes: those inputs for tabular data, the top
     30 principal components of the raw pixels for images (on 28×28 digits, k-NN in that space
     agrees with the true label of 94% of samples, and a small trigger barely moves
-    a sample in it). Colour images are first normalised channel by channel within
-    each image (:func:`_contrast_normalised`): there each picture's own colours and
+    a sample in it). Colour images are first normalised channel by channel within each
+    image (:func:`_contrast_normalised`): there each picture's own colours and
     lighting would otherwise make most of the pixels' variance. The CNN proxy trains
     for :func:`proxy_epochs` epochs, so that larger images cost a bounded amount of
-    compute. The cross-fitted CNNs train on images
-    moved by random whole-pixel offsets (:func:`fold_shift`: 2 pixels on 28×28, none
-    on 8×8), the translation augmentation of Simard et al. (2003): a proxy that
-    generalises better makes fewer confident mistakes on clean samples, and those
-    are what label-noise flags on clean data are made of (on development `mnist`
-    draws its out-of-sample accuracy went from 93–94% to 95%, and the samples of two
-    clean splits flagged by confident learning from 56 and 66 to 23 and 17). The
-    full-data proxy is not augmented: its representations must carry a trigger at
-    the place the poisons carry it.
+    compute. The cross-fitted CNNs train on images moved by random whole-pixel offsets
+    (:func:`fold_shift`: 2 pixels on 28×28, none on 8×8), the translation augmentation
+    of Simard et al. (2003): a proxy that generalises better makes fewer confident
+    mistakes on clean samples, and those are what label-noise flags on clean data are
+    made of (on development `mnist` draws its out-of-sample accuracy went from 93–94%
+    to 95%, and the samples of two clean splits flagged by confident learning from 56
+    and 66 to 23 and 17). The full-data proxy is not augmented: its representations
+    must carry a trigger at the place the poisons carry it.
 
     With the user's ``features`` the full-data proxy supplies only the per-sample
     losses (the representations are the features themselves): ``losses=False``, for
@@ -200,9 +199,10 @@ def _contrast_normalised(X: np.ndarray) -> np.ndarray:
     digits and ``mnist``) are returned as they are (their measured figures were
     made on raw pixels).
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = np.array(X, dtype=np.float64)  # a copy: normalised in place below
     if X.ndim != 4 or X.shape[1] == 1:
         return X
-    mean = X.mean(axis=(2, 3), keepdims=True)
     spread = np.sqrt(X.var(axis=(2, 3), keepdims=True) + 10 / 255**2)  # their 10, on 0–255 pixels
-    return (X - mean) / spread
+    X -= X.mean(axis=(2, 3), keepdims=True)
+    X /= spread
+    return X

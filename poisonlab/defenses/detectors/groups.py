@@ -62,10 +62,10 @@ class RelabelledGroups(Detector):
        also left out of the vote, until no more are accepted (an all-to-all
        trigger's samples in other classes would otherwise split each vote). A
        group must also be spread like the classes it is voted into
-       (``min_coverage``, below). Of the accepted sides, the one with the most confident mass (the sum of vote
-       shares of the members voted away from ``c``) is kept: a part of a trigger
-       group is often a little more confident than the whole, so confidence alone
-       would keep a part.
+       (``min_coverage``, below). Of the accepted sides, the one with the most
+       confident mass (the sum of vote shares of the members voted away from
+       ``c``) is kept: a part of a trigger group is often a little more
+       confident than the whole, so confidence alone would keep a part.
     4. **Purification**: members that the same vote returns to ``c`` are unflagged.
 
     **Coverage.** Relabelled samples were drawn one by one from the classes they
