@@ -41,18 +41,19 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _bars import report_bars  # benchmarks/ is on sys.path when a script runs
 
 IMAGE = ("digits", "mnist")
-BACKDOORS = {
+BACKDOORS: dict[str, tuple[str, dict[str, Any]]] = {
     "badnets": ("badnets", {}),
     "pixel": ("badnets", {"patch_size": 1, "pattern": "white"}),
     "blended": ("blended", {"alpha": 0.2}),
 }
 #: blends stronger than the bars' 20%, scanned with ``--strong-blends`` (5% only, outside the bars)
-STRONG = {
+STRONG: dict[str, tuple[str, dict[str, Any]]] = {
     "blended40": ("blended", {"alpha": 0.4}),
     "blended60": ("blended", {"alpha": 0.6}),
 }
