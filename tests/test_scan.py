@@ -337,6 +337,8 @@ def test_scan_says_when_the_out_of_sample_model_disputes_many_labels(tmp_path: P
     out = capsys.readouterr().out
     agreement = float(out.split("agrees with only ")[1].split("%")[0]) / 100
     assert agreement < 0.8  # about 0.7 of the labels are right, and the model finds most of the rest
+    main(["scan", str(noisy), "--json"])
+    assert json.loads(capsys.readouterr().out)["label_agreement"] == pytest.approx(agreement, abs=0.005)
     assert "the classes overlap" in out
     main(["scan", "wine", "--top", "0"])
     assert "agrees with only" not in capsys.readouterr().out  # clean wine: 0.97 agree

@@ -85,6 +85,7 @@ class ScanReport:
             "scores": self.scores.tolist(),
             "given_labels": self.dataset.original_labels().tolist(),
             "predicted_labels": None if self.predicted_labels is None else self.predicted_labels.tolist(),
+            "label_agreement": self.label_agreement,
             "detectors": {
                 name: {"scores": s.tolist(), "flags": np.flatnonzero(f).tolist()}
                 for name, (s, f) in self.per_detector.items()
