@@ -94,7 +94,7 @@ def _grouped(records: Iterable[R], key: Callable[[R], Any]) -> dict[Any, list[R]
 
 
 def _rate(rate: float | None) -> str:
-    return "no poison" if rate is None else f"{100 * rate:g}%"
+    return condition_text("poison_rate", rate) or "no poison"
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -383,6 +383,8 @@ class _Voter:
 
     def __init__(self, search: NeighbourSearch, y: np.ndarray, n_classes: int, k: int, removed: np.ndarray):
         self.search, self.y, self.n_classes, self.k, self.removed = search, y, n_classes, k, removed
+        #: the rows every vote may read (random members for :meth:`coverage` are drawn among them)
+        self.available = np.setdiff1d(np.arange(y.size), removed)
         self._votes: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _vote(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -414,9 +416,8 @@ class _Voter:
             return 0.0
         own = _distinct_share(neighbours[away])
         rng = np.random.default_rng(list(seed))
-        available = np.setdiff1d(np.arange(self.y.size), self.removed)
         classes, counts = np.unique(voted[away], return_counts=True)
-        pools = [available[self.y[available] == d] for d in classes]
+        pools = [self.available[self.y[self.available] == d] for d in classes]
         null = []
         for _ in range(draws):
             picks = zip(pools, counts, strict=True)
