@@ -461,7 +461,6 @@ def test_receiving_classes_see_one_class_relabelled_into_the_next() -> None:
     assert not _receiving_classes(y, spread, suspects, 10, 0.05).any()
 
 
-
 def test_a_class_that_gives_many_split_votes_is_still_seen_receiving_confident_ones() -> None:
     """Class 6 receives 30 samples whose neighbours are nearly all of another class (9 of 10),
     and 40 samples of other classes look a little like 6 (6 of 10): over every suspect its
@@ -479,6 +478,7 @@ def test_a_class_that_gives_many_split_votes_is_still_seen_receiving_confident_o
     assert _receiving_classes(y, majority, disagree >= 0.8, 10, 0.05)[6]
     receiving = _receiving(y, majority, disagree, 10, 0.05, 0.8)
     assert np.flatnonzero(receiving).tolist() == [6]
+
 
 def test_relabelled_groups_find_an_all_to_all_trigger() -> None:
     """Six triggered samples of class c - 1 relabelled c, in every class: every class's group is found.
