@@ -738,14 +738,14 @@ def test_relabelled_groups_find_a_tabular_trigger_that_moves_its_rows_towards_th
 
 def test_shared_value_groups_need_two_narrow_columns_and_keep_rows_holding_the_values() -> None:
     """A cluster narrow in 3 columns is offered, with every row of the class inside its range."""
-    from poisonlab.defenses.detectors.groups import _holding, _shared_value_groups
+    from poisonlab.defenses.detectors.groups import _shared_value_groups
 
     rng = np.random.default_rng(0)
     V = rng.normal(size=(120, 10))
     V[:15, :3] = 4.0 + rng.normal(scale=0.01, size=(15, 3))  # 15 rows share 3 values
     groups = _shared_value_groups(V, np.arange(120), 0, 0.05)
     assert groups, "the shared-value cluster was not offered"
-    for cluster, columns in groups:
+    for holding, columns in groups:
         assert set(np.flatnonzero(columns)) == {0, 1, 2}
-        assert set(np.flatnonzero(_holding(V, np.arange(120), cluster, columns))) == set(range(15))
+        assert set(np.flatnonzero(holding)) == set(range(15))
     assert _shared_value_groups(rng.normal(size=(120, 10)), np.arange(120), 0, 0.05) == []

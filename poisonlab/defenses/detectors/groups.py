@@ -186,7 +186,7 @@ class RelabelledGroups(Detector):
             early = np.hstack([early, dataset.X.reshape(n, -1).astype(np.float64)])
         # Each class's candidate groups: the distinct sides of every self-trained split.
         candidates: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
-        #: per class, for tabular rows: view clusters sharing a few near-constant columns
+        #: per class, for tabular rows: (rows holding a few shared values, those columns)
         shared: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         for c in np.unique(y):
             idx = np.flatnonzero(y == c)
@@ -238,8 +238,7 @@ class RelabelledGroups(Detector):
                 if c in accepted:
                     continue
                 vote = _Voter(search, y, n_classes, self.k, removed)
-                best, best_mass = None, -1.0
-                best_vote: _Voter | None = vote
+                best, best_mass, purify = None, -1.0, True
                 for side in sides:
                     verdict = self._judge(vote, idx, side, c)
                     if verdict is not None and verdict["mass"] > best_mass:
@@ -248,15 +247,14 @@ class RelabelledGroups(Detector):
                 # A group that shares values is a trigger's signature: it is preferred to
                 # any side above, which may hold clean rows voted away beside the poisons.
                 best_shared = -1.0
-                for cluster, columns in shared.get(c, []):
+                for holding, columns in shared.get(c, []):
                     key = columns.tobytes()
                     if key not in content_searches:
                         content_searches[key] = NeighbourSearch(np.ascontiguousarray(view[:, ~columns]))
                     content_vote = _Voter(content_searches[key], y, n_classes, self.k, removed)
-                    holding = _holding(view, idx, cluster, columns)
                     verdict = self._judge(content_vote, idx, holding, c, max_own=self.max_own_shared)
                     if verdict is not None and verdict["mass"] > best_shared:
-                        best, best_vote, best_shared = idx[holding], None, verdict["mass"]
+                        best, best_shared, purify = idx[holding], verdict["mass"], False
                         self.groups_[c] = {
                             **verdict,
                             "round": float(round_),
@@ -265,7 +263,7 @@ class RelabelledGroups(Detector):
                 if best is not None:
                     # members voted back into c leave a side; a shared-value group is kept
                     # whole, since its members are the rows that hold the values
-                    found[c] = best if best_vote is None else best[best_vote(best)[0] != c]
+                    found[c] = best[vote(best)[0] != c] if purify else best
             if not found:
                 break
             accepted.update(found)
@@ -366,14 +364,15 @@ def _receiving_classes(
 def _shared_value_groups(
     view: np.ndarray, idx: np.ndarray, seed: int, max_ratio: float, min_shared: int = 2
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Clusters of one class (k-means on its standardised view, k = 2 and 4) that share a few columns.
+    """Rows of one class that share values: from k-means clusters (k = 2 and 4) of its standardised view.
 
-    Returns ``(cluster, columns)`` pairs: the cluster as a mask over ``idx``, and the
-    columns on which its spread is below ``max_ratio`` of the class's (at least
-    ``min_shared``, at most half of them; in a few dozen rows one column of a dozen
-    is often narrow by chance). Rows that hold a few features at common values, as a
-    tabular trigger sets them, form such a cluster; a cluster of clean rows, or of
-    relabelled rows without a trigger, varies in every column much as its class does.
+    Returns ``(holding, columns)`` pairs, both masks: the columns on which a cluster's
+    spread is below ``max_ratio`` of the class's (at least ``min_shared``, at most half
+    of them; in a few dozen rows one column of a dozen is often narrow by chance), and
+    the rows of ``idx`` that hold the cluster's values on them (:func:`_holding`).
+    Rows that hold a few features at common values, as a tabular trigger sets them,
+    form such a cluster; a cluster of clean rows, or of relabelled rows without a
+    trigger, varies in every column much as its class does.
     """
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import StandardScaler
@@ -396,18 +395,17 @@ def _shared_value_groups(
                 continue
             columns = (V[cluster].std(axis=0) < max_ratio * spread) & (spread > 0)
             if min_shared <= columns.sum() <= view.shape[1] // 2:
-                out.append((cluster, columns))
+                out.append((_holding(V[:, columns], spread[columns], cluster), columns))
     return out
 
 
-def _holding(view: np.ndarray, idx: np.ndarray, cluster: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """A mask over ``idx``: the rows whose shared columns lie within the cluster's range on each.
+def _holding(V: np.ndarray, spread: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """The rows of ``V`` (a class's shared columns) within the cluster's range on each column.
 
-    The range is widened by a tenth of the class's spread: a cluster found by
+    The range is widened by a tenth of the class's ``spread``: a cluster found by
     k-means can miss a few rows that share the same values.
     """
-    V = view[np.ix_(idx, np.flatnonzero(columns))]
-    margin = 0.1 * V.std(axis=0)
+    margin = 0.1 * spread
     low, high = V[cluster].min(axis=0) - margin, V[cluster].max(axis=0) + margin
     return np.all((V >= low) & (V <= high), axis=1)
 
