@@ -480,6 +480,24 @@ def test_a_class_that_gives_many_split_votes_is_still_seen_receiving_confident_o
     assert np.flatnonzero(receiving).tolist() == [6]
 
 
+def test_confident_suspects_propose_a_group_too_small_for_the_receiving_test() -> None:
+    """BadNets at 1% of a digits split (12 poisons relabelled 5): class 5 also gives a few
+    samples to others, so it is not seen receiving and no 2-means split holds the poisons;
+    its confident suspects, proposed as a group, are."""
+    train, _ = train_test_split(load_dataset("digits"), test_size=0.3, random_state=31)
+    rng = np.random.default_rng(31)
+    result = ATTACKS.create("badnets", target=int(rng.integers(train.n_classes))).poison(train, 0.01, rng)
+    evidence = compute_evidence(result.dataset, random_state=31)
+    mask = result.poison_mask
+    found = RelabelledGroups(random_state=31).fit(result.dataset, evidence)
+    assert found.receiving_classes_.size == 0
+    flags = found.auto_flags()
+    # measured: 12 of 12, no false flag; without the proposal none
+    assert (flags & mask).sum() >= 11 and (flags & ~mask).sum() <= 2
+    without = RelabelledGroups(random_state=31, confident_proposals=False).fit(result.dataset, evidence)
+    assert (without.auto_flags() & mask).sum() <= 6
+
+
 def test_relabelled_groups_find_an_all_to_all_trigger() -> None:
     """Six triggered samples of class c - 1 relabelled c, in every class: every class's group is found.
 
