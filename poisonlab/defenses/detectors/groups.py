@@ -28,7 +28,7 @@ class RelabelledGroups(Detector):
        standardised early representations (joined with the raw pixels, for
        images), and on the
        penultimate representations (after PCA to 10 dimensions), the split of
-       activation clustering (Chen et al. 2018); and
+       activation clustering (Chen et al. 2018);
        (b) when class ``c`` *receives* clearly more k-NN disagreements than it
        gives, the members whose k nearest neighbours in the label-free view mostly
        carry other labels. The test on (b) is one-sided binomial: under label
@@ -48,8 +48,8 @@ class RelabelledGroups(Detector):
        naturally gives many, 6 on ``mnist``, hid the 35 one-pixel poisons it had
        received at 1%); the pair test of an all-to-all trigger, whose poisons'
        neighbours include triggered samples of other classes, needs every suspect.
-       (c) In a class that does not receive, its confident suspects (at least
-       three): 12 poisons at 1% of 8×8 digits can be too few for the test when
+       (c) In a class that does not receive, its confident suspects, when there
+       are at least three: 12 poisons at 1% of 8×8 digits can be too few for the test when
        the class also gives a few samples to others (class 1 received 8
        confident disagreements and gave 2), and no 2-means split held them. On
        development draws 30–39 of digits at 1% this found 310 of 360 poisons
@@ -203,13 +203,14 @@ class RelabelledGroups(Detector):
             E = StandardScaler().fit_transform(early[idx])
             P = StandardScaler().fit_transform(evidence.representations[idx])
             proposals = [_two_means(E, self.random_state), _two_means(P, self.random_state)]
+            confident = disagree[idx] >= self.min_flow
             if receiving[c]:
                 proposals.append(suspects[idx])
-            elif self.confident_proposals and np.sum(disagree[idx] >= self.min_flow) >= 3:
-                # A small group can be too small for the receiving test (12 poisons in a
-                # class of 140 whose samples also leave for others), so the confident
-                # suspects of every class are a proposal too: the vote still decides.
-                proposals.append(disagree[idx] >= self.min_flow)
+            elif self.confident_proposals and confident.sum() >= 3:
+                # A group can be too small for the receiving test (12 poisons in a class
+                # of 140 whose samples also leave for others): its confident suspects
+                # are a proposal too, and the vote still decides.
+                proposals.append(confident)
             # Self-training runs in the early space and in the early and penultimate
             # spaces joined, each with ridge penalties 0.1 and 1. When the two are one
             # space (the user's features), the joined space [E, E] / sqrt(d) has the
