@@ -366,6 +366,21 @@ def test_a_grid_refuses_a_torch_defense_for_a_scikit_learn_model() -> None:
         parse_config(config)
 
 
+def test_a_grid_refuses_an_unreachable_epsilon_before_any_run(tmp_path, capsys) -> None:
+    config = {
+        "datasets": ["digits"],
+        "models": [{"name": "cnn", "epochs": 3}],
+        "attacks": ["badnets"],
+        "defenses": [{"name": "dp_sgd", "target_epsilon": 1e-3}],
+    }
+    with pytest.raises(
+        ConfigError, match=r"target ε = 0.001 cannot be reached in 3 epochs .* on 1347 samples"
+    ):
+        parse_config(config)
+    config["defenses"] = [{"name": "dp_sgd", "target_epsilon": 8.0}]
+    parse_config(config)  # reachable: planned without complaint
+
+
 def test_certify_prints_the_curve_and_writes_radii(tmp_path, capsys) -> None:
     out = tmp_path / "radii.csv"
     assert main(["certify", "digits", "--partitions", "50", "--out", str(out)]) == 0

@@ -10,6 +10,7 @@ recorded as a :class:`~poisonlab.experiments.records.CentralisedRecord`.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -127,6 +128,17 @@ class CentralisedScenario(Scenario):
             if DEFENSES.get(spec.defense.name).tag("needs_torch"):
                 needs = f"defense {spec.defense.label!r}, which trains a torch model"
                 MODELS.require(spec.model.name, needs, torch=True)
+            key = ("fit", f"{spec.defense.label} {spec.model.label} {spec.test_size}", what)
+            if key not in checked:  # a setting that the training set's size rules out (DP-SGD's ε)
+                checked.add(key)
+                built_defense = DEFENSES.create(spec.defense.name, **spec.defense.params)
+                if hasattr(built_defense, "check_fit"):
+                    n_train = len(dataset) - math.ceil(spec.test_size * len(dataset))  # the split's size
+                    model = MODELS.create(spec.model.name, **spec.model.params)
+                    try:
+                        built_defense.check_fit(n_train, model)
+                    except ConfigError as exc:
+                        raise ConfigError(f"defense {spec.defense.label!r} on {what}: {exc}") from None
 
     def execute(self, spec: Spec, data: Dataset, on_progress: OnProgress | None = None) -> CentralisedRecord:
         """Split → poison → defend → train → evaluate.

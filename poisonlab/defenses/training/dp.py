@@ -110,6 +110,14 @@ class DPSGD:
                 f"{batch_size} on {n_train} samples (δ = {delta:.2g}); raise ε or train fewer epochs"
             ) from None
 
+    def check_fit(self, n_train: int, model: Any) -> None:
+        """Before any run: one line if ``target_epsilon`` is out of reach for ``model`` on n_train rows."""
+        torch_model(model, "dp_sgd")
+        self.noise_for(n_train, model.batch_size, model.epochs, self._delta(n_train))
+
+    def _delta(self, n_train: int) -> float:
+        return self.delta if self.delta is not None else 1.0 / (10 * n_train)
+
     def train(self, train: Dataset, make_model: MakeModel, rng: np.random.Generator) -> TrainedModel:
         import torch
         from opacus import PrivacyEngine
@@ -118,7 +126,7 @@ class DPSGD:
         model = torch_model(make_model(int(rng.integers(2**31 - 1))), "dp_sgd")
         inputs, targets = model.start(train.X, train.y)
         check_private_layers(model.net_)
-        delta = self.delta if self.delta is not None else 1.0 / (10 * len(train))
+        delta = self._delta(len(train))
         sigma = self.noise_for(len(train), model.batch_size, model.epochs, delta)
         loader = torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(inputs, targets),
