@@ -545,6 +545,25 @@ def test_tabular_evidence_keeps_standardised_inputs_and_linear_cross_fitted_prob
     assert np.mean(evidence.pred_probs.argmax(axis=1) == data.y) > 0.95
 
 
+def test_knn_label_s_confident_rule_is_quiet_where_classes_overlap_and_still_finds_flips() -> None:
+    """Clean breast_cancer: a fixed majority flags every mixed neighbourhood, the calibrated rule does not."""
+    from poisonlab.defenses.detectors import KNNLabelDisagreement
+
+    train, _ = train_test_split(load_dataset("breast_cancer"), test_size=0.3, random_state=0)
+    evidence = compute_evidence(train)
+    # measured on this split: 0.25% (confident) and 2.0% (majority at k = 10)
+    assert KNNLabelDisagreement().fit(train, evidence).auto_flags().mean() <= 0.01
+    majority = KNNLabelDisagreement(k=10, rule="majority").fit(train, evidence).auto_flags()
+    assert majority.mean() >= 0.015
+    flipped = ATTACKS.create("label_flip").poison(train, 0.1, np.random.default_rng(0))
+    flags = KNNLabelDisagreement().fit(flipped.dataset, compute_evidence(flipped.dataset)).auto_flags()
+    found = (flags & flipped.poison_mask).sum()
+    # measured on this split: recall 0.92, precision 0.88
+    assert found / flipped.poison_mask.sum() >= 0.75 and found / flags.sum() >= 0.75
+    with pytest.raises(ValueError, match="rule must be"):
+        KNNLabelDisagreement(rule="plurality")
+
+
 @pytest.mark.parametrize("name", ["spectral", "spectre"])
 def test_spectral_with_epsilon_removes_the_papers_share_of_every_class(name: str) -> None:
     """Tran et al.'s and Hayase et al.'s rule: the 1.5·ε highest scores of each class, poisons among them."""

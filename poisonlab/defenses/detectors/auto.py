@@ -68,7 +68,7 @@ class AutoDetector(Detector):
             return self._score_regression(dataset)
         assert evidence.pred_probs is not None  # guaranteed by `needs`
         y = dataset.y
-        knn = KNNLabelDisagreement().fit(dataset, evidence)
+        knn = KNNLabelDisagreement(k=10, rule="majority").fit(dataset, evidence)
         cl = ConfidentLearning().fit(dataset, evidence)
         own_prob = evidence.pred_probs[np.arange(len(dataset)), y]
         self.label_noise_ = knn.auto_flags() & (cl.auto_flags() | (own_prob < self.max_own_prob))

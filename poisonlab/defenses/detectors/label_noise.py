@@ -15,28 +15,65 @@ class KNNLabelDisagreement(Detector):
     A flipped label sits among neighbours of its true class, so most of them
     disagree with it. Neighbours are read in the evidence's ``inputs`` when present
     (standardised tabular inputs, which no model fitted to the noisy labels) and
-    in the proxy's representations otherwise. The automatic rule flags samples where a clear majority of
-    neighbours (more than ``majority``) disagree. Neighbours are found with
-    the shared neighbour search (:mod:`poisonlab.defenses.neighbours`: exact
-    up to 20,000 samples, an inverted-file index above).
+    in the proxy's representations otherwise, and found with the shared neighbour
+    search (:mod:`poisonlab.defenses.neighbours`: exact up to 20,000 samples, an
+    inverted-file index above). The score is the share of neighbours labelled
+    otherwise (Paudice et al. 2018).
+
+    The automatic rule depends on ``rule``:
+
+    - ``"confident"`` (the default): the neighbours' label shares are read as
+      out-of-sample class probabilities (a sample is never its own neighbour,
+      add-½ smoothing) and pruned by confident learning (Northcutt et al. 2021,
+      ``prune_by_noise_rate``): a sample counts as mislabelled only when its
+      neighbours vote for another class at least as strongly as that class's own
+      members' neighbours do on average, and no more are flagged per pair of
+      classes than that estimate of the noise allows. Where classes overlap in
+      the raw features, a boundary sample's neighbourhood is mixed, and so is its
+      class's on average: it is not flagged.
+    - ``"majority"``: Paudice et al.'s fixed threshold, a share of disagreeing
+      neighbours above ``majority``. It flags every sample with a mixed
+      neighbourhood, 2–3.5% of clean breast_cancer training splits (seeds 0–2);
+      ``auto`` uses it at k = 10 only together with a second witness.
+
+    ``k`` = 20 and the confident rule were chosen on seeds 0–2 of digits,
+    breast_cancer, wine and ``mnist`` (0–1), clean and with 10% and 20% uniform
+    and class-conditional flips; they flag at most 1.26% of those clean splits
+    (0.00–0.09% of digits, wine and ``mnist``), against 3.5% for the majority
+    rule, at recall 0.59–1.00 on the flips (majority: 0.88–1.00).
 
     References
     ----------
     A. Paudice, L. Muñoz-González, E. C. Lupu. "Label Sanitization Against Label
     Flipping Poisoning Attacks." ECML PKDD Workshops, 2018 (k-NN relabelling defence).
+    C. G. Northcutt, L. Jiang, I. L. Chuang. "Confident Learning: Estimating
+    Uncertainty in Dataset Labels." JAIR 70, 2021.
     """
 
-    def __init__(self, *, k: int = 10, majority: float = 0.5) -> None:
+    def __init__(self, *, k: int = 20, rule: str = "confident", majority: float = 0.5) -> None:
+        if rule not in ("confident", "majority"):
+            raise ValueError(f"rule must be 'confident' or 'majority', got {rule!r}")
         self.k = positive_int(k, "k")
+        self.rule = rule
         self.majority = majority
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         reps = evidence.representations if evidence.inputs is None else evidence.inputs
-        neighbour_labels = dataset.y[evidence.neighbours(reps, "cosine").query(None, self.k)]
-        return np.mean(neighbour_labels != dataset.y[:, None], axis=1)
+        self.neighbour_labels_ = dataset.y[evidence.neighbours(reps, "cosine").query(None, self.k)]
+        return np.mean(self.neighbour_labels_ != dataset.y[:, None], axis=1)
 
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
-        return scores > self.majority
+        if self.rule == "majority":
+            return scores > self.majority
+        from cleanlab.filter import find_label_issues
+
+        n, k = self.neighbour_labels_.shape
+        n_classes = max(dataset.n_classes, int(dataset.y.max()) + 1)
+        votes = np.zeros((n, n_classes))
+        np.add.at(votes, (np.repeat(np.arange(n), k), self.neighbour_labels_.ravel()), 1.0)
+        probs = (votes + 0.5) / (k + 0.5 * n_classes)
+        flags = find_label_issues(dataset.y, probs, filter_by="prune_by_noise_rate", n_jobs=1)
+        return np.asarray(flags, dtype=bool)
 
 
 class DeepKNN(Detector):
