@@ -366,7 +366,7 @@ def test_a_grid_refuses_a_torch_defense_for_a_scikit_learn_model() -> None:
         parse_config(config)
 
 
-def test_a_grid_refuses_an_unreachable_epsilon_before_any_run(tmp_path, capsys) -> None:
+def test_a_grid_refuses_an_unreachable_epsilon_before_any_run() -> None:
     config = {
         "datasets": ["digits"],
         "models": [{"name": "cnn", "epochs": 3}],
