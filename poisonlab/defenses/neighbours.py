@@ -191,5 +191,13 @@ class NeighbourSearch:
         return found
 
 
+def label_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Votes per class of each row of neighbour labels: ``(N, k)`` labels → ``(N, n_classes)`` counts."""
+    rows = np.repeat(np.arange(labels.shape[0]), labels.shape[1])
+    counts = np.zeros((labels.shape[0], n_classes), dtype=np.int64)
+    np.add.at(counts, (rows, labels.ravel()), 1)
+    return counts
+
+
 def _unit(X: np.ndarray) -> np.ndarray:
     return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)

@@ -15,7 +15,7 @@ import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
-from poisonlab.defenses.neighbours import NeighbourSearch
+from poisonlab.defenses.neighbours import NeighbourSearch, label_counts
 from poisonlab.validation import positive_int
 
 
@@ -322,15 +322,8 @@ def _knn_votes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each sample's share of k nearest neighbours labelled otherwise, and their majority label."""
     labels = y[search.query(None, k)]
-    counts = _label_counts(labels, n_classes)
+    counts = label_counts(labels, n_classes)
     return np.mean(labels != y[:, None], axis=1), counts.argmax(axis=1)
-
-
-def _label_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    rows = np.repeat(np.arange(labels.shape[0]), labels.shape[1])
-    counts = np.zeros((labels.shape[0], n_classes), dtype=np.int64)
-    np.add.at(counts, (rows, labels.ravel()), 1)
-    return counts
 
 
 def _receiving(
@@ -578,5 +571,5 @@ def _exclusion_vote(
     """
     exclude = members if also is None or also.size == 0 else np.union1d(members, also)
     neighbours = search.query(members, k, exclude=exclude)
-    counts = _label_counts(y[neighbours], n_classes)
+    counts = label_counts(y[neighbours], n_classes)
     return counts.argmax(axis=1), counts.max(axis=1) / neighbours.shape[1], neighbours

@@ -6,6 +6,7 @@ import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
+from poisonlab.defenses.neighbours import label_counts
 from poisonlab.validation import positive_int
 
 
@@ -68,11 +69,9 @@ class KNNLabelDisagreement(Detector):
             return scores > self.majority
         from cleanlab.filter import find_label_issues
 
-        n, k = self.neighbour_labels_.shape
-        n_classes = max(dataset.n_classes, int(dataset.y.max()) + 1)
-        votes = np.zeros((n, n_classes))
-        np.add.at(votes, (np.repeat(np.arange(n), k), self.neighbour_labels_.ravel()), 1.0)
-        probs = (votes + 0.5) / (k + 0.5 * n_classes)
+        n_classes = _n_classes(dataset)
+        votes = label_counts(self.neighbour_labels_, n_classes)
+        probs = (votes + 0.5) / (self.neighbour_labels_.shape[1] + 0.5 * n_classes)
         flags = find_label_issues(dataset.y, probs, filter_by="prune_by_noise_rate", n_jobs=1)
         return np.asarray(flags, dtype=bool)
 
@@ -108,8 +107,7 @@ class DeepKNN(Detector):
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         k = self.neighbours(len(dataset))
         labels = dataset.y[evidence.neighbours(evidence.representations).query(None, k)]
-        counts = np.zeros((len(dataset), max(dataset.n_classes, int(dataset.y.max()) + 1)), dtype=np.int64)
-        np.add.at(counts, (np.repeat(np.arange(len(dataset)), k), labels.ravel()), 1)
+        counts = label_counts(labels, _n_classes(dataset))
         # ties go to the sample's own label: flagged only when another label has strictly more votes
         own = counts[np.arange(len(dataset)), dataset.y]
         counts[np.arange(len(dataset)), dataset.y] = -1
@@ -150,3 +148,8 @@ class ConfidentLearning(Detector):
         probs = np.clip(evidence.pred_probs, 1e-8, None)  # type: ignore[arg-type]
         probs = probs / probs.sum(axis=1, keepdims=True)
         return np.asarray(find_label_issues(dataset.y, probs, filter_by=self.filter_by, n_jobs=1), dtype=bool)
+
+
+def _n_classes(dataset: Dataset) -> int:
+    """Classes a vote can name: the data's, or more if a label lies beyond them."""
+    return max(dataset.n_classes, int(dataset.y.max()) + 1)
