@@ -41,6 +41,7 @@ ATTACKS = (
     "kg_delete",
     "kg_add",
     "kg_direct",
+    "kg_indirect",
     "kg_symmetry",
     "kg_inversion",
     "kg_composition",

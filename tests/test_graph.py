@@ -7,6 +7,7 @@ fact demoted on a real graph while the rest stays put, and bad input refused in 
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -179,6 +180,64 @@ def test_the_pattern_attacks_add_the_facts_their_patterns_name() -> None:
             or poisoned.contains(np.array([[s, q, a] for q in range(3)])).any()
             or poisoned.contains(np.array([[b, q, o] for q in range(3)])).any()
         )
+
+
+def test_the_indirect_attack_edits_around_a_neighbour_and_never_touches_the_target() -> None:
+    graph, target = toy_graph()
+    model = KGEModel(interaction="distmult", epochs=50).fit(graph)
+    attack = ATTACKS.create("kg_indirect", interaction="distmult").surrogate(model).aim(target)
+    walk = attack.path(graph, target)
+    # e0 (the rarer entity on a tie) is linked by two facts each to e2, e3 and e11, all of
+    # ten facts: the first of them is the proxy; e1, the target's other end, never is
+    assert walk == [0, 2]
+    result = attack.poison(graph, 4, 0)
+    removed = result.removed if result.removed is not None else np.zeros((0, 3), dtype=np.int64)
+    changed = np.concatenate([result.dataset.triples[result.poison_mask], removed])
+    assert len(changed) == result.n_poison == 4
+    assert np.all((changed[:, 0] == 2) | (changed[:, 2] == 2))  # around the proxy
+    assert not np.isin(changed[:, [0, 2]], [0, 1]).any()  # nothing of the target's entities
+    two = ATTACKS.create("kg_indirect", hops=2).path(graph, target)
+    assert len(two) == 3 and two[0] == 0 and len(set(two) | {1}) == 4
+    for a, b in itertools.pairwise(two):  # each step is a training fact
+        assert (
+            (graph.triples[:, [0, 2]] == [a, b]).all(1) | (graph.triples[:, [0, 2]] == [b, a]).all(1)
+        ).any()
+
+
+def test_the_indirect_attack_moves_the_proxy_where_its_facts_carry_the_target() -> None:
+    import torch
+
+    from poisonlab.attacks.graph import _drag
+
+    graph, _ = toy_graph()
+    model = KGEModel(interaction="distmult", epochs=50).fit(graph)
+    E, R = model.entity_vectors(), model.relation_vectors()
+    shift = torch.randn(E.shape[1], generator=torch.Generator().manual_seed(0))
+    linking = graph.triples[
+        ((graph.triples[:, 0] == 0) & (graph.triples[:, 2] == 2))
+        | ((graph.triples[:, 0] == 2) & (graph.triples[:, 2] == 0))
+    ]
+    assert len(linking) == 2 and set(linking[:, 1].tolist()) == {2}  # e0 peer e2, both ways
+    moved = _drag(model, linking, 0, E[0] + shift, 2, 0.1)
+    # DistMult's pull on e2 from (e0, r, e2) and (e2, r, e0) is e0∘r each: e0's move by δ changes it by 2·δ∘r
+    expected = R[2] * shift
+    change = moved - E[2]
+    assert torch.nn.functional.cosine_similarity(change, expected, dim=0) > 0.999
+    assert torch.linalg.vector_norm(change) == pytest.approx(
+        0.1 * float(torch.linalg.vector_norm(E[2])), rel=1e-4
+    )
+
+
+def test_the_indirect_attack_refuses_what_it_cannot_do_in_one_line() -> None:
+    graph, _ = toy_graph()
+    with pytest.raises(ConfigError, match="hops must be 1 or 2, got 3"):
+        ATTACKS.create("kg_indirect", hops=3).check(graph)
+    lonely = KnowledgeGraph(
+        np.array([[0, 0, 1], [1, 0, 2], [2, 0, 1]]), ("a", "b", "c"), ("r", "s"), "lonely"
+    )
+    model = KGEModel(epochs=3).fit(lonely)
+    with pytest.raises(DataError, match=r"has no path of 1 training facts away from its entities"):
+        ATTACKS.create("kg_indirect").surrogate(model).aim(np.array([0, 1, 1])).poison(lonely, 2, 0)
 
 
 def test_an_attack_refuses_a_training_fact_as_its_target() -> None:

@@ -24,6 +24,7 @@ from poisonlab.attacks.graph import (
     DirectAttack,
     DirectDeletion,
     GraphAttack,
+    IndirectAttack,
     InversionAttack,
     RandomDeletion,
     SymmetryAttack,
@@ -143,6 +144,11 @@ ATTACKS.add(
     "Knowledge graph, one target fact: deletions and additions ranked together (Zhang et al. 2019)",
 )
 ATTACKS.add(
+    "kg_indirect",
+    IndirectAttack,
+    "Knowledge graph, one target fact: edit facts around a neighbour, never the target's (Zhang et al. 2019)",
+)
+ATTACKS.add(
     "kg_random",
     RandomDeletion,
     "Knowledge graph, one target fact: delete random facts around its rarer entity (the baseline)",
@@ -193,6 +199,7 @@ __all__ = [
     "FeatureTrigger",
     "GradientMatching",
     "GraphAttack",
+    "IndirectAttack",
     "InfluenceAvailability",
     "InversionAttack",
     "LabelConsistentBackdoor",

@@ -16,7 +16,9 @@ Training on a fact pulls its entities towards making it plausible, so *adding* t
 facts whose score rises most under the shift drags the entity along ``ε``, and
 *deleting* existing facts whose score falls most removes what held it in place. Both
 target entities are attacked; the candidates of the two are ranked together. Added
-candidates are every ``(e, r', x)`` and ``(x, r', e)`` not already in the graph.
+candidates are every ``(e, r', x)`` and ``(x, r', e)`` not already in the graph. Their
+indirect attack (:class:`IndirectAttack`) makes the same edits around a *proxy* entity a
+path of training facts away, so that no fact of the target's entities changes.
 
 Bhardwaj, Kelleher, Costabello & O'Sullivan (ACL 2021), inference-pattern attacks
 (:class:`SymmetryAttack`, :class:`InversionAttack`, :class:`CompositionAttack`): instead
@@ -43,6 +45,7 @@ embeddings via relation inference patterns." ACL 2021.
 from __future__ import annotations
 
 import copy
+import itertools
 from abc import abstractmethod
 from typing import Any, ClassVar, cast
 
@@ -58,6 +61,7 @@ __all__ = [
     "DirectAttack",
     "DirectDeletion",
     "GraphAttack",
+    "IndirectAttack",
     "InversionAttack",
     "RandomDeletion",
     "SymmetryAttack",
@@ -201,6 +205,31 @@ def _benefit_tables(model: Any, entity: int, moved: Any) -> tuple[np.ndarray, np
     return as_head.double().numpy(), as_tail.double().numpy()
 
 
+def _around(graph: KnowledgeGraph, model: Any, entity: int, moved: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Every fact ``(entity, r', x)`` and ``(x, r', entity)``, and its score change when ``entity`` moves."""
+    as_head, as_tail = _benefit_tables(model, entity, moved)
+    grid = np.meshgrid(np.arange(graph.n_relations), np.arange(graph.n_entities), indexing="ij")
+    rel, other = grid[0].ravel(), grid[1].ravel()
+    facts = np.concatenate(
+        [
+            np.stack([np.full_like(rel, entity), rel, other], 1),
+            np.stack([other, rel, np.full_like(rel, entity)], 1),
+        ]
+    )
+    return facts, np.concatenate([as_head.ravel(), as_tail.ravel()])
+
+
+def _rank_edits(
+    candidates: np.ndarray, gain: np.ndarray, present: np.ndarray, budget: int, *, deletes: bool, adds: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``budget`` most beneficial edits: facts to add, facts to delete."""
+    # to first order, deleting a fact removes its pull on the entity, adding one puts it there
+    benefit = np.where(present, -gain, gain)
+    allowed = np.flatnonzero((present & deletes) | (~present & adds))
+    chosen = allowed[np.argsort(-benefit[allowed], kind="stable")][:budget]
+    return candidates[chosen[~present[chosen]]], candidates[chosen[present[chosen]]]
+
+
 class _Direct(GraphAttack):
     """The direct attacks: one benefit ranking, over deletions, additions or both."""
 
@@ -233,20 +262,13 @@ class _Direct(GraphAttack):
         self, graph: KnowledgeGraph, target: np.ndarray, model: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         """Every fact around the attacked entity, with its perturbation benefit (score rise under ε)."""
-        facts, gains = [], []
         shifts = _shift(model, target, float(self.step))
         if self.entity == "rarer":
             rarer = rarer_entity(graph, target)
             shifts = {rarer: shifts[rarer]}
-        for entity, moved in shifts.items():
-            as_head, as_tail = _benefit_tables(model, entity, moved)
-            grid = np.meshgrid(np.arange(graph.n_relations), np.arange(graph.n_entities), indexing="ij")
-            rel, other = grid[0].ravel(), grid[1].ravel()
-            facts += [
-                np.stack([np.full_like(rel, entity), rel, other], 1),
-                np.stack([other, rel, np.full_like(rel, entity)], 1),
-            ]
-            gains += [as_head.ravel(), as_tail.ravel()]
+        facts, gains = zip(
+            *(_around(graph, model, entity, moved) for entity, moved in shifts.items()), strict=True
+        )
         candidates, gain = np.concatenate(facts), np.concatenate(gains)
         keys = graph.keys(candidates)
         _, first = np.unique(keys, return_index=True)  # a fact around both entities: its first reading
@@ -260,11 +282,7 @@ class _Direct(GraphAttack):
     ) -> tuple[np.ndarray, np.ndarray]:
         candidates, gain = self._candidates(graph, target, model)
         present = graph.contains(candidates)
-        # to first order, deleting a fact removes its pull on the entity, adding one puts it there
-        benefit = np.where(present, -gain, gain)
-        allowed = np.flatnonzero((present & self.deletes) | (~present & self.adds))
-        chosen = allowed[np.argsort(-benefit[allowed], kind="stable")][:budget]
-        return candidates[chosen[~present[chosen]]], candidates[chosen[present[chosen]]]
+        return _rank_edits(candidates, gain, present, budget, deletes=self.deletes, adds=self.adds)
 
 
 class DirectDeletion(_Direct):
@@ -318,6 +336,142 @@ class DirectAttack(_Direct):
     interaction, dim, surrogate_epochs, lr
         The surrogate the attack trains when none is given (``KGEModel``'s parameters).
     """
+
+
+def _drag(model: Any, linking: np.ndarray, leader: int, moved: Any, follower: int, step: float) -> Any:
+    """Where ``follower`` should move so that the facts ``linking`` it to ``leader`` follow the leader's move.
+
+    The follower's pull from those facts is the gradient of their summed scores with
+    respect to it; the leader's move changes that pull, and the follower shifts by
+    ``step`` (relative to its norm) along the change: where training would carry it
+    once the leader stands at ``moved``.
+    """
+    import torch
+
+    E, R = model.entity_vectors(), model.relation_vectors()
+
+    def pull(leader_vector: Any) -> Any:
+        leaf = E[follower].clone().requires_grad_(True)
+        score = leaf.real.sum() * 0
+        for h, r, t in linking.tolist():
+            head = leader_vector if h == leader else leaf
+            tail = leader_vector if t == leader else leaf
+            score = score + model.interact(head, R[r], tail).sum()
+        score.backward()
+        return leaf.grad
+
+    change = pull(moved) - pull(E[leader])
+    scale = step * torch.linalg.vector_norm(E[follower])
+    return E[follower] + scale * change / torch.linalg.vector_norm(change).clamp_min(1e-12)
+
+
+class IndirectAttack(GraphAttack):
+    """Demote the target through a neighbour: edit only facts that do not touch it (Zhang et al. 2019).
+
+    The indirect attack of Zhang et al. never changes a fact that involves the target's
+    entities. It finds the shift ``ε`` of the target entity that most lowers the target's
+    score (as the direct attacks do), then follows a path of ``hops`` training facts
+    away from that entity to a *proxy* entity. Along the path, each entity's desired
+    shift is the one that keeps its linking facts plausible with the previous entity
+    moved (a step of relative size ``step`` up the gradient of their scores): training
+    on those facts drags the target entity after the proxy. The proxy is then attacked
+    as the direct attack attacks an entity: the facts around it are ranked by
+    perturbation benefit under its desired shift, and the best ``budget`` deletions
+    and additions (``kg_direct``'s joint ranking) are made, leaving out every fact that
+    involves the target's entities or links the path.
+
+    The path is the one whose pull reaches the target entity most strongly: the product,
+    over its links, of the share of the nearer entity's training facts that link it to
+    the next (an entity held by few facts follows each of them more); among equals,
+    the proxy with the fewest facts, which ``budget`` edits move furthest.
+
+    Parameters
+    ----------
+    hops : int
+        Length of the path from the target entity to the proxy (1: a neighbour; 2: a
+        neighbour's neighbour).
+    step : float
+        Size of each embedding shift, relative to the entity embedding's norm.
+    interaction, dim, surrogate_epochs, lr
+        The surrogate the attack trains when none is given (``KGEModel``'s parameters).
+    """
+
+    def __init__(
+        self,
+        *,
+        hops: int = 1,
+        step: float = 0.1,
+        interaction: str = "transe",
+        dim: int = 64,
+        surrogate_epochs: int = 100,
+        lr: float = 0.03,
+    ) -> None:
+        super().__init__(interaction=interaction, dim=dim, surrogate_epochs=surrogate_epochs, lr=lr)
+        self.hops = hops
+        self.step = step
+
+    def check(self, dataset: Any) -> None:
+        super().check(dataset)
+        if isinstance(self.hops, bool) or self.hops not in (1, 2):
+            raise ConfigError(f"hops must be 1 or 2, got {self.hops!r}")
+        if not (isinstance(self.step, int | float) and 0 < self.step < np.inf):
+            raise ConfigError(f"step must be a positive number, got {self.step!r}")
+
+    def path(self, graph: KnowledgeGraph, target: np.ndarray) -> list[int]:
+        """The entities from the target's rarer entity to the proxy (``hops + 1`` of them)."""
+        start = rarer_entity(graph, target)
+        ends = {int(target[0]), int(target[2])}
+        triples = graph.triples
+        degree = np.bincount(triples[:, [0, 2]].ravel(), minlength=graph.n_entities)
+
+        def links(entity: int) -> dict[int, int]:
+            """Facts linking ``entity`` to each neighbour (a fact with itself at both ends excluded)."""
+            rows = triples[(triples[:, 0] == entity) ^ (triples[:, 2] == entity)]
+            others = np.where(rows[:, 0] == entity, rows[:, 2], rows[:, 0])
+            values, counts = np.unique(others, return_counts=True)
+            return dict(zip(values.tolist(), counts.tolist(), strict=True))
+
+        frontier = [([start], 1.0)]
+        for _ in range(self.hops):
+            grown = []
+            for walk, pull in frontier:
+                for other, n in links(walk[-1]).items():
+                    if other in ends or other in walk:
+                        continue
+                    grown.append(([*walk, other], pull * n / degree[walk[-1]]))
+            frontier = grown
+        paths = [(-pull, int(degree[walk[-1]]), walk) for walk, pull in frontier]
+        if not paths:
+            raise DataError(
+                f"the target fact {graph.names(target[None])[0]} has no path of {self.hops} "
+                "training facts away from its entities: nothing to attack indirectly"
+            )
+        return min(paths, key=lambda item: (item[0], item[1]))[2]
+
+    def _edits(
+        self, graph: KnowledgeGraph, target: np.ndarray, model: Any, budget: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        walk = self.path(graph, target)
+        triples = graph.triples
+        moved = _shift(model, target, float(self.step))[walk[0]]
+        linking = []
+        for leader, follower in itertools.pairwise(walk):
+            rows = triples[
+                ((triples[:, 0] == leader) & (triples[:, 2] == follower))
+                | ((triples[:, 0] == follower) & (triples[:, 2] == leader))
+            ]
+            linking.append(rows)
+            moved = _drag(model, rows, leader, moved, follower, float(self.step))
+        candidates, gain = _around(graph, model, walk[-1], moved)
+        keys = graph.keys(candidates)
+        untouchable = np.isin(candidates[:, [0, 2]], [int(target[0]), int(target[2])]).any(axis=1)
+        untouchable |= np.isin(keys, graph.keys(np.concatenate(linking)))
+        _, first = np.unique(keys, return_index=True)  # a fact with the proxy at both ends: once
+        keep = np.zeros(len(keys), dtype=bool)
+        keep[first] = True
+        keep &= ~untouchable
+        candidates, gain = candidates[keep], gain[keep]
+        return _rank_edits(candidates, gain, graph.contains(candidates), budget, deletes=True, adds=True)
 
 
 class RandomDeletion(GraphAttack):
