@@ -92,6 +92,15 @@ def availability(dev: list[int], held: list[int], jobs: int, bars: list) -> None
             if cell:
                 acc, drop = 100 * cell["clean_acc"], 100 * cell["acc_drop"]
                 print(f"{attack:<24} {acc:8.2f} {drop:9.2f} {cell['seconds']:6.1f}")
+        per_seed = {
+            r["seed"]: r["acc_drop"]
+            for r in rows
+            if r["seed"] in seeds and r["attack"] == "influence_availability" and r["status"] == "ok"
+        }
+        print(
+            "influence_availability drop per seed: "
+            + ", ".join(f"{s} {100 * d:.1f}" for s, d in per_seed.items())
+        )
     m = means(rows, held, ("acc_drop",))
     ours = m["breast_cancer", "influence_availability", 0.03]["acc_drop"]
     rivals = max(m["breast_cancer", a, 0.03]["acc_drop"] for a in ("label_flip", "farthest_flip"))

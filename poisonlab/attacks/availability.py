@@ -17,11 +17,15 @@ training set, ``Σ σ(−margin / τ)`` (margin: the true class's logit minus th
 other), so the attack aims at errors rather than at loss the learner can absorb.
 
 The poisons start as the farthest-first label flips (Xiao et al. 2015; poisonlab's
-``farthest_flip``): the chosen rows take the surrogate's runner-up class, and their
-features then move by signed steps in standardised units, kept inside the box the
-clean data span per feature, for ``steps`` iterations; the iterate with the lowest
-accuracy on the attacker's clean copy is kept. Chosen rows are overwritten (an
-attacker with write access), so the training set keeps its size.
+``farthest_flip``): the chosen rows take the surrogate's runner-up class. As Koh et al.
+do, the attack is *coordinated*: the poisons are copies of a few points, ``locations``
+of them (the surest of the chosen rows, each with its runner-up class), and the copies
+of a point share its gradient, so together they pull as one point of many times the
+weight. The points then move by signed steps in standardised units, kept inside the
+box the clean data span per feature, for ``steps`` iterations; the iterate with the
+lowest accuracy on the attacker's clean copy is kept. Each copy overwrites a row (an
+attacker with write access, so the training set keeps its size): the surest row not
+yet taken among those whose class the copy's label flips.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from poisonlab.attacks.base import Attack, PoisonResult, mask_of
-from poisonlab.attacks.label_flip import farthest_first
+from poisonlab.attacks.label_flip import farthest_first_order
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import ConfigError
 
@@ -51,6 +55,9 @@ class InfluenceAvailability(Attack):
         Signed step per iteration, in standard deviations of each feature.
     temperature : float
         τ of the soft error count.
+    locations : int
+        Distinct points the poisons are copies of (spread evenly); a number at least the
+        poison count gives every poison its own point.
 
     References
     ----------
@@ -64,16 +71,25 @@ class InfluenceAvailability(Attack):
     needs_model = True
 
     def __init__(
-        self, *, C: float = 1.0, steps: int = 200, step_size: float = 0.3, temperature: float = 1.0
+        self,
+        *,
+        C: float = 1.0,
+        steps: int = 200,
+        step_size: float = 0.1,
+        temperature: float = 1.0,
+        locations: int = 1,
     ) -> None:
         if not C > 0 or not step_size > 0 or not temperature > 0:
             raise ConfigError("C, step_size and temperature must be > 0")
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 10_000:
             raise ConfigError(f"steps must be an integer in 1..10000, got {steps!r}")
+        if isinstance(locations, bool) or not isinstance(locations, int) or locations < 1:
+            raise ConfigError(f"locations must be an integer >= 1, got {locations!r}")
         self.C = C
         self.steps = steps
         self.step_size = step_size
         self.temperature = temperature
+        self.locations = locations
 
     def _poison(self, dataset: Dataset, n_poison: int, rng: np.random.Generator) -> PoisonResult:
         import torch
@@ -91,18 +107,33 @@ class InfluenceAvailability(Attack):
             return LogisticRegression(C=self.C, max_iter=2000).fit(Zs, ys)
 
         clean = fit(Z, y)
-        index, labels = farthest_first(clean, Z, y, k, n_poison, rng)
-        Zp = Z[index].copy()
-        best_acc, best = np.inf, Zp.copy()
+        order, runner_up = farthest_first_order(clean, Z, y, k, rng)  # the surest rows first
+        n_points = min(self.locations, n_poison)
+        points, point_labels = Z[order[:n_points]].copy(), runner_up[order[:n_points]]
+        copy_of = np.arange(n_poison) % n_points  # poison i is a copy of point copy_of[i]
+        copies = torch.as_tensor(np.bincount(copy_of, minlength=n_points).astype(np.float64))
+        # each copy overwrites the surest row not yet taken whose class its label flips
+        index = np.empty(n_poison, dtype=np.int64)
+        taken = np.zeros(len(y), dtype=bool)
+        for i, point in enumerate(copy_of):
+            free = order[~taken[order] & (y[order] != point_labels[point])]
+            if free.size == 0:
+                raise ConfigError(
+                    f"{n_poison} poisons labelled {sorted(set(point_labels.tolist()))} need as many rows "
+                    "of other classes to overwrite; lower the rate"
+                )
+            index[i] = free[0]
+            taken[free[0]] = True
+        best_acc, best = np.inf, points.copy()
         y_val = torch.as_tensor(np.array(y))
         Z_val = torch.as_tensor(Z)
         for _ in range(self.steps):
             Z_all, y_all = Z.copy(), y.copy()
-            Z_all[index], y_all[index] = Zp, labels
+            Z_all[index], y_all[index] = points[copy_of], point_labels[copy_of]
             model = fit(Z_all, y_all)
             acc = float(np.mean(model.predict(Z) == y))
             if acc < best_acc:
-                best_acc, best = acc, Zp.copy()
+                best_acc, best = acc, points.copy()
             theta = torch.tensor(_params(model, k), requires_grad=True)
             Zt, yt = torch.as_tensor(Z_all), torch.as_tensor(y_all)
 
@@ -123,15 +154,17 @@ class InfluenceAvailability(Attack):
             (g,) = torch.autograd.grad(soft_errors, theta)
             # H is singular along the softmax's shift direction: a small ridge keeps the solve stable
             v = torch.linalg.solve(H + 1e-6 * torch.eye(H.shape[0], dtype=H.dtype), g)
-            zp = torch.tensor(Zp, requires_grad=True)
+            zp = torch.tensor(points, requires_grad=True)
             logits_p = zp @ W[:, :-1].T + W[:, -1]
-            grad_theta = torch.autograd.grad(
-                torch.nn.functional.cross_entropy(logits_p, torch.as_tensor(labels), reduction="sum"),
-                theta,
-                create_graph=True,
-            )[0]
+            point_losses = torch.nn.functional.cross_entropy(
+                logits_p, torch.as_tensor(point_labels), reduction="none"
+            )
+            grad_theta = torch.autograd.grad((copies * point_losses).sum(), theta, create_graph=True)[0]
             (gx,) = torch.autograd.grad(-(grad_theta @ v), zp)
-            Zp = np.clip(Zp + self.step_size * np.sign(gx.numpy()), low, high)
+            points = np.clip(points + self.step_size * np.sign(gx.numpy()), low, high)
+        best, labels = best[copy_of], point_labels[copy_of]
+        keep = np.argsort(index)  # the poisoned rows in row order
+        index, best, labels = index[keep], best[keep], labels[keep]
         poisons = scaler.inverse_transform(best).astype(np.float32)
         Xout = dataset.X.copy()
         Xout[index] = poisons.reshape((len(index), *dataset.X.shape[1:]))

@@ -106,12 +106,12 @@ class FarthestFirstLabelFlip(Attack):
         return PoisonResult(dataset.with_arrays(y=y), mask_of(index, len(dataset)))
 
 
-def farthest_first(
-    model: Any, X: np.ndarray, y: np.ndarray, n_classes: int, n: int, rng: np.random.Generator
+def farthest_first_order(
+    model: Any, X: np.ndarray, y: np.ndarray, n_classes: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` rows ``model`` is surest of (margin ``p(y) − max_{k≠y} p(k)``) and their runner-up classes.
+    """Every row, surest first, and each row's runner-up class.
 
-    Ties are broken by ``rng``; the rows come back sorted.
+    Sureness is the margin ``p(y) − max_{k≠y} p(k)`` under ``model``; ties are broken by ``rng``.
     """
     proba = np.zeros((len(y), n_classes))
     proba[:, model.classes_] = model.predict_proba(X)
@@ -120,5 +120,16 @@ def farthest_first(
     others[rows, y] = -np.inf
     runner_up = others.argmax(axis=1)
     margin = proba[rows, y] - others[rows, runner_up]
-    index = np.sort(np.lexsort((rng.random(len(y)), -margin))[:n])
+    return np.lexsort((rng.random(len(y)), -margin)), runner_up
+
+
+def farthest_first(
+    model: Any, X: np.ndarray, y: np.ndarray, n_classes: int, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` rows ``model`` is surest of and their runner-up classes (:func:`farthest_first_order`).
+
+    The rows come back sorted.
+    """
+    order, runner_up = farthest_first_order(model, X, y, n_classes, rng)
+    index = np.sort(order[:n])
     return index, runner_up[index]
