@@ -86,6 +86,8 @@ def test_deep_knn_removes_collided_poisons_and_few_clean_points(single_threaded)
     mask = result.poison_mask
     assert flags[mask].mean() >= 0.8
     assert flags[~mask].mean() <= 0.03
+    with pytest.raises(ConfigError, match="metric must be 'cosine' or 'euclidean', got 'manhattan'"):
+        DETECTORS.create("deep_knn", metric="manhattan")
 
 
 def test_gradient_matching_aligns_the_poison_gradient(single_threaded):

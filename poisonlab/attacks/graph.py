@@ -230,6 +230,12 @@ def _rank_edits(
     return candidates[chosen[~present[chosen]]], candidates[chosen[present[chosen]]]
 
 
+def _check_step(step: Any) -> None:
+    """The embedding shift's relative size: a positive finite number."""
+    if isinstance(step, bool) or not (isinstance(step, int | float) and 0 < step < np.inf):
+        raise ConfigError(f"step must be a positive number, got {step!r}")
+
+
 class _Direct(GraphAttack):
     """The direct attacks: one benefit ranking, over deletions, additions or both."""
 
@@ -253,8 +259,7 @@ class _Direct(GraphAttack):
 
     def check(self, dataset: Any) -> None:
         super().check(dataset)
-        if not (isinstance(self.step, int | float) and 0 < self.step < np.inf):
-            raise ConfigError(f"step must be a positive number, got {self.step!r}")
+        _check_step(self.step)
         if self.entity not in ("rarer", "both"):
             raise ConfigError(f"entity must be 'rarer' or 'both', got {self.entity!r}")
 
@@ -414,8 +419,7 @@ class IndirectAttack(GraphAttack):
         super().check(dataset)
         if isinstance(self.hops, bool) or self.hops not in (1, 2):
             raise ConfigError(f"hops must be 1 or 2, got {self.hops!r}")
-        if not (isinstance(self.step, int | float) and 0 < self.step < np.inf):
-            raise ConfigError(f"step must be a positive number, got {self.step!r}")
+        _check_step(self.step)
 
     def path(self, graph: KnowledgeGraph, target: np.ndarray) -> list[int]:
         """The entities from the target's rarer entity to the proxy (``hops + 1`` of them)."""

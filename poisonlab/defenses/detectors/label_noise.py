@@ -7,6 +7,7 @@ import numpy as np
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
 from poisonlab.defenses.neighbours import label_counts
+from poisonlab.errors import ConfigError
 from poisonlab.validation import positive_int
 
 
@@ -79,8 +80,8 @@ class KNNLabelDisagreement(Detector):
 class DeepKNN(Detector):
     """Deep k-NN: remove a sample whose label is not the plurality of its neighbours' in feature space.
 
-    For each training sample, the ``k`` nearest neighbours (Euclidean) in the
-    model's penultimate-layer features vote; the sample is flagged when the most
+    For each training sample, the ``k`` nearest neighbours in the model's
+    penultimate-layer features vote; the sample is flagged when the most
     frequent label among them is not its own. Feature-collision and polytope
     poisons sit in feature space among samples of the class they attack while
     keeping their own (base) label, so their neighbours outvote them. The
@@ -89,6 +90,15 @@ class DeepKNN(Detector):
     takes twice a 1% budget, ``2·ceil(n/100)``, clipped to 10–100. The score is
     the share of neighbours labelled otherwise.
 
+    ``metric="cosine"`` (the default) compares the features' directions: after ReLU
+    a feature vector's length says mostly how strongly the network responds, and
+    Euclidean neighbourhoods of weakly answered samples mix the classes. Chosen on
+    development data: on six feature-collision trials against a ``mnist`` CNN (35
+    poisons, k = 70) cosine removed 85% of the poisons and 1.8% of clean rows,
+    Euclidean distance (the paper's) 80% and 2.7%; on clean ``mnist`` in the scan
+    proxy's features (seeds 0-2) 1.6-2.1% against 2.4-2.6%, on digits 0.7-1.0%
+    against 0.6-0.8%.
+
     References
     ----------
     N. Peri, N. Gupta, W. R. Huang, L. Fowl, C. Zhu, S. Feizi, T. Goldstein, J. P.
@@ -96,8 +106,11 @@ class DeepKNN(Detector):
     ECCV Workshops, 2020.
     """
 
-    def __init__(self, *, k: int | None = None) -> None:
+    def __init__(self, *, k: int | None = None, metric: str = "cosine") -> None:
         self.k = None if k is None else positive_int(k, "k")
+        if metric not in ("cosine", "euclidean"):
+            raise ConfigError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+        self.metric = metric
 
     def neighbours(self, n: int) -> int:
         """The ``k`` used for ``n`` samples."""
@@ -106,7 +119,7 @@ class DeepKNN(Detector):
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         k = self.neighbours(len(dataset))
-        labels = dataset.y[evidence.neighbours(evidence.representations).query(None, k)]
+        labels = dataset.y[evidence.neighbours(evidence.representations, self.metric).query(None, k)]  # type: ignore[arg-type]
         counts = label_counts(labels, _n_classes(dataset))
         # ties go to the sample's own label: flagged only when another label has strictly more votes
         own = counts[np.arange(len(dataset)), dataset.y]
