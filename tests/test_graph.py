@@ -236,7 +236,7 @@ def test_the_indirect_attack_refuses_what_it_cannot_do_in_one_line() -> None:
         np.array([[0, 0, 1], [1, 0, 2], [2, 0, 1]]), ("a", "b", "c"), ("r", "s"), "lonely"
     )
     model = KGEModel(epochs=3).fit(lonely)
-    with pytest.raises(DataError, match=r"has no path of 1 training facts away from its entities"):
+    with pytest.raises(DataError, match=r"has no path of 1 training fact away from its entities"):
         ATTACKS.create("kg_indirect").surrogate(model).aim(np.array([0, 1, 1])).poison(lonely, 2, 0)
 
 

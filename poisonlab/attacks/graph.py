@@ -377,9 +377,10 @@ class IndirectAttack(GraphAttack):
     entities. It finds the shift ``ε`` of the target entity that most lowers the target's
     score (as the direct attacks do), then follows a path of ``hops`` training facts
     away from that entity to a *proxy* entity. Along the path, each entity's desired
-    shift is the one that keeps its linking facts plausible with the previous entity
-    moved (a step of relative size ``step`` up the gradient of their scores): training
-    on those facts drags the target entity after the proxy. The proxy is then attacked
+    shift follows the previous one's: a step of relative size ``step`` along the change
+    that the previous entity's move makes to the pull of the facts linking the two (see
+    :func:`_drag`; the same coupling then lets training on those facts drag the target
+    entity after the proxy). The proxy is then attacked
     as the direct attack attacks an entity: the facts around it are ranked by
     perturbation benefit under its desired shift, and the best ``budget`` deletions
     and additions (``kg_direct``'s joint ranking) are made, leaving out every fact that
@@ -447,8 +448,8 @@ class IndirectAttack(GraphAttack):
         paths = [(-pull, int(degree[walk[-1]]), walk) for walk, pull in frontier]
         if not paths:
             raise DataError(
-                f"the target fact {graph.names(target[None])[0]} has no path of {self.hops} "
-                "training facts away from its entities: nothing to attack indirectly"
+                f"the target fact {graph.names(target[None])[0]} has no path of {self.hops} training "
+                f"fact{'s' if self.hops > 1 else ''} away from its entities: nothing to attack indirectly"
             )
         return min(paths, key=lambda item: (item[0], item[1]))[2]
 
