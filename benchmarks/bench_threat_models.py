@@ -1,7 +1,8 @@
 """Availability, subpopulation and inference-time attacks (issue 14), measured on held-out seeds.
 
     python benchmarks/bench_threat_models.py [--dev-seeds 100 101] [--held-out-seeds 0 1 2 3 4] [--jobs 2]
-        [--parts availability unlearnable subpop evasion compare] [--unlearnable-data digits|mnist]
+        [--parts availability unlearnable subpop evasion compare influence_choice]
+        [--unlearnable-data digits|mnist]
 
 Bars (judged on held-out seeds; a miss exits 1):
 - availability: the influence attack lowers logistic regression's accuracy on breast_cancer by
@@ -108,6 +109,46 @@ def availability(dev: list[int], held: list[int], jobs: int, bars: list) -> None
     bars.append(
         ("availability: influence drop − best of random/farthest flips > 0", ours - rivals, lambda v: v > 0)
     )
+
+
+#: The influence attack's settings compared on the development seeds (``--parts influence_choice``):
+#: how many distinct points the poisons are copies of, and the signed step.
+INFLUENCE_CHOICES = [
+    {"locations": 12, "step_size": 0.3},
+    {"locations": 2, "step_size": 0.3},
+    {"locations": 1, "step_size": 0.3},
+    {"locations": 1, "step_size": 1.0},
+    {"locations": 1, "step_size": 0.1},
+    {"locations": 1, "step_size": 0.03},
+    {"locations": 1, "step_size": 0.1, "steps": 400},
+]
+
+
+def influence_choice(dev: list[int], jobs: int) -> None:
+    """The development runs behind ``influence_availability``'s defaults (no bar: seeds are development)."""
+    attacks = [{"name": "influence_availability", **params} for params in INFLUENCE_CHOICES]
+    rows = grid(
+        {
+            "datasets": ["breast_cancer"],
+            "models": ["logreg"],
+            "attacks": attacks,
+            "poison_rates": [0.03],
+            "seeds": dev,
+        },
+        jobs,
+    )
+    print(f"\nInfluence attack settings, breast_cancer, 3%, development seeds {dev}: accuracy drop, points")
+    for params in INFLUENCE_CHOICES:
+        ok = [r for r in rows if r["attack"] != "none" and r["status"] == "ok" and _same(r, params)]
+        drops = [100 * r["acc_drop"] for r in sorted(ok, key=lambda r: r["seed"])]
+        text = ", ".join(f"{d:.1f}" for d in drops)
+        print(f"  {params}: mean {_mean(drops):.1f} ({text})")
+
+
+def _same(row: dict[str, Any], params: dict[str, Any]) -> bool:
+    """Whether a run's attack was configured with ``params`` (the runner's label lists them, sorted)."""
+    inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return bool(row["attack"] == f"influence_availability[{inner}]")
 
 
 def unlearnable(dev: list[int], held: list[int], jobs: int, bars: list, data: str = "digits") -> None:
@@ -315,7 +356,10 @@ def main() -> int:
     parser.add_argument("--held-out-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument(
-        "--parts", nargs="+", default=["availability", "unlearnable", "subpop", "evasion", "compare"]
+        "--parts",
+        nargs="+",
+        default=["availability", "unlearnable", "subpop", "evasion", "compare"],
+        help="also: influence_choice (the development runs behind the influence attack's defaults)",
     )
     parser.add_argument("--unlearnable-data", choices=list(UNLEARNABLE_EPS), default="digits")
     args = parser.parse_args()
@@ -327,6 +371,8 @@ def main() -> int:
     bars: list = []
     if "availability" in args.parts:
         availability(args.dev_seeds, args.held_out_seeds, args.jobs, bars)
+    if "influence_choice" in args.parts:
+        influence_choice(args.dev_seeds, args.jobs)
     if "unlearnable" in args.parts:
         unlearnable(args.dev_seeds, args.held_out_seeds[:3], args.jobs, bars, args.unlearnable_data)
     if "subpop" in args.parts:
