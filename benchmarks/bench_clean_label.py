@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import itertools
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -58,6 +59,9 @@ SCRATCH = {"digits": 30, "mnist": 10}
 #: the default 3×3 is 1% of 28×28) and 500 steps, chosen on development trials 100-101
 #: (ASR 31% and 1%, against 5% and 0% at the defaults).
 SLEEPER = {"mnist": {"patch_size": 8, "steps": 500}}
+#: Deep k-NN's numbers of neighbours compared on the feature-collision poisons: the poison
+#: count (35), the default (twice a 1% budget, 70), and larger.
+DEEP_KNN_K = (35, 70, 88, 105)
 #: Transfer-part settings, chosen on development trials 100-104 (more steps and a
 #: larger step than the defaults: at eps 0.3 the defaults stop short of a collision).
 TRANSFER = {
@@ -123,6 +127,19 @@ def transfer_trial(seed: int) -> dict:
         row[f"{name}_defended"] = int(defended.predict(x_t)[0] == cls)
         row[f"{name}_caught"] = float(flags[result.poison_mask].mean())
         row[f"{name}_clean_removed"] = float(flags[~result.poison_mask].mean())
+        if name == "feature_collision":  # deep k-NN's distance and k (the default: cosine, k = 70)
+            variants = {}
+            for metric, k in itertools.product(("cosine", "euclidean"), DEEP_KNN_K):
+                found = (
+                    DETECTORS.create("deep_knn", metric=metric, k=k)
+                    .fit(result.dataset, Evidence(representations=reps))
+                    .auto_flags()
+                )
+                variants[f"{metric}, k = {k}"] = (
+                    float(found[result.poison_mask].mean()),
+                    float(found[~result.poison_mask].mean()),
+                )
+            row["deep_knn_variants"] = variants
         scanned = scan(result.dataset, detector="auto", random_state=seed).flags
         rescued = copy.deepcopy(victim).refit_head(result.dataset.X[~scanned], result.dataset.y[~scanned])
         row[f"{name}_after_scan"] = int(rescued.predict(x_t)[0] == cls)
@@ -310,6 +327,11 @@ def main() -> int:
             f"success after dropping its flags {_rate([r[name + '_after_scan'] for r in h])}"
         )
     if "transfer" in rows:
+        print("\ndeep k-NN on the feature-collision poisons: poisons caught / clean rows removed, mean")
+        for group, trials in (("held out", held("transfer")), ("development", dev("transfer"))):
+            for variant in trials[0]["deep_knn_variants"] if trials else []:
+                caught, clean = np.mean([r["deep_knn_variants"][variant] for r in trials], axis=0)
+                print(f"  {group:<12} {variant:<20} {caught:6.1%} / {clean:.2%}")
         h = held("transfer")
         fc = [r["feature_collision"] for r in h]
         bp = [r["bullseye_polytope"] for r in h]
