@@ -112,6 +112,16 @@ def _trial_rows(
                 "rest_after": link_metrics(filtered_ranks(model, rest, known))["mrr"],
                 "seconds": time.perf_counter() - started,
             }
+            if name == "kg_indirect":  # how strongly the path couples the proxy to the target
+                walk = attack.path(train, fact)
+                ends = train.triples[:, [0, 2]]
+                degree = np.bincount(ends.ravel(), minlength=train.n_entities)
+                pair = [walk[0], walk[1]]
+                row["path_facts"] = (
+                    int(degree[walk[0]]),
+                    int(np.sum(np.all(ends == pair, axis=1) | np.all(ends == pair[::-1], axis=1))),
+                    int(degree[walk[-1]]),
+                )
             if detect and number == 0 and name == "kg_add":
                 detector = DETECTORS.create("kg_plausibility", interaction=interaction, random_state=seed)
                 found = detection_scores(result.poison_mask, detector.fit(poisoned).auto_flags())
@@ -157,6 +167,14 @@ def _summary(rows: list[dict[str, Any]], label: str) -> dict[tuple[str, str], tu
                 f"{before.mean():>10.3f} {after.mean():>6.3f} {100 * drop:>8.1f}% {100 * se:>5.1f} "
                 f"{rank:>6.1f} {hits1:>5.2f} {hits10:>5.2f} "
                 f"{rest:>+10.2f} {det_text:>9}"
+            )
+    for model in sorted({r["model"] for r in rows}):
+        paths = [r["path_facts"] for r in rows if "path_facts" in r and r["model"] == model]
+        if paths:
+            entity, links, proxy = np.median(np.array(paths), axis=0)
+            print(
+                f"{model} kg_indirect paths (medians): the target entity holds {entity:.1f} training "
+                f"facts, {links:.0f} link it to the next entity, the proxy holds {proxy:.1f}"
             )
     return cells
 
