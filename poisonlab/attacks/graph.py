@@ -230,6 +230,14 @@ def _rank_edits(
     return candidates[chosen[~present[chosen]]], candidates[chosen[present[chosen]]]
 
 
+def _first_readings(keys: np.ndarray) -> np.ndarray:
+    """A mask keeping the first of equal fact keys (a candidate listed twice is ranked once)."""
+    _, first = np.unique(keys, return_index=True)
+    keep = np.zeros(len(keys), dtype=bool)
+    keep[first] = True
+    return keep
+
+
 def _check_step(step: Any) -> None:
     """The embedding shift's relative size: a positive finite number."""
     if isinstance(step, bool) or not (isinstance(step, int | float) and 0 < step < np.inf):
@@ -276,10 +284,8 @@ class _Direct(GraphAttack):
         )
         candidates, gain = np.concatenate(facts), np.concatenate(gains)
         keys = graph.keys(candidates)
-        _, first = np.unique(keys, return_index=True)  # a fact around both entities: its first reading
-        keep = np.zeros(len(keys), dtype=bool)
-        keep[first] = True
-        keep &= keys != graph.keys(target[None])[0]
+        # a fact around both entities: its first reading
+        keep = _first_readings(keys) & (keys != graph.keys(target[None])[0])
         return candidates[keep], gain[keep]
 
     def _edits(
@@ -357,12 +363,13 @@ def _drag(model: Any, linking: np.ndarray, leader: int, moved: Any, follower: in
 
     def pull(leader_vector: Any) -> Any:
         leaf = E[follower].clone().requires_grad_(True)
-        score = leaf.real.sum() * 0
-        for h, r, t in linking.tolist():
-            head = leader_vector if h == leader else leaf
-            tail = leader_vector if t == leader else leaf
-            score = score + model.interact(head, R[r], tail).sum()
-        score.backward()
+        scores = [
+            model.interact(
+                leader_vector if h == leader else leaf, R[r], leader_vector if t == leader else leaf
+            )
+            for h, r, t in linking.tolist()
+        ]
+        torch.stack([v.sum() for v in scores]).sum().backward()
         return leaf.grad
 
     change = pull(moved) - pull(E[leader])
@@ -471,10 +478,7 @@ class IndirectAttack(GraphAttack):
         keys = graph.keys(candidates)
         untouchable = np.isin(candidates[:, [0, 2]], [int(target[0]), int(target[2])]).any(axis=1)
         untouchable |= np.isin(keys, graph.keys(np.concatenate(linking)))
-        _, first = np.unique(keys, return_index=True)  # a fact with the proxy at both ends: once
-        keep = np.zeros(len(keys), dtype=bool)
-        keep[first] = True
-        keep &= ~untouchable
+        keep = _first_readings(keys) & ~untouchable  # a fact with the proxy at both ends: once
         candidates, gain = candidates[keep], gain[keep]
         return _rank_edits(candidates, gain, graph.contains(candidates), budget, deletes=True, adds=True)
 

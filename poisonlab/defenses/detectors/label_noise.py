@@ -6,7 +6,7 @@ import numpy as np
 
 from poisonlab.data.dataset import Dataset
 from poisonlab.defenses.detectors.base import Detector, Evidence
-from poisonlab.defenses.neighbours import label_counts
+from poisonlab.defenses.neighbours import Metric, label_counts
 from poisonlab.errors import ConfigError
 from poisonlab.validation import positive_int
 
@@ -106,7 +106,7 @@ class DeepKNN(Detector):
     ECCV Workshops, 2020.
     """
 
-    def __init__(self, *, k: int | None = None, metric: str = "cosine") -> None:
+    def __init__(self, *, k: int | None = None, metric: Metric = "cosine") -> None:
         self.k = None if k is None else positive_int(k, "k")
         if metric not in ("cosine", "euclidean"):
             raise ConfigError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
@@ -119,7 +119,7 @@ class DeepKNN(Detector):
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         k = self.neighbours(len(dataset))
-        labels = dataset.y[evidence.neighbours(evidence.representations, self.metric).query(None, k)]  # type: ignore[arg-type]
+        labels = dataset.y[evidence.neighbours(evidence.representations, self.metric).query(None, k)]
         counts = label_counts(labels, _n_classes(dataset))
         # ties go to the sample's own label: flagged only when another label has strictly more votes
         own = counts[np.arange(len(dataset)), dataset.y]
