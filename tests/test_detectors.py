@@ -786,3 +786,67 @@ def test_shared_value_groups_need_two_narrow_columns_and_keep_rows_holding_the_v
         assert set(np.flatnonzero(columns)) == {0, 1, 2}
         assert set(np.flatnonzero(holding)) == set(range(15))
     assert _shared_value_groups(rng.normal(size=(120, 10)), np.arange(120), 0, 0.05) == []
+
+
+def _multimodal_table(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three classes of two clouds each, on raw scales: no trigger's rows form a cloud of their own."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=1200,
+        n_features=12,
+        n_informative=6,
+        n_classes=3,
+        n_clusters_per_class=2,
+        flip_y=0.0,
+        class_sep=2.0,
+        random_state=seed,
+    )
+    return X * np.logspace(0, 2, X.shape[1]), y
+
+
+def test_relabelled_groups_find_a_trigger_whose_rows_come_from_several_clouds() -> None:
+    """Two columns set to rare values on 5% of rows drawn from two classes of two clouds each.
+
+    No k-means cluster of the target class holds them (they sit in four clouds),
+    so before spikes were read column by column the group was never offered; each
+    trigger column holds a spike of 60 identical values, and the two spikes share
+    their rows. The same table without the trigger gives no group.
+    """
+    X, y = _multimodal_table(3)
+    rng = np.random.default_rng(3)
+    rows = rng.choice(np.flatnonzero(y != 0), 60, replace=False)
+    poisoned, labels = X.copy(), y.copy()
+    poisoned[np.ix_(rows, [2, 7])] = np.percentile(X[:, [2, 7]], 99.5, axis=0)
+    labels[rows] = 0
+    mask = np.zeros(len(y), dtype=bool)
+    mask[rows] = True
+    data = Dataset.from_arrays(poisoned, labels, name="table")
+    groups = RelabelledGroups(random_state=3).fit(data, compute_evidence(data, random_state=3))
+    found = metrics.detection_scores(mask, groups.auto_flags())
+    assert found["tpr"] >= 0.95 and found["precision"] >= 0.95, (found, groups.groups_)
+    assert groups.groups_[0]["shared_columns"] == 2
+    clean = Dataset.from_arrays(X, y, name="table")
+    quiet = RelabelledGroups(random_state=3).fit(clean, compute_evidence(clean, random_state=3))
+    assert not quiet.auto_flags().any(), quiet.groups_
+
+
+def test_spike_groups_read_continuous_columns_only_and_need_five_shared_rows() -> None:
+    """A value shared by many rows counts in a column of distinct values, not in a column of levels."""
+    from poisonlab.defenses.detectors.groups import _spike_groups, continuous_columns
+
+    rng = np.random.default_rng(0)
+    V = rng.normal(size=(400, 6))
+    V[:, 5] = rng.integers(0, 4, size=400)  # a column of four levels
+    V[:8, [0, 1]] = 3.0  # 8 rows share two rare values
+    V[8:16, 5] = 3.0  # 8 rows share a level of the discrete column, and one value of column 2
+    V[8:16, 2] = -3.0
+    continuous = continuous_columns(V, 0)
+    assert continuous.tolist() == [True, True, True, True, True, False]
+    groups = _spike_groups(V, np.arange(400), 0.05, continuous, 0)
+    assert len(groups) == 1
+    holding, columns = groups[0]
+    assert np.flatnonzero(holding).tolist() == list(range(8))
+    assert np.flatnonzero(columns).tolist() == [0, 1]
+    V[4:8, [0, 1]] = rng.normal(size=(4, 2))  # four rows left sharing: too few
+    assert _spike_groups(V, np.arange(400), 0.05, continuous, 0) == []

@@ -99,6 +99,12 @@ class RelabelledGroups(Detector):
     group's columns were constant (spread 0) and its vote 0–17% own, while no
     cluster of a clean or flipped split (also seeds 10–14) had two columns below
     0.05 of its class's spread; at 0.2, chance clusters of 3–5 wine rows did.
+    Poisons drawn from several classes that are themselves several clouds form
+    no k-means cluster; for a class still without a group, the rows that two
+    column-by-column spikes of shared values have in common are candidates too
+    (:func:`_spike_groups`), and since such tables' classes often overlap, their
+    vote may fall short of ``min_conf`` if it reaches ``min_conf_relative`` of the
+    vote on random members of the classes it names (:meth:`_Voter.typical_confidence`).
 
     **Coverage.** Relabelled samples were drawn one by one from the classes they
     are voted into, so each finds its own neighbours there. A group that is one
@@ -152,6 +158,7 @@ class RelabelledGroups(Detector):
         min_coverage: float = 0.5,
         max_ratio: float = 0.05,
         max_own_shared: float = 0.25,
+        min_conf_relative: float = 0.9,
         min_flow: float = 0.8,
         confident_proposals: bool = True,
         random_state: int = 0,
@@ -165,6 +172,7 @@ class RelabelledGroups(Detector):
         self.min_coverage = min_coverage
         self.max_ratio = max_ratio
         self.max_own_shared = max_own_shared
+        self.min_conf_relative = min_conf_relative
         self.min_flow = min_flow
         self.confident_proposals = confident_proposals
         self.random_state = random_state
@@ -196,6 +204,9 @@ class RelabelledGroups(Detector):
         candidates: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
         #: per class, for tabular rows: (rows holding a few shared values, those columns)
         shared: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        #: the same, from values shared column by column (:func:`_spike_groups`)
+        spiked: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        continuous = continuous_columns(view, self.random_state) if dataset.modality != "image" else None
         for c in np.unique(y):
             idx = np.flatnonzero(y == c)
             if idx.size < self.min_samples:
@@ -231,8 +242,9 @@ class RelabelledGroups(Detector):
                     for side in (group, ~group):
                         distinct.setdefault(side.tobytes(), side)
             candidates[int(c)] = (idx, list(distinct.values()))
-            if dataset.modality != "image":
+            if continuous is not None:
                 shared[int(c)] = _shared_value_groups(view, idx, self.random_state, self.max_ratio)
+                spiked[int(c)] = _spike_groups(view, idx, self.max_ratio, continuous, self.random_state)
         #: accepted groups: class -> {"size", "own", "confidence", "mass", "coverage", "round"}
         #: and "shared_columns" for a group of shared values
         self.groups_: dict[int, dict[str, float]] = {}
@@ -260,20 +272,34 @@ class RelabelledGroups(Detector):
                         self.groups_[c] = {**verdict, "round": float(round_)}
                 # A group that shares values is a trigger's signature: it is preferred to
                 # any side above, which may hold clean rows voted away beside the poisons.
+                # Spikes (values shared column by column) are judged only for a class
+                # still without a group: they also find a few relabelled rows that
+                # happen to share a common value (zeros), which a side above holds
+                # together with the rest of the relabelled rows.
                 best_shared = -1.0
-                for holding, columns in shared.get(c, []):
-                    key = columns.tobytes()
-                    if key not in content_searches:
-                        content_searches[key] = NeighbourSearch(np.ascontiguousarray(view[:, ~columns]))
-                    content_vote = _Voter(content_searches[key], y, n_classes, self.k, removed)
-                    verdict = self._judge(content_vote, idx, holding, c, max_own=self.max_own_shared)
-                    if verdict is not None and verdict["mass"] > best_shared:
-                        best, best_shared, purify = idx[holding], verdict["mass"], False
-                        self.groups_[c] = {
-                            **verdict,
-                            "round": float(round_),
-                            "shared_columns": float(columns.sum()),
-                        }
+                for by_spikes, groups in ((False, shared.get(c, [])), (True, spiked.get(c, []))):
+                    if by_spikes and best is not None:
+                        break
+                    for holding, columns in groups:
+                        key = columns.tobytes()
+                        if key not in content_searches:
+                            content_searches[key] = NeighbourSearch(np.ascontiguousarray(view[:, ~columns]))
+                        content_vote = _Voter(content_searches[key], y, n_classes, self.k, removed)
+                        verdict = self._judge(
+                            content_vote,
+                            idx,
+                            holding,
+                            c,
+                            max_own=self.max_own_shared,
+                            relative_conf=by_spikes,
+                        )
+                        if verdict is not None and verdict["mass"] > best_shared:
+                            best, best_shared, purify = idx[holding], verdict["mass"], False
+                            self.groups_[c] = {
+                                **verdict,
+                                "round": float(round_),
+                                "shared_columns": float(columns.sum()),
+                            }
                 if best is not None:
                     # members voted back into c leave a side; a shared-value group is kept
                     # whole, since its members are the rows that hold the values
@@ -294,6 +320,7 @@ class RelabelledGroups(Detector):
         c: int,
         *,
         max_own: float | None = None,
+        relative_conf: bool = False,
     ) -> dict[str, float] | None:
         max_own = self.max_own if max_own is None else max_own
         size = int(side.sum())
@@ -301,7 +328,14 @@ class RelabelledGroups(Detector):
             return None
         voted, share = vote(idx[side])
         own, conf = float(np.mean(voted == c)), float(np.mean(share))
-        if own > max_own or conf < self.min_conf:
+        if own > max_own:
+            return None
+        if conf < self.min_conf and not (
+            relative_conf
+            and conf
+            >= self.min_conf_relative
+            * vote.typical_confidence(voted[voted != c], seed=(self.random_state, c, size))
+        ):
             return None
         if idx.size - size <= self.max_share * idx.size:  # the two sides are of a size
             rest_voted, rest_share = vote(idx[~side])
@@ -403,6 +437,104 @@ def _shared_value_groups(
             columns = (V[cluster].std(axis=0) < max_ratio * spread) & (spread > 0)
             if min_shared <= columns.sum() <= view.shape[1] // 2:
                 out.append((_holding(V[:, columns], spread[columns], cluster), columns))
+    return out
+
+
+def continuous_columns(view: np.ndarray, seed: int, *, most: int = 20_000) -> np.ndarray:
+    """Columns whose values rarely repeat: at least half of them distinct, in a draw of ``most`` rows.
+
+    Counts, categories and coarsely rounded measurements repeat their values by
+    nature, so a value shared by many rows says nothing there.
+    """
+    rows = (
+        view
+        if view.shape[0] <= most
+        else view[np.random.default_rng(seed).choice(view.shape[0], most, replace=False)]
+    )
+    distinct = np.array([np.unique(rows[:, j]).size for j in range(rows.shape[1])])
+    return np.asarray(distinct >= 0.5 * rows.shape[0])
+
+
+def _spike_groups(
+    view: np.ndarray,
+    idx: np.ndarray,
+    max_ratio: float,
+    continuous: np.ndarray,
+    seed: int,
+    *,
+    min_shared: int = 2,
+    min_rows: int = 5,
+    min_excess: float = 5.0,
+    most: int = 2_000,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Rows of one class that share a near-constant value in two columns at once, found column by column.
+
+    k-means (:func:`_shared_value_groups`) finds a trigger's rows only when they
+    form a cluster of the whole row; poisons drawn from several classes and
+    relabelled into a class that is itself several clouds do not. Their trigger is
+    still visible one column at a time, as a *spike*: at least ``min_rows`` rows
+    of the class within a window of ``max_ratio`` of the class's spread, holding
+    ``min_excess`` times as many rows as the same window does on average in the
+    ten windows around it (a smooth density, however peaked, holds about as
+    many). Only ``continuous`` columns are read (:func:`continuous_columns`): every
+    level of a discrete column is a spike. Two spikes in different columns that
+    share at least ``min_rows`` rows make a candidate, whose columns and holding
+    rows are read as :func:`_shared_value_groups` reads a cluster's; the pairs are
+    counted in one product of the rows' spike memberships. Spikes are found in a
+    random draw of at most ``most`` rows of the class (a trigger's share is the
+    same there), and the holding rows are then read in all of them.
+
+    ``min_rows`` = 5: on development breast_cancer splits, four clean rows of a
+    class sat in the tails of two columns together and were voted into the other
+    class, while a trigger on 1% of a table of a few hundred rows puts at least
+    four rows in each class it targets, which the k-means candidates already find.
+    """
+    V = view[idx]
+    spread = V.std(axis=0)
+    drawn = np.arange(idx.size)
+    if idx.size > most:
+        drawn = np.sort(np.random.default_rng(seed).choice(idx.size, most, replace=False))
+    S = V[drawn]
+    n_rows = drawn.size
+    members: list[np.ndarray] = []  # one membership mask over the drawn rows per spike
+    spike_columns: list[int] = []
+    for j in np.flatnonzero(continuous & (spread > 0)):
+        width = max_ratio * spread[j]
+        order = np.argsort(S[:, j], kind="stable")
+        values = S[order, j]
+        inside = np.searchsorted(values, values + width, side="right") - np.arange(n_rows)
+        around = (
+            np.searchsorted(values, values + 6 * width, side="right")
+            - np.searchsorted(values, values - 5 * width, side="left")
+            - inside
+        ) / 10
+        spike = (inside >= min_rows) & (inside >= min_excess * np.maximum(around, 0.5))
+        taken = np.zeros(n_rows, dtype=bool)
+        for start in np.flatnonzero(spike)[np.argsort(-inside[spike], kind="stable")]:
+            rows = order[start : start + inside[start]]
+            if taken[rows].any():
+                continue
+            taken[rows] = True
+            member = np.zeros(n_rows, dtype=bool)
+            member[rows] = True
+            members.append(member)
+            spike_columns.append(int(j))
+    if len(members) < 2:
+        return []
+    M = np.stack(members, axis=1).astype(np.float32)
+    together = M.T @ M
+    same_column = np.equal.outer(spike_columns, spike_columns)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    seen: set[bytes] = set()
+    for a, b in zip(*np.nonzero(np.triu(together >= min_rows, k=1) & ~same_column), strict=True):
+        cluster = np.zeros(idx.size, dtype=bool)
+        cluster[drawn[members[a] & members[b]]] = True
+        columns = (V[cluster].std(axis=0) < max_ratio * spread) & (spread > 0)
+        if min_shared <= columns.sum() <= view.shape[1] // 2:
+            holding = _holding(V[:, columns], spread[columns], cluster)
+            if holding.tobytes() not in seen:
+                seen.add(holding.tobytes())
+                out.append((holding, columns))
     return out
 
 
@@ -521,6 +653,30 @@ class _Voter:
     def __call__(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         voted, share, _ = self._vote(members)
         return voted, share
+
+    def typical_confidence(self, classes: np.ndarray, *, seed: tuple[int, ...], draws: int = 3) -> float:
+        """The mean vote share that random members of ``classes`` get for their own class.
+
+        ``classes`` holds one class per member to draw (so each class as often as it
+        appears); each draw's members are excluded from their own vote, as a group
+        is, and the share is that of each member's winning class, as in ``share``.
+        Where classes overlap, genuine members' votes are split too: this is the
+        confidence a vote can reach on the data at hand.
+        """
+        if classes.size == 0:
+            return 1.0
+        rng = np.random.default_rng(list(seed))
+        values, counts = np.unique(classes, return_counts=True)
+        pools = [self.available[self.y[self.available] == d] for d in values]
+        shares = []
+        for _ in range(draws):
+            picks = zip(pools, counts, strict=True)
+            drawn = np.concatenate([rng.choice(pool, min(n, len(pool)), replace=False) for pool, n in picks])
+            _, share, _ = _exclusion_vote(
+                self.search, self.y, drawn, self.n_classes, self.k, also=self.removed
+            )
+            shares.append(float(np.mean(share)))
+        return float(np.mean(shares))
 
     def coverage(self, members: np.ndarray, c: int, *, seed: tuple[int, ...], draws: int = 3) -> float:
         """Distinct voting neighbours of the members voted away from ``c``, against random members.
