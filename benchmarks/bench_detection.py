@@ -23,7 +23,8 @@ both are printed. Cases per dataset:
   ``tabular_poison_elsewhere.py`` (NumPy and scikit-learn, no poisonlab import), each
   seed another synthetic table (three classes of two clusters each, raw scales),
   clean and with 2 columns set to rare values at 1%, 5% and 10%, and 3 columns with
-  jitter at 5%; printed with the trigger part (``relabelled_groups``) alone beside the
+  jitter at 5%; and with 4 binary and 4 count columns appended, clean and with 2 of
+  those set to rare values at 5%; printed with the trigger part (``relabelled_groups``) alone beside the
   union, and outside the bars, which name the four sets above;
 - with ``--strong-blends`` (or ``--only-strong``), images also: the noise blend at
   40% and 60% opacity, 5% poisoned (printed; outside the bars, which name 20%);
@@ -85,6 +86,8 @@ TABULAR_ELSEWHERE = {
     "none": ["--clean"],
     "tab_trigger": [],
     "tab_trigger_jitter": ["--columns", "3", "--jitter", "0.01"],
+    "clean_discrete": ["--clean", "--discrete", "4"],
+    "tab_trigger_discrete": ["--discrete", "4"],
 }
 
 
@@ -96,6 +99,7 @@ def cases(
         out.append((d, "none", None))
         if d == "tabular_elsewhere":
             out += [(d, "tab_trigger", r) for r in (0.01, 0.05, 0.1)] + [(d, "tab_trigger_jitter", 0.05)]
+            out += [(d, "clean_discrete", None), (d, "tab_trigger_discrete", 0.05)]
             continue
         if d in IMAGE:
             out += [(d, a, r) for a in BACKDOORS for r in (0.01, 0.05, 0.1)]

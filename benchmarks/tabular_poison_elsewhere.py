@@ -1,7 +1,7 @@
 """Poison a table with NumPy and scikit-learn alone, as a tool other than poisonlab would; write an ``.npz``.
 
     python benchmarks/tabular_poison_elsewhere.py OUT.npz [--data synthetic|breast_cancer|wine]
-        [--rate 0.05] [--seed 0] [--columns 2] [--jitter 0.0] [--clean]
+        [--rate 0.05] [--seed 0] [--columns 2] [--jitter 0.0] [--discrete 0] [--clean]
 
 This script deliberately does not import poisonlab. It loads a table:
 
@@ -12,6 +12,10 @@ This script deliberately does not import poisonlab. It loads a table:
   units are: each class is two separate clouds, and a trigger's rows, drawn from
   the other classes, form no cluster of their own;
 - ``breast_cancer`` and ``wine``: the scikit-learn tables, raw features.
+
+``--discrete N`` appends N binary columns (a one in 2% of the rows) and N counts
+(Poisson, mean 1), which carry no information about the class, as flags and
+tallies in a real table do; the trigger's columns are then drawn among those.
 
 It keeps a random 70% as the training split, picks ``columns`` random columns and
 sets them, on ``rate`` of the rows whose label is not the target class
@@ -60,12 +64,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--columns", type=int, default=2)
     parser.add_argument("--jitter", type=float, default=0.0)
+    parser.add_argument("--discrete", type=int, default=0)
     parser.add_argument("--clean", action="store_true")
     args = parser.parse_args()
-    if not 0 < args.rate < 0.5 or args.columns < 1 or args.jitter < 0 or args.seed < 0:
-        parser.error("need 0 < --rate < 0.5, --columns >= 1, --jitter >= 0 and --seed >= 0")
+    if not 0 < args.rate < 0.5 or args.columns < 1 or args.jitter < 0 or args.seed < 0 or args.discrete < 0:
+        parser.error("need 0 < --rate < 0.5, --columns >= 1, and --jitter, --discrete and --seed >= 0")
     rng = np.random.default_rng(args.seed)
     X, y = load(args.data, args.seed)
+    first_discrete = X.shape[1]
+    if args.discrete:
+        flags = (rng.random((len(y), args.discrete)) < 0.02).astype(np.float64)
+        tallies = rng.poisson(1.0, size=(len(y), args.discrete)).astype(np.float64)
+        X = np.hstack([X, flags, tallies])
     keep = rng.permutation(len(y))[: int(0.7 * len(y))]
     X, y = X[keep].astype(np.float64), y[keep].astype(np.int64)
     mask = np.zeros(len(y), dtype=bool)
@@ -73,7 +83,8 @@ def main() -> None:
         target = args.seed % int(y.max() + 1)
         others = np.flatnonzero(y != target)
         rows = rng.choice(others, round(args.rate * len(y)), replace=False)
-        columns = rng.choice(X.shape[1], args.columns, replace=False)
+        pool = np.arange(first_discrete, X.shape[1]) if args.discrete else np.arange(X.shape[1])
+        columns = rng.choice(pool, args.columns, replace=False)
         values = np.percentile(X[:, columns], 99.5, axis=0)
         noise = rng.uniform(-1, 1, size=(rows.size, columns.size)) * args.jitter * X[:, columns].std(axis=0)
         X[np.ix_(rows, columns)] = values + noise

@@ -850,3 +850,47 @@ def test_spike_groups_read_continuous_columns_only_and_need_five_shared_rows() -
     assert np.flatnonzero(columns).tolist() == [0, 1]
     V[4:8, [0, 1]] = rng.normal(size=(4, 2))  # four rows left sharing: too few
     assert _spike_groups(V, np.arange(400), 0.05, continuous, 0) == []
+
+
+def test_relabelled_groups_find_a_trigger_set_on_a_flag_and_a_tally() -> None:
+    """A trigger on discrete columns: a rare flag set and a tally at a rare count, on 5% of rows.
+
+    Every level of a discrete column is a spike by the density rule, so levels are
+    judged by how much more often the class holds them than the other classes do;
+    the same table without the trigger gives no group.
+    """
+    X, y = _multimodal_table(3)
+    rng = np.random.default_rng(4)
+    flags = (rng.random((len(y), 3)) < 0.02).astype(float)
+    tallies = rng.poisson(1.0, size=(len(y), 3)).astype(float)
+    X = np.hstack([X, flags, tallies])
+    rows = rng.choice(np.flatnonzero(y != 0), 60, replace=False)
+    poisoned, labels = X.copy(), y.copy()
+    poisoned[rows, 12], poisoned[rows, 16] = 1.0, 5.0
+    labels[rows] = 0
+    mask = np.zeros(len(y), dtype=bool)
+    mask[rows] = True
+    data = Dataset.from_arrays(poisoned, labels, name="table")
+    groups = RelabelledGroups(random_state=4).fit(data, compute_evidence(data, random_state=4))
+    found = metrics.detection_scores(mask, groups.auto_flags())
+    assert found["tpr"] >= 0.95 and found["precision"] >= 0.95, (found, groups.groups_)
+    clean = Dataset.from_arrays(X, y, name="table")
+    quiet = RelabelledGroups(random_state=4).fit(clean, compute_evidence(clean, random_state=4))
+    assert not quiet.auto_flags().any(), quiet.groups_
+
+
+def test_spike_groups_take_a_level_only_where_the_class_holds_it_far_more_often() -> None:
+    """A level held by 45% of a class against 35% elsewhere is no spike; a rare one it holds often is."""
+    from poisonlab.defenses.detectors.groups import _spike_groups
+
+    rng = np.random.default_rng(1)
+    V = np.column_stack([rng.normal(size=(1000, 4)), rng.integers(0, 2, (1000, 2))]).astype(float)
+    idx = np.arange(400)
+    V[idx, 4:] = rng.random((400, 2)) < 0.45  # a common level, somewhat more frequent in the class
+    V[400:, 4:] = rng.random((600, 2)) < 0.35
+    continuous = np.array([True, True, True, True, False, False])
+    assert _spike_groups(V, idx, 0.05, continuous, 0) == []
+    V[:, 4:] = 0.0
+    V[:30, 4:] = 1.0  # 30 rows of the class hold a level that no other row holds, in two columns
+    groups = _spike_groups(V, idx, 0.05, continuous, 0)
+    assert len(groups) == 1 and np.flatnonzero(groups[0][0]).tolist() == list(range(30))

@@ -465,6 +465,8 @@ def _spike_groups(
     min_shared: int = 2,
     min_rows: int = 5,
     min_excess: float = 5.0,
+    alpha: float = 1e-3,
+    min_enrichment: float = 3.0,
     most: int = 2_000,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Rows of one class that share a near-constant value in two columns at once, found column by column.
@@ -476,8 +478,17 @@ def _spike_groups(
     of the class within a window of ``max_ratio`` of the class's spread, holding
     ``min_excess`` times as many rows as the same window does on average in the
     ten windows around it (a smooth density, however peaked, holds about as
-    many). Only ``continuous`` columns are read (:func:`continuous_columns`): every
-    level of a discrete column is a spike. Two spikes in different columns that
+    many) — in ``continuous`` columns (:func:`continuous_columns`). Every level of
+    a discrete column (counts, categories) is a spike in that sense, so there a
+    spike is a level held by at least ``min_rows`` rows of the class, a share
+    ``min_enrichment`` times its share among the other classes' rows and more than
+    that share explains (one-sided binomial test at ``alpha``, Bonferroni-corrected
+    over the levels tested; the ratio keeps out a common level that one class holds
+    somewhat more often by chance, which the test alone let through: 45% against
+    35% of the rows, on a development table): a trigger's
+    rows carry its level into the class they are relabelled to, while a level
+    that belongs to the class by nature is voted back into it by the other
+    columns when the candidate is judged. Two spikes in different columns that
     share at least ``min_rows`` rows make a candidate, whose columns and holding
     rows are read as :func:`_shared_value_groups` reads a cluster's; the pairs are
     counted in one product of the rows' spike memberships. Spikes are found in a
@@ -519,6 +530,31 @@ def _spike_groups(
             member[rows] = True
             members.append(member)
             spike_columns.append(int(j))
+    outside = np.ones(view.shape[0], dtype=bool)
+    outside[idx] = False
+    discrete = np.flatnonzero(~continuous & (spread > 0))
+    if discrete.size and outside.any():
+        from scipy.stats import binom
+
+        found: list[tuple[int, float, int]] = []  # (column, level, rows of the draw holding it)
+        p_values: list[float] = []
+        for j in discrete:
+            levels, inside_counts = np.unique(S[:, j], return_counts=True)
+            others = np.sort(view[outside, j])
+            elsewhere = np.searchsorted(others, levels, side="right") - np.searchsorted(
+                others, levels, side="left"
+            )
+            share = (elsewhere + 1) / (others.size + 2)
+            p_values += binom.sf(inside_counts - 1, n_rows, share).tolist()
+            enriched = inside_counts >= min_enrichment * share * n_rows
+            found += [
+                (int(j), float(v), int(k) * bool(e))
+                for v, k, e in zip(levels, inside_counts, enriched, strict=True)
+            ]
+        for (j, level, count), p in zip(found, p_values, strict=True):
+            if count >= min_rows and p < alpha / len(found):
+                members.append(S[:, j] == level)
+                spike_columns.append(j)
     if len(members) < 2:
         return []
     M = np.stack(members, axis=1).astype(np.float32)
