@@ -536,8 +536,9 @@ def _spike_groups(
     if discrete.size and outside.any():
         from scipy.stats import binom
 
-        found: list[tuple[int, float, int]] = []  # (column, level, rows of the draw holding it)
+        found: list[tuple[int, float]] = []  # (column, level) of every level tested
         p_values: list[float] = []
+        held: list[bool] = []  # held by enough rows, and that many times as often as elsewhere
         for j in discrete:
             levels, inside_counts = np.unique(S[:, j], return_counts=True)
             others = np.sort(view[outside, j])
@@ -546,15 +547,14 @@ def _spike_groups(
             )
             share = (elsewhere + 1) / (others.size + 2)
             p_values += binom.sf(inside_counts - 1, n_rows, share).tolist()
-            enriched = inside_counts >= min_enrichment * share * n_rows
-            found += [
-                (int(j), float(v), int(k) * bool(e))
-                for v, k, e in zip(levels, inside_counts, enriched, strict=True)
-            ]
-        for (j, level, count), p in zip(found, p_values, strict=True):
-            if count >= min_rows and p < alpha / len(found):
-                members.append(S[:, j] == level)
-                spike_columns.append(j)
+            held += (
+                (inside_counts >= min_rows) & (inside_counts >= min_enrichment * share * n_rows)
+            ).tolist()
+            found += [(int(j), float(v)) for v in levels]
+        for (column, level), p, enough in zip(found, p_values, held, strict=True):
+            if enough and p < alpha / len(found):
+                members.append(S[:, column] == level)
+                spike_columns.append(column)
     if len(members) < 2:
         return []
     M = np.stack(members, axis=1).astype(np.float32)
