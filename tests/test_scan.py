@@ -456,3 +456,50 @@ def test_a_scan_of_user_features_fits_the_loss_proxy_only_for_a_detector_that_re
     assert np.array_equal(quick.flags, full.flags) and np.allclose(quick.scores, full.scores)
     assert quick.flags[flipped].mean() > 0.8
     assert scan(data, features=features, detector="early_loss", contamination=0.04).n_flagged == 12
+
+
+def test_scan_describes_each_relabelled_group_with_the_values_its_rows_share(tmp_path: Path, capsys) -> None:
+    """A tabular trigger: the report names the group's class, its rows, where they belong and the trigger.
+
+    Column names come from the CSV's header and reach the terminal as text, never
+    as rich markup.
+    """
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    from poisonlab.cli import main
+
+    X, y = make_classification(
+        n_samples=1200,
+        n_features=12,
+        n_informative=6,
+        n_classes=3,
+        n_clusters_per_class=2,
+        flip_y=0.0,
+        class_sep=2.0,
+        random_state=3,
+    )
+    X = X * np.logspace(0, 2, X.shape[1])
+    rng = np.random.default_rng(3)
+    rows = rng.choice(np.flatnonzero(y != 0), 60, replace=False)
+    values = np.percentile(X[:, [2, 7]], 99.5, axis=0)
+    X[np.ix_(rows, [2, 7])] = values
+    y[rows] = 0
+    names = [f"f{j}" for j in range(12)]
+    names[2] = "[bold]dose[/bold]"
+    frame = pd.DataFrame(X, columns=names)
+    frame["label"] = y
+    table = tmp_path / "table.csv"
+    frame.to_csv(table, index=False)
+    out_json = tmp_path / "report.json"
+    assert main(["scan", str(table), "--label-col", "label", "--top", "0", "--out", str(out_json)]) == 1
+    out = capsys.readouterr().out
+    assert "groups of relabelled samples" in out
+    assert "[bold]dose[/bold] = " in out  # the header as it is, not styled
+    groups = json.loads(out_json.read_text())["groups"]
+    assert len(groups) == 1 and groups[0]["class"] == 0
+    assert set(groups[0]["rows"]) == set(rows.tolist())
+    shared = {item["column"]: item for item in groups[0]["shared_values"]}
+    assert {"[bold]dose[/bold]", "f7"} <= set(shared)
+    assert shared["f7"]["low"] == pytest.approx(values[1], rel=1e-5)
+    assert sum(groups[0]["voted_into"].values()) >= 40 and "0" not in groups[0]["voted_into"]

@@ -176,6 +176,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         console.print(_top_table(data, report, args.top))
     if not data.is_regression:
         console.print(_per_class_table(data, report.flags))
+    if report.groups:
+        console.print(_groups_table(report.groups))
     truth = _known_poisons(args.data, len(data)) if args.data else None
     if truth is not None:
         from poisonlab import metrics
@@ -229,6 +231,26 @@ def _per_class_table(data: Any, flags: Any) -> Table:
         name = (Text(names[k]),) if names else ()  # folder names are data, not markup
         share = f"{flagged[k] / max(counts[k], 1):.1%}"
         table.add_row(str(label), *name, str(counts[k]), str(flagged[k]), share)
+    return table
+
+
+def _groups_table(groups: list[dict[str, Any]]) -> Table:
+    """Each group of relabelled samples: where its neighbours say it belongs, and what it shares."""
+    table = Table(title="groups of relabelled samples (a backdoor's or a targeted relabelling's signature)")
+    for col in ("class", "rows", "voted into (rows)", "values shared by every row"):
+        table.add_column(col, justify="right" if col == "rows" else "left")
+    for group in groups:
+        voted = ", ".join(
+            f"{label}: {n}" for label, n in sorted(group["voted_into"].items(), key=lambda kv: -kv[1])
+        )
+        shared = "; ".join(
+            (f"column {item['column']}" if isinstance(item["column"], int) else str(item["column"]))
+            + f" = {item['low']:.4g}"
+            + ("" if item["high"] == item["low"] else f"..{item['high']:.4g}")
+            for item in group["shared_values"]
+        )
+        # labels and column names come from the data (a CSV's header), never as markup
+        table.add_row(Text(str(group["class"])), str(len(group["rows"])), Text(voted), Text(shared or "—"))
     return table
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,12 @@ class ScanReport:
     #: each sample's out-of-sample predicted label, in the data's label space (cleanlab's
     #: ``predicted_label`` beside the ``given_label``); ``None`` for regression data
     predicted_labels: np.ndarray | None = None
+    #: groups of relabelled samples that ``relabelled_groups`` (alone or within ``auto``)
+    #: accepted, one dict each: ``class`` (the label they carry), ``rows`` (indices),
+    #: ``voted_into`` (label -> members whose neighbours, the group left out, vote for it)
+    #: and ``shared_values`` (for tabular rows: each column whose values the group shares,
+    #: with their range, ``{"column", "low", "high"}``: a trigger's values)
+    groups: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_flagged(self) -> int:
@@ -90,6 +96,7 @@ class ScanReport:
                 name: {"scores": s.tolist(), "flags": np.flatnonzero(f).tolist()}
                 for name, (s, f) in self.per_detector.items()
             },
+            "groups": self.groups,
         }
 
 
@@ -148,7 +155,31 @@ def scan(
     predicted = None
     if evidence is not None and evidence.pred_probs is not None:
         predicted = dataset.original_labels(np.argmax(evidence.pred_probs, axis=1))
-    return ScanReport(dataset, detector, contamination, scores, flags, per, predicted)
+    finder = det if hasattr(det, "members_") else getattr(det, "group_finder_", None)
+    groups = [] if finder is None else group_findings(dataset, finder)
+    return ScanReport(dataset, detector, contamination, scores, flags, per, predicted, groups)
+
+
+def group_findings(dataset: Dataset, finder: Any) -> list[dict[str, Any]]:
+    """The groups a fitted ``relabelled_groups`` accepted, in the data's own labels and units."""
+    labels = np.asarray(dataset.classes)
+    names = dataset.feature_names
+    out = []
+    for c, members in sorted(finder.members_.items()):
+        shared = []
+        for j in finder.shared_columns_.get(c, np.empty(0, dtype=np.int64)):
+            values = dataset.X[members, j]
+            column = names[j] if names else int(j)
+            shared.append({"column": column, "low": float(values.min()), "high": float(values.max())})
+        out.append(
+            {
+                "class": labels[c].item(),
+                "rows": members.tolist(),
+                "voted_into": {str(labels[k].item()): m for k, m in finder.voted_into_.get(c, {}).items()},
+                "shared_values": shared,
+            }
+        )
+    return out
 
 
 def _seeded(parameters: dict[str, Any], random_state: int) -> dict[str, Any]:

@@ -75,9 +75,12 @@ class AutoDetector(Detector):
         groups = RelabelledGroups(random_state=self.random_state)
         group_scores = np.zeros(len(dataset))
         self.groups_ = np.zeros(len(dataset), dtype=bool)
+        #: the fitted group finder, whose accepted groups a scan report describes
+        self.group_finder_: RelabelledGroups | None = None
         if len(dataset) >= groups.min_samples:
             groups.fit(dataset, evidence)
             group_scores, self.groups_ = groups.score_samples(), groups.auto_flags()
+            self.group_finder_ = groups
         separated = SeparatedClusters(random_state=self.random_state).fit(dataset, evidence)
         self.separated_ = separated.auto_flags()
         #: every part's scores and flags over all rows, for reports: name -> (scores, flags)

@@ -257,6 +257,10 @@ class RelabelledGroups(Detector):
         # accepts none. Without any accepted group there is no second round, so a
         # clean set is judged exactly once.
         content_searches: dict[bytes, NeighbourSearch] = {}  # view without a group's shared columns
+        #: per accepted class: the columns whose values its group shares (tabular rows), and
+        #: how many of its members the exclusion vote sent to each other class
+        self.shared_columns_: dict[int, np.ndarray] = {}
+        self.voted_into_: dict[int, dict[int, int]] = {}
         for round_ in range(1, len(candidates) + 1):
             removed = np.concatenate([np.empty(0, dtype=np.int64), *accepted.values()])
             found: dict[int, np.ndarray] = {}
@@ -265,6 +269,7 @@ class RelabelledGroups(Detector):
                     continue
                 vote = _Voter(search, y, n_classes, self.k, removed)
                 best, best_mass, purify = None, -1.0, True
+                best_vote, best_columns = vote, None
                 for side in sides:
                     verdict = self._judge(vote, idx, side, c)
                     if verdict is not None and verdict["mass"] > best_mass:
@@ -295,6 +300,7 @@ class RelabelledGroups(Detector):
                         )
                         if verdict is not None and verdict["mass"] > best_shared:
                             best, best_shared, purify = idx[holding], verdict["mass"], False
+                            best_vote, best_columns = content_vote, columns
                             self.groups_[c] = {
                                 **verdict,
                                 "round": float(round_),
@@ -304,12 +310,19 @@ class RelabelledGroups(Detector):
                     # members voted back into c leave a side; a shared-value group is kept
                     # whole, since its members are the rows that hold the values
                     found[c] = best[vote(best)[0] != c] if purify else best
+                    voted = best_vote(found[c])[0]
+                    away, counts = np.unique(voted[voted != c], return_counts=True)
+                    self.voted_into_[c] = {int(k): int(m) for k, m in zip(away, counts, strict=True)}
+                    if best_columns is not None:
+                        self.shared_columns_[c] = np.flatnonzero(best_columns)
             if not found:
                 break
             accepted.update(found)
         self.flags_ = np.zeros(n, dtype=bool)
         for members in accepted.values():
             self.flags_[members] = True
+        #: the accepted groups' members, by class
+        self.members_ = {c: np.sort(members) for c, members in accepted.items()}
         return self.flags_ + disagree
 
     def _judge(
