@@ -106,6 +106,16 @@ class RelabelledGroups(Detector):
     vote may fall short of ``min_conf`` if it reaches ``min_conf_relative`` of the
     vote on random members of the classes it names (:meth:`_Voter.typical_confidence`).
 
+    **Mixed sides.** Self-training may settle on a side that holds the group and
+    some of its class besides; the vote then sends the relabelled members away and
+    keeps the others, and the side's own share lands above ``max_own``. A side whose
+    own share is at most ``max_own_mixed`` is judged again as its members voted away
+    (0 switches this off). Found on digits with BadNets at 5% (split 3, scan seed 0,
+    one scan in 40 of four backdoors × two splits × five scan seeds): the purest side
+    held 40 of 62 poisons, a side of 79 held 58 with 21 clean 8s (own 0.20), and the
+    scan found 36 poisons; now 57. The 39 other scans scored the same F1, and on
+    the clean digits and ``mnist`` splits 0–5 the detector still flags nothing.
+
     **Coverage.** Relabelled samples were drawn one by one from the classes they
     are voted into, so each finds its own neighbours there. A group that is one
     compact sub-population (one writer's style of a digit, which a model trained
@@ -159,6 +169,7 @@ class RelabelledGroups(Detector):
         max_ratio: float = 0.05,
         max_own_shared: float = 0.25,
         min_conf_relative: float = 0.9,
+        max_own_mixed: float = 0.3,
         min_flow: float = 0.8,
         confident_proposals: bool = True,
         random_state: int = 0,
@@ -173,6 +184,7 @@ class RelabelledGroups(Detector):
         self.max_ratio = max_ratio
         self.max_own_shared = max_own_shared
         self.min_conf_relative = min_conf_relative
+        self.max_own_mixed = max_own_mixed
         self.min_flow = min_flow
         self.confident_proposals = confident_proposals
         self.random_state = random_state
@@ -272,6 +284,14 @@ class RelabelledGroups(Detector):
                 best_vote, best_columns = vote, None
                 for side in sides:
                     verdict = self._judge(vote, idx, side, c)
+                    if verdict is None and self.max_own_mixed > self.max_own and 3 <= side.sum() < idx.size:
+                        # a side that holds the group and some of its class: its members
+                        # voted away are judged as a side of their own
+                        voted = vote(idx[side])[0]
+                        if self.max_own < np.mean(voted == c) <= self.max_own_mixed:
+                            side = side.copy()
+                            side[side] = voted != c
+                            verdict = self._judge(vote, idx, side, c)
                     if verdict is not None and verdict["mass"] > best_mass:
                         best, best_mass = idx[side], verdict["mass"]
                         self.groups_[c] = {**verdict, "round": float(round_)}
