@@ -487,19 +487,24 @@ def test_scan_describes_each_relabelled_group_with_the_values_its_rows_share(tmp
     y[rows] = 0
     names = [f"f{j}" for j in range(12)]
     names[2] = "[bold]dose[/bold]"
+    names[7] = "<i>age</i>"
     frame = pd.DataFrame(X, columns=names)
     frame["label"] = y
     table = tmp_path / "table.csv"
     frame.to_csv(table, index=False)
-    out_json = tmp_path / "report.json"
-    assert main(["scan", str(table), "--label-col", "label", "--top", "0", "--out", str(out_json)]) == 1
+    out_json, html = tmp_path / "report.json", tmp_path / "report.html"
+    command = ["scan", str(table), "--label-col", "label", "--top", "0", "--out", str(out_json)]
+    assert main([*command, "--report", str(html)]) == 1
     out = capsys.readouterr().out
     assert "groups of relabelled samples" in out
     assert "[bold]dose[/bold] = " in out  # the header as it is, not styled
+    page = html.read_text()
+    assert "Groups of relabelled samples" in page
+    assert "&lt;i&gt;age&lt;/i&gt; = " in page and "<i>age</i>" not in page  # escaped, not markup
     groups = json.loads(out_json.read_text())["groups"]
     assert len(groups) == 1 and groups[0]["class"] == 0
     assert set(groups[0]["rows"]) == set(rows.tolist())
     shared = {item["column"]: item for item in groups[0]["shared_values"]}
-    assert {"[bold]dose[/bold]", "f7"} <= set(shared)
-    assert shared["f7"]["low"] == pytest.approx(values[1], rel=1e-5)
+    assert {"[bold]dose[/bold]", "<i>age</i>"} <= set(shared)
+    assert shared["<i>age</i>"]["low"] == pytest.approx(values[1], rel=1e-5)
     assert sum(groups[0]["voted_into"].values()) >= 40 and "0" not in groups[0]["voted_into"]

@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     scan.add_argument(
         "--report",
         metavar="FILE.html",
-        help="write an HTML report: flags and scores per class, the most suspicious images, provenance",
+        help="write an HTML report: flags and scores per class, the most suspicious images, "
+        "groups of relabelled samples, provenance",
     )
     force_option(scan)
     scan.add_argument(
@@ -236,21 +237,15 @@ def _per_class_table(data: Any, flags: Any) -> Table:
 
 def _groups_table(groups: list[dict[str, Any]]) -> Table:
     """Each group of relabelled samples: where its neighbours say it belongs, and what it shares."""
+    from poisonlab.defenses.scan import describe_group
+
     table = Table(title="groups of relabelled samples (a backdoor's or a targeted relabelling's signature)")
     for col in ("class", "rows", "voted into (rows)", "values shared by every row"):
         table.add_column(col, justify="right" if col == "rows" else "left")
     for group in groups:
-        voted = ", ".join(
-            f"{label}: {n}" for label, n in sorted(group["voted_into"].items(), key=lambda kv: -kv[1])
-        )
-        shared = "; ".join(
-            (f"column {item['column']}" if isinstance(item["column"], int) else str(item["column"]))
-            + f" = {item['low']:.4g}"
-            + ("" if item["high"] == item["low"] else f"..{item['high']:.4g}")
-            for item in group["shared_values"]
-        )
+        voted, shared = describe_group(group)
         # labels and column names come from the data (a CSV's header), never as markup
-        table.add_row(Text(str(group["class"])), str(len(group["rows"])), Text(voted), Text(shared or "—"))
+        table.add_row(Text(str(group["class"])), str(len(group["rows"])), Text(voted), Text(shared))
     return table
 
 

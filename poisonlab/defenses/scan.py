@@ -160,6 +160,22 @@ def scan(
     return ScanReport(dataset, detector, contamination, scores, flags, per, predicted, groups)
 
 
+def describe_group(group: dict[str, Any]) -> tuple[str, str]:
+    """One of :attr:`ScanReport.groups` as text: where its rows are voted, and the values they share.
+
+    For example ``("3: 8, 5: 6", "column 0 = -27.84; dose = 1..2")``; ``"—"`` when the
+    group shares no values (images).
+    """
+    votes = sorted(group["voted_into"].items(), key=lambda kv: -kv[1])
+    shared = "; ".join(
+        (f"column {item['column']}" if isinstance(item["column"], int) else str(item["column"]))
+        + f" = {item['low']:.4g}"
+        + ("" if item["high"] == item["low"] else f"..{item['high']:.4g}")
+        for item in group["shared_values"]
+    )
+    return ", ".join(f"{label}: {n}" for label, n in votes), shared or "—"
+
+
 def group_findings(dataset: Dataset, finder: Any) -> list[dict[str, Any]]:
     """The groups a fitted ``relabelled_groups`` accepted, in the data's own labels and units."""
     labels = np.asarray(dataset.classes)

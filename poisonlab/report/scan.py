@@ -51,6 +51,7 @@ def scan_page(report: ScanReport, source: str = "", provenance: Sequence[tuple[s
     for i, (title, caption, figure) in enumerate(plots):
         page.figure(Plot(title, caption, svg_of(figure, f"s{i}")))
     _flagged_table(page, report)
+    _groups(page, report)
     page.heading("Provenance")
     page.facts([("data", source or data.name), *provenance])
     return page
@@ -229,4 +230,20 @@ def _flagged_table(page: Page, report: ScanReport, limit: int = 30) -> None:
         ("row", "id", "given", "predicted", "score", "flagged by"),
         rows,
         caption=f"the {len(top)} highest-scoring of {len(flagged)} flagged",
+    )
+
+
+def _groups(page: Page, report: ScanReport) -> None:
+    """The groups of relabelled samples the scan accepted, with the values their rows share."""
+    if not report.groups:
+        return
+    from poisonlab.defenses.scan import describe_group
+
+    page.heading("Groups of relabelled samples")
+    rows = [(g["class"], len(g["rows"]), *describe_group(g)) for g in report.groups]
+    page.table(
+        ("class", "rows", "voted into (rows)", "values shared by every row"),
+        rows,
+        caption="a backdoor's or a targeted relabelling's signature: once the group is left out, "
+        "its rows' neighbours vote for other classes",
     )
