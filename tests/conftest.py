@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny image and tabular datasets, helpers to pick one per attack, README examples.
+"""Shared fixtures: tiny datasets, helpers to pick one per attack, README examples, a multi-cloud table.
 
 The datasets are built once per session (``functools.cache``) and are immutable, so
 sharing them between tests is safe; tests that must not see shared state take copies.
@@ -126,3 +126,20 @@ def run_readme_example(marker: str) -> dict[str, Any]:
     namespace: dict[str, Any] = {}
     exec(compile(example, "README.md", "exec"), namespace)  # our own README, not user data
     return namespace
+
+
+def multimodal_table(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three classes of two clouds each, on raw scales: no trigger's rows form a cloud of their own."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=1200,
+        n_features=12,
+        n_informative=6,
+        n_classes=3,
+        n_clusters_per_class=2,
+        flip_y=0.0,
+        class_sep=2.0,
+        random_state=seed,
+    )
+    return X * np.logspace(0, 2, X.shape[1]), y

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import multimodal_table
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -788,23 +789,6 @@ def test_shared_value_groups_need_two_narrow_columns_and_keep_rows_holding_the_v
     assert _shared_value_groups(rng.normal(size=(120, 10)), np.arange(120), 0, 0.05) == []
 
 
-def _multimodal_table(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Three classes of two clouds each, on raw scales: no trigger's rows form a cloud of their own."""
-    from sklearn.datasets import make_classification
-
-    X, y = make_classification(
-        n_samples=1200,
-        n_features=12,
-        n_informative=6,
-        n_classes=3,
-        n_clusters_per_class=2,
-        flip_y=0.0,
-        class_sep=2.0,
-        random_state=seed,
-    )
-    return X * np.logspace(0, 2, X.shape[1]), y
-
-
 def test_relabelled_groups_find_a_trigger_whose_rows_come_from_several_clouds() -> None:
     """Two columns set to rare values on 5% of rows drawn from two classes of two clouds each.
 
@@ -813,7 +797,7 @@ def test_relabelled_groups_find_a_trigger_whose_rows_come_from_several_clouds() 
     trigger column holds a spike of 60 identical values, and the two spikes share
     their rows. The same table without the trigger gives no group.
     """
-    X, y = _multimodal_table(3)
+    X, y = multimodal_table(3)
     rng = np.random.default_rng(3)
     rows = rng.choice(np.flatnonzero(y != 0), 60, replace=False)
     poisoned, labels = X.copy(), y.copy()
@@ -859,7 +843,7 @@ def test_relabelled_groups_find_a_trigger_set_on_a_flag_and_a_tally() -> None:
     judged by how much more often the class holds them than the other classes do;
     the same table without the trigger gives no group.
     """
-    X, y = _multimodal_table(3)
+    X, y = multimodal_table(3)
     rng = np.random.default_rng(4)
     flags = (rng.random((len(y), 3)) < 0.02).astype(float)
     tallies = rng.poisson(1.0, size=(len(y), 3)).astype(float)

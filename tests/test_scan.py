@@ -465,21 +465,11 @@ def test_scan_describes_each_relabelled_group_with_the_values_its_rows_share(tmp
     as rich markup.
     """
     import pandas as pd
-    from sklearn.datasets import make_classification
+    from conftest import multimodal_table
 
     from poisonlab.cli import main
 
-    X, y = make_classification(
-        n_samples=1200,
-        n_features=12,
-        n_informative=6,
-        n_classes=3,
-        n_clusters_per_class=2,
-        flip_y=0.0,
-        class_sep=2.0,
-        random_state=3,
-    )
-    X = X * np.logspace(0, 2, X.shape[1])
+    X, y = multimodal_table(3)
     rng = np.random.default_rng(3)
     rows = rng.choice(np.flatnonzero(y != 0), 60, replace=False)
     values = np.percentile(X[:, [2, 7]], 99.5, axis=0)
