@@ -898,3 +898,26 @@ def test_relabelled_groups_take_the_relabelled_part_of_a_side_that_holds_some_of
     assert found["tpr"] >= 0.85 and found["precision"] >= 0.85, (found, groups.groups_)
     mixed = RelabelledGroups(random_state=0, max_own_mixed=0.0).fit(result.dataset, evidence)
     assert metrics.detection_scores(result.poison_mask, mixed.auto_flags())["tpr"] < 0.7
+
+
+def test_holders_are_the_class_rows_carrying_the_groups_pixels_and_no_clean_class_carries_them() -> None:
+    """Poisons voted back into their class still hold the trigger; values other classes hold are none."""
+    from poisonlab.defenses.detectors.groups import _holders
+
+    rng = np.random.default_rng(0)
+    n, d = 600, 64
+    pixels = rng.random((n, d)) * 0.6
+    y = np.repeat(np.arange(6), 100)
+    triggered = np.arange(0, 20)  # 20 rows of class 0 carry a 2-pixel patch at full value
+    pixels[triggered, 62:] = 1.0
+    members = triggered[:14]  # the group the vote accepted: six poisons were voted back
+    extra = _holders(pixels, y, members, 0, np.empty(0, dtype=np.int64), 0.05, 0.1, 0.01)
+    assert extra.tolist() == list(range(14, 20))
+    # the same values on 2% of the other classes' rows: a style some clean rows share, not a trigger
+    pixels[rng.choice(np.arange(100, n), 10, replace=False), 62:] = 1.0
+    assert _holders(pixels, y, members, 0, np.empty(0, dtype=np.int64), 0.05, 0.1, 0.01).size == 0
+    # unless those rows are groups accepted in their own classes (an all-to-all trigger)
+    carried = np.flatnonzero(np.all(pixels[100:, 62:] == 1.0, axis=1)) + 100
+    assert _holders(pixels, y, members, 0, carried, 0.05, 0.1, 0.01).tolist() == list(range(14, 20))
+    # a group with no narrow pixel of its own adds nothing
+    assert _holders(rng.random((n, d)), y, members, 0, np.empty(0, dtype=np.int64), 0.05, 0.1, 0.01).size == 0
