@@ -900,8 +900,8 @@ def test_relabelled_groups_take_the_relabelled_part_of_a_side_that_holds_some_of
     assert metrics.detection_scores(result.poison_mask, mixed.auto_flags())["tpr"] < 0.7
 
 
-def test_holders_are_the_class_rows_carrying_the_groups_pixels_and_no_clean_class_carries_them() -> None:
-    """Poisons voted back into their class still hold the trigger; values other classes hold are none."""
+def test_holders_join_a_group_and_members_without_its_pixels_leave_it() -> None:
+    """Poisons voted back into their class still hold the trigger; clean members lack it."""
     from poisonlab.defenses.detectors.groups import _holders
 
     rng = np.random.default_rng(0)
@@ -910,14 +910,20 @@ def test_holders_are_the_class_rows_carrying_the_groups_pixels_and_no_clean_clas
     y = np.repeat(np.arange(6), 100)
     triggered = np.arange(0, 20)  # 20 rows of class 0 carry a 2-pixel patch at full value
     pixels[triggered, 62:] = 1.0
-    members = triggered[:14]  # the group the vote accepted: six poisons were voted back
-    extra = _holders(pixels, y, members, 0, np.empty(0, dtype=np.int64), 0.05, 0.1, 0.01)
-    assert extra.tolist() == list(range(14, 20))
+    # the group the vote accepted: six poisons were voted back, four clean rows kept
+    members = np.r_[triggered[:14], 50, 51, 52, 53]
+    none = np.empty(0, dtype=np.int64)
+    extra, lacking = _holders(pixels, y, members, 0, none, 0.1, 0.01, 8)
+    assert extra.tolist() == list(range(14, 20)) and lacking.tolist() == [50, 51, 52, 53]
+    # fewer than 8 members holding the values: a few rows may share pixels by chance
+    assert all(part.size == 0 for part in _holders(pixels, y, members[7:], 0, none, 0.1, 0.01, 8))
     # the same values on 2% of the other classes' rows: a style some clean rows share, not a trigger
     pixels[rng.choice(np.arange(100, n), 10, replace=False), 62:] = 1.0
-    assert _holders(pixels, y, members, 0, np.empty(0, dtype=np.int64), 0.05, 0.1, 0.01).size == 0
+    assert all(part.size == 0 for part in _holders(pixels, y, members, 0, none, 0.1, 0.01, 8))
     # unless those rows are groups accepted in their own classes (an all-to-all trigger)
     carried = np.flatnonzero(np.all(pixels[100:, 62:] == 1.0, axis=1)) + 100
-    assert _holders(pixels, y, members, 0, carried, 0.05, 0.1, 0.01).tolist() == list(range(14, 20))
-    # a group with no narrow pixel of its own adds nothing
-    assert _holders(rng.random((n, d)), y, members, 0, np.empty(0, dtype=np.int64), 0.05, 0.1, 0.01).size == 0
+    extra, lacking = _holders(pixels, y, members, 0, carried, 0.1, 0.01, 8)
+    assert extra.tolist() == list(range(14, 20)) and lacking.tolist() == [50, 51, 52, 53]
+    # a group with no pixel values of its own changes nothing
+    noise = rng.random((n, d))
+    assert all(part.size == 0 for part in _holders(noise, y, members, 0, none, 0.1, 0.01, 8))

@@ -199,5 +199,25 @@ def label_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return counts
 
 
+def exclusion_vote(
+    search: NeighbourSearch,
+    y: np.ndarray,
+    members: np.ndarray,
+    n_classes: int,
+    k: int,
+    *,
+    also: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k-NN vote on each member's class among the samples outside ``members`` and ``also``.
+
+    Returns each member's voted label, the vote's majority share, and the
+    neighbours that voted (one row per member).
+    """
+    exclude = members if also is None or also.size == 0 else np.union1d(members, also)
+    neighbours = search.query(members, k, exclude=exclude)
+    counts = label_counts(y[neighbours], n_classes)
+    return counts.argmax(axis=1), counts.max(axis=1) / neighbours.shape[1], neighbours
+
+
 def _unit(X: np.ndarray) -> np.ndarray:
     return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
