@@ -706,7 +706,12 @@ def _holders(
     others = np.ones(y.size, dtype=bool)
     others[idx] = False
     others[elsewhere] = False
-    held_elsewhere = np.abs(pixels[others][:, candidates] - centre[candidates]) <= width[candidates]
+    if not others.any():
+        return nothing
+    rest = pixels[
+        np.ix_(np.flatnonzero(others), candidates)
+    ]  # the candidate pixels only: no copy of every row
+    held_elsewhere = np.abs(rest - centre[candidates]) <= width[candidates]
     rare = (inside[~group][:, candidates].mean(axis=0) <= max_share) & (
         held_elsewhere.mean(axis=0) <= max_share
     )
