@@ -754,6 +754,14 @@ def test_colour_images_are_compared_by_content_not_palette_in_the_label_free_vie
     assert fixed >= 0.92 and fixed - raw >= 0.05, (raw, fixed)  # measured 0.86 → 0.95
 
 
+def _benchmark_split(dataset: str, attack: str, seed: int) -> tuple[PoisonResult, int]:
+    """A 70% split poisoned at 5% as ``benchmarks/bench_detection.py`` draws it: (result, target)."""
+    train, _ = train_test_split(load_dataset(dataset), test_size=0.3, random_state=seed)
+    rng = np.random.default_rng(seed)
+    target = int(rng.integers(train.n_classes))
+    return ATTACKS.create(attack, target=target).poison(train, 0.05, rng), target
+
+
 def test_relabelled_groups_find_a_tabular_trigger_that_moves_its_rows_towards_the_target() -> None:
     """breast_cancer, 3 features set to their maxima on 5% of rows relabelled malignant.
 
@@ -763,10 +771,7 @@ def test_relabelled_groups_find_a_tabular_trigger_that_moves_its_rows_towards_th
     before shared-value groups). The poisons form one k-means cluster of the view that
     holds those 3 columns nearly constant; voted on the other columns, they are benign.
     """
-    train, _ = train_test_split(load_dataset("breast_cancer"), test_size=0.3, random_state=1)
-    rng = np.random.default_rng(1)
-    target = int(rng.integers(train.n_classes))
-    result = ATTACKS.create("feature_trigger", target=target).poison(train, 0.05, rng)
+    result, target = _benchmark_split("breast_cancer", "feature_trigger", 1)
     evidence = compute_evidence(result.dataset, random_state=1)
     groups = RelabelledGroups(random_state=1).fit(result.dataset, evidence)
     found = metrics.detection_scores(result.poison_mask, groups.auto_flags())
@@ -888,10 +893,7 @@ def test_relabelled_groups_take_the_relabelled_part_of_a_side_that_holds_some_of
     0.20, above ``max_own``). Its members voted away are now judged as a side of
     their own; before, the scan found 36 of the 62 (recall 0.58).
     """
-    train, _ = train_test_split(load_dataset("digits"), test_size=0.3, random_state=3)
-    rng = np.random.default_rng(3)
-    target = int(rng.integers(train.n_classes))
-    result = ATTACKS.create("badnets", target=target).poison(train, 0.05, rng)
+    result, _ = _benchmark_split("digits", "badnets", 3)
     evidence = compute_evidence(result.dataset, random_state=0)
     groups = RelabelledGroups(random_state=0).fit(result.dataset, evidence)
     found = metrics.detection_scores(result.poison_mask, groups.auto_flags())
