@@ -929,3 +929,21 @@ def test_holders_join_a_group_and_members_without_its_pixels_leave_it() -> None:
     # a group with no pixel values of its own changes nothing
     noise = rng.random((n, d))
     assert all(part.size == 0 for part in _holders(noise, y, members, 0, none, 0.1, 0.01, 8))
+
+
+def test_holders_are_found_when_a_group_is_half_clean_and_the_rest_of_its_class_holds_poisons() -> None:
+    """A group only just over half poisons, whose class keeps the poisons it lacks (16% of the rest)."""
+    from poisonlab.defenses.detectors.groups import _holders
+
+    rng = np.random.default_rng(1)
+    pixels = rng.random((600, 64)) * 0.6
+    y = np.repeat(np.arange(6), 100)
+    pixels[:30, 62:] = 1.0  # 30 poisons of class 0
+    members = np.r_[np.arange(20), np.arange(40, 58)]  # 20 poisons and 18 clean rows: 53% poisons
+    extra, lacking = _holders(pixels, y, members, 0, np.empty(0, dtype=np.int64), 0.1, 0.01, 8)
+    assert extra.tolist() == list(range(20, 30)) and lacking.tolist() == list(range(40, 58))
+    # a value most of the class holds is the class's own, not a trigger: the group is left as it is
+    pixels[:100, 62:] = 1.0
+    assert all(
+        part.size == 0 for part in _holders(pixels, y, members, 0, np.empty(0, dtype=np.int64), 0.1, 0.01, 8)
+    )
