@@ -143,7 +143,7 @@ class RelabelledGroups(Detector):
     BadNets and one-pixel groups). The half share and the fallback window came
     later, from a held-out miss (``mnist`` seed 62: no pixel had 60% of the members
     in its window, and the missed poisons were 16% of the rest of the class); on
-    digits and ``mnist`` seeds 0–1 they change no flag, and on fresh seeds 64–65
+    digits and ``mnist`` seeds 0–1 no benchmark figure moves, and on fresh seeds 64–65
     they find digits' one pixel at 10% whole (recall 0.83 before) and change
     nothing on ``mnist``.
 
