@@ -15,11 +15,19 @@ class ProvenanceDetector(Detector):
     Baracaldo et al. (2017) group training data by provenance and, for each group,
     compare a model trained with it against one trained without it on held-out
     data; a group whose removal improves performance is flagged as a whole. Here
-    the model is a logistic regression on the representations, evaluation data are
+    the model is a logistic regression in the label-free view (the standardised
+    inputs of tabular data, the principal components of an image's pixels, the
+    user's features when given), evaluation data are
     held-out rows of the *other* sources (cross-fitted over ``n_folds``), and a
     source is flagged when removing it raises held-out accuracy by more than
     ``min_gain`` and by more than two standard errors. Every row's score is its
     source's gain; rows are selected by index.
+
+    Not on the proxy's representations: the proxy was trained on the labels being
+    judged, and an MLP memorises a source's flipped labels, so its features carry
+    them. On breast_cancer in four sources, one with every label flipped, removing
+    that source raised held-out accuracy by 1.8 points (short of two standard
+    errors) in the proxy's penultimate features and by 7.5 in the inputs.
 
     References
     ----------
@@ -44,7 +52,7 @@ class ProvenanceDetector(Detector):
         sources, source_idx = np.unique(dataset.source, return_inverse=True)
         if sources.size < 2:
             raise DataError(f"{dataset.name}: the provenance detector needs at least two sources")
-        Z = StandardScaler().fit_transform(evidence.representations)
+        Z = StandardScaler().fit_transform(evidence.label_free())
         rows = np.arange(len(dataset))
         folds = KFold(self.n_folds, shuffle=True, random_state=self.random_state)
         gains = np.zeros((sources.size, self.n_folds))
