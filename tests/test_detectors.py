@@ -546,6 +546,70 @@ def test_tabular_evidence_keeps_standardised_inputs_and_linear_cross_fitted_prob
     assert np.mean(evidence.pred_probs.argmax(axis=1) == data.y) > 0.95
 
 
+def test_direction_of_accepted_groups_proposes_the_same_trigger_in_a_class_without_a_group() -> None:
+    """Groups accepted in classes 0 and 1 carry a trigger in ten early columns; class 2's
+    eight triggered rows, too few for 2-means, become a proposal of their own,
+    refined by class 2's self-training and marked as directed; an accepted class is
+    given none, and a single accepted class (a single-target attack) carries nothing over."""
+    from poisonlab.defenses.detectors.groups import _direction_proposals, _SelfTrainer
+
+    rng = np.random.default_rng(0)
+    candidates: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
+    spaces = {}
+    accepted = {}
+    truth = {}
+    for c, n_triggered in ((0, 12), (1, 15), (2, 8)):
+        idx = np.arange(60) + 60 * c
+        E = rng.normal(size=(60, 100))
+        triggered = np.zeros(60, dtype=bool)
+        triggered[rng.choice(60, n_triggered, replace=False)] = True
+        E[np.ix_(triggered, np.arange(10))] += 4.0  # the trigger: ten early columns
+        E = StandardScaler().fit_transform(E)
+        candidates[c] = (idx, [])
+        spaces[c] = (E, [(_SelfTrainer(E, seed=0), 0.1)])
+        truth[c] = triggered
+        if c < 2:
+            accepted[c] = idx[triggered]
+    directed: set[bytes] = set()
+    assert _direction_proposals(candidates, spaces, {}, directed) == {}  # nothing accepted
+    # one accepted class is a single-target attack: nothing to carry over
+    assert _direction_proposals(candidates, spaces, {0: accepted[0]}, directed) == {}
+    assert all(not sides for _, sides in candidates.values()) and not directed
+    proposed = _direction_proposals(candidates, spaces, accepted, directed)
+    assert list(proposed) == [2] and np.array_equal(proposed[2], candidates[2][0][truth[2]])
+    assert not candidates[0][1] and not candidates[1][1]
+    sides = candidates[2][1]
+    assert any(np.array_equal(side, truth[2]) for side in sides), [int(s.sum()) for s in sides]
+    assert {side.tobytes() for side in sides} <= directed
+    _direction_proposals(candidates, spaces, accepted, directed)  # a later round adds no side twice
+    assert len(candidates[2][1]) == len(sides) == len({side.tobytes() for side in sides})
+
+
+def test_knn_label_disagreement_leaves_known_poisons_out_of_every_neighbourhood() -> None:
+    """Six relabelled samples sit in a cloud of class 0: their label votes against its clean
+    members until they are left out, and a sample never counts as its own neighbour."""
+    from poisonlab.defenses.detectors import KNNLabelDisagreement
+
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(size=(20, 4)) + 5.0, rng.normal(size=(20, 4)) - 5.0])
+    y = np.repeat([0, 1], 20)
+    poison = np.zeros(40, dtype=bool)
+    poison[:6] = True
+    y = np.where(poison, 1, y)
+    dataset = Dataset.from_arrays(X.astype(np.float32), y)
+    evidence = Evidence(representations=X)
+    plain = KNNLabelDisagreement(k=10, rule="majority").fit(dataset, evidence).score_samples()
+    knn = KNNLabelDisagreement(k=10, rule="majority").leaving_out(poison).fit(dataset, evidence)
+    left = knn.score_samples()
+    clean0 = ~poison & (np.arange(40) < 20)
+    assert plain[clean0].min() >= 0.2 and plain[clean0].mean() >= 0.3  # 6 of 19 others vote 1
+    assert np.all(left[clean0] == 0.0)  # only clean members of the cloud remain
+    assert np.all(left[poison] == 1.0) and np.all(left[20:] == 0.0)
+    assert knn.neighbour_labels_.shape == (40, 10)
+    with pytest.raises(ValueError, match="cover 3 samples"):
+        KNNLabelDisagreement().leaving_out(np.ones(3, dtype=bool)).fit(dataset, evidence)
+
+
 def test_knn_label_s_confident_rule_is_quiet_where_classes_overlap_and_still_finds_flips() -> None:
     """Clean breast_cancer: a fixed majority flags every mixed neighbourhood, the calibrated rule does not."""
     from poisonlab.defenses.detectors import KNNLabelDisagreement

@@ -28,7 +28,9 @@ class AutoDetector(Detector):
     - **label noise**: a k-NN majority in the label-free view says the label is
       wrong *and* so does the out-of-sample model through confident learning.
       Each witness alone flags a few genuinely ambiguous clean samples; together
-      they are quiet on clean data. ``max_own_prob`` > 0 also accepts, as the
+      they are quiet on clean data. The relabelled groups' members (below) are
+      left out of every k-NN neighbourhood: their wrong labels would vote against
+      the clean samples of their true class. ``max_own_prob`` > 0 also accepts, as the
       second witness, an out-of-sample probability below it for the given label
       (off by default).
     - **relabelled groups**
@@ -68,10 +70,6 @@ class AutoDetector(Detector):
             return self._score_regression(dataset)
         assert evidence.pred_probs is not None  # guaranteed by `needs`
         y = dataset.y
-        knn = KNNLabelDisagreement(k=10, rule="majority").fit(dataset, evidence)
-        cl = ConfidentLearning().fit(dataset, evidence)
-        own_prob = evidence.pred_probs[np.arange(len(dataset)), y]
-        self.label_noise_ = knn.auto_flags() & (cl.auto_flags() | (own_prob < self.max_own_prob))
         groups = RelabelledGroups(random_state=self.random_state)
         group_scores = np.zeros(len(dataset))
         self.groups_ = np.zeros(len(dataset), dtype=bool)
@@ -81,6 +79,12 @@ class AutoDetector(Detector):
             groups.fit(dataset, evidence)
             group_scores, self.groups_ = groups.score_samples(), groups.auto_flags()
             self.group_finder_ = groups
+        # the groups' members are relabelled samples: left out of the k-NN vote, their
+        # labels no longer vote against the clean samples of their true class
+        knn = KNNLabelDisagreement(k=10, rule="majority").leaving_out(self.groups_).fit(dataset, evidence)
+        cl = ConfidentLearning().fit(dataset, evidence)
+        own_prob = evidence.pred_probs[np.arange(len(dataset)), y]
+        self.label_noise_ = knn.auto_flags() & (cl.auto_flags() | (own_prob < self.max_own_prob))
         separated = SeparatedClusters(random_state=self.random_state).fit(dataset, evidence)
         self.separated_ = separated.auto_flags()
         #: every part's scores and flags over all rows, for reports: name -> (scores, flags)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 
 from poisonlab.data.dataset import Dataset
@@ -59,10 +61,37 @@ class KNNLabelDisagreement(Detector):
         self.k = positive_int(k, "k")
         self.rule = rule
         self.majority = majority
+        self._left_out: np.ndarray | None = None
+
+    def leaving_out(self, rows: np.ndarray) -> Self:
+        """Never count ``rows`` (a mask) among anyone's neighbours in the next fits.
+
+        For samples already found to be poisoned by another witness: a relabelled
+        sample lies among clean samples of its true class, and its wrong label
+        would vote against each of them.
+        """
+        self._left_out = np.asarray(rows, dtype=bool)
+        return self
 
     def _score(self, dataset: Dataset, evidence: Evidence) -> np.ndarray:
         reps = evidence.representations if evidence.inputs is None else evidence.inputs
-        self.neighbour_labels_ = dataset.y[evidence.neighbours(reps, "cosine").query(None, self.k)]
+        search = evidence.neighbours(reps, "cosine")
+        n = len(dataset)
+        left_out = self._left_out
+        if left_out is None or not left_out.any():
+            found = search.query(None, self.k)
+        else:
+            if left_out.shape != (n,):
+                raise ValueError(f"rows to leave out cover {left_out.shape[0]} samples, dataset has {n}")
+            found = search.query(np.arange(n), self.k + 1, exclude=np.flatnonzero(left_out))
+            # a sample still in the pool finds itself (nearest, unless a duplicate ties):
+            # its own column goes, else the farthest one
+            own = found == np.arange(n)[:, None]
+            drop = np.where(own.any(axis=1), own.argmax(axis=1), found.shape[1] - 1)
+            keep = np.ones_like(found, dtype=bool)
+            keep[np.arange(n), drop] = False
+            found = found[keep].reshape(n, found.shape[1] - 1)
+        self.neighbour_labels_ = dataset.y[found]
         return np.mean(self.neighbour_labels_ != dataset.y[:, None], axis=1)
 
     def _auto_flags(self, dataset: Dataset, evidence: Evidence, scores: np.ndarray) -> np.ndarray:
